@@ -1,0 +1,282 @@
+//! The incoming-webhook address: parsing, validation (the https and loopback rules) and the
+//! redaction that keeps the webhook code — a password — out of every message and `Debug` output.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+/// Why a webhook URL was refused. Messages show the expected shape and the offending part,
+/// never the code itself.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EndpointError {
+    #[error("invalid webhook URL: {reason}; expected {SHAPE}")]
+    Malformed { reason: String },
+    #[error(
+        "refusing plain http:// for the non-loopback host {host:?}: Bitrix24 requires https; \
+         use https://, or pass --allow-insecure-http for a self-hosted portal without TLS"
+    )]
+    InsecureScheme { host: String },
+}
+
+const SHAPE: &str = "https://<portal>/rest/<user_id>/<code>/";
+
+/// Whether plain `http://` is acceptable for a non-loopback host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpPolicy {
+    /// https everywhere, http only on loopback (tests and the demo portal).
+    #[default]
+    HttpsOnly,
+    /// http allowed anywhere: self-hosted portals without TLS, opted into explicitly.
+    AllowInsecure,
+}
+
+/// A validated webhook: `https://{portal}/rest/{user_id}/{code}/`.
+///
+/// The full URL embeds the code, so it is only reachable through [`WebhookUrl::method_url`],
+/// and `Debug` shows the portal and user ID alone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    base: Url,
+    user_id: u64,
+    code: String,
+}
+
+impl WebhookUrl {
+    /// Parses and validates a webhook URL as a user pastes it: with or without the trailing slash,
+    /// surrounding whitespace ignored.
+    pub fn parse(raw: &str, policy: HttpPolicy) -> Result<Self, EndpointError> {
+        let malformed = |reason: &str| EndpointError::Malformed {
+            reason: reason.to_owned(),
+        };
+        // The url crate's own error text never echoes the input, so it is safe to show.
+        let url = Url::parse(raw.trim())
+            .map_err(|e| malformed(&format!("it is not an absolute URL ({e})")))?;
+        let host = match url.host() {
+            Some(host) => host_text(&host),
+            None => return Err(malformed("it has no host")),
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if policy == HttpPolicy::AllowInsecure || is_loopback(&url) => {}
+            "http" => return Err(EndpointError::InsecureScheme { host }),
+            other => {
+                return Err(malformed(&format!(
+                    "the scheme is {other:?}, not https"
+                )));
+            }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(malformed("it carries a user name or password before the host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(malformed("it has a query string or fragment"));
+        }
+        let segments: Vec<&str> = url
+            .path_segments()
+            .map(|s| s.filter(|seg| !seg.is_empty()).collect())
+            .unwrap_or_default();
+        let Some(rest_at) = segments.iter().rposition(|s| *s == "rest") else {
+            return Err(malformed("its path has no /rest/ segment"));
+        };
+        let after = &segments[rest_at + 1..];
+        let (user, code) = match after {
+            [user, code] => (*user, *code),
+            [] | [_] => {
+                return Err(malformed(
+                    "the path must continue after /rest/ with the user ID and the webhook code",
+                ));
+            }
+            [_, _, extra, ..] => {
+                return Err(malformed(&format!(
+                    "the path goes on after the code with {:?}; remove everything after the code",
+                    safe_excerpt(extra)
+                )));
+            }
+        };
+        let user_id = match user.parse::<u64>() {
+            Ok(id) if id > 0 => id,
+            _ => {
+                return Err(malformed(&format!(
+                    "the user ID {:?} is not a positive number",
+                    safe_excerpt(user)
+                )));
+            }
+        };
+        if !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(malformed(
+                "the webhook code may only contain letters, digits, '_' and '-'",
+            ));
+        }
+        let prefix: String = segments[..rest_at]
+            .iter()
+            .map(|s| format!("/{s}"))
+            .collect();
+        let mut base = url.clone();
+        base.set_path(&format!("{prefix}/rest/{user_id}/{code}/"));
+        Ok(Self {
+            base,
+            user_id,
+            code: code.to_owned(),
+        })
+    }
+
+    /// The URL of a REST method under this webhook. It contains the code: pass it to the HTTP
+    /// layer only, never to a log or message.
+    pub fn method_url(&self, method: &str) -> Result<Url, url::ParseError> {
+        self.base.join(method)
+    }
+
+    /// The portal's host (and port when not the default), safe to show.
+    pub fn host(&self) -> String {
+        let host = self.base.host().map(|h| host_text(&h)).unwrap_or_default();
+        match self.base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        }
+    }
+
+    /// The ID of the employee the webhook acts as.
+    pub fn user_id(&self) -> u64 {
+        self.user_id
+    }
+
+    /// Whether the portal is on this machine, where plain http and no proxy are right.
+    pub fn is_loopback(&self) -> bool {
+        is_loopback(&self.base)
+    }
+
+    /// Whether the connection is unencrypted.
+    pub fn is_plain_http(&self) -> bool {
+        self.base.scheme() == "http"
+    }
+
+    /// The secret parts of this endpoint, for scrubbing text that came back from the network.
+    pub fn secrets(&self) -> Vec<String> {
+        vec![self.code.clone()]
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookUrl")
+            .field("portal", &self.host())
+            .field("user_id", &self.user_id)
+            .field("code", &"<redacted>")
+            .finish()
+    }
+}
+
+fn host_text(host: &Host<&str>) -> String {
+    match host {
+        Host::Domain(d) => (*d).to_owned(),
+        Host::Ipv4(ip) => ip.to_string(),
+        Host::Ipv6(ip) => format!("[{ip}]"),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// A path segment that is not the code, shortened so a pasted blob cannot flood the message.
+fn safe_excerpt(segment: &str) -> String {
+    segment.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CODE: &str = "x9k2m4q7w1e5r8t3";
+
+    fn parse(raw: &str) -> Result<WebhookUrl, EndpointError> {
+        WebhookUrl::parse(raw, HttpPolicy::HttpsOnly)
+    }
+
+    #[test]
+    fn accepts_the_documented_shape_with_and_without_trailing_slash() {
+        for raw in [
+            format!("https://acme.bitrix24.com/rest/1/{CODE}/"),
+            format!("https://acme.bitrix24.com/rest/1/{CODE}"),
+            format!("  https://acme.bitrix24.com/rest/1/{CODE}/\n"),
+        ] {
+            let hook = parse(&raw).unwrap();
+            assert_eq!(hook.host(), "acme.bitrix24.com");
+            assert_eq!(hook.user_id(), 1);
+            assert_eq!(
+                hook.method_url("im.chat.user.list").unwrap().as_str(),
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/im.chat.user.list")
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_a_path_prefix_and_port_of_a_self_hosted_portal() {
+        let hook = parse(&format!("https://intranet.example:8443/portal/rest/7/{CODE}")).unwrap();
+        assert_eq!(hook.host(), "intranet.example:8443");
+        assert_eq!(
+            hook.method_url("scope").unwrap().as_str(),
+            format!("https://intranet.example:8443/portal/rest/7/{CODE}/scope")
+        );
+    }
+
+    #[test]
+    fn allows_plain_http_on_loopback_only() {
+        for host in ["127.0.0.1:8080", "127.3.4.5", "localhost:9", "[::1]:80"] {
+            let hook = parse(&format!("http://{host}/rest/1/{CODE}/")).unwrap();
+            assert!(hook.is_loopback() && hook.is_plain_http(), "{host}");
+        }
+        let err = parse(&format!("http://acme.example/rest/1/{CODE}/")).unwrap_err();
+        assert_eq!(
+            err,
+            EndpointError::InsecureScheme {
+                host: "acme.example".into()
+            }
+        );
+        let allowed =
+            WebhookUrl::parse(&format!("http://acme.example/rest/1/{CODE}/"), HttpPolicy::AllowInsecure);
+        assert!(allowed.unwrap().is_plain_http());
+    }
+
+    #[test]
+    fn rejects_malformed_urls_without_echoing_the_code() {
+        let cases = [
+            (format!("acme.bitrix24.com/rest/1/{CODE}/"), "not an absolute URL"),
+            (format!("ftp://acme.bitrix24.com/rest/1/{CODE}/"), "the scheme is \"ftp\""),
+            (format!("https://acme.bitrix24.com/api/1/{CODE}/"), "no /rest/ segment"),
+            ("https://acme.bitrix24.com/rest/1/".to_owned(), "must continue after /rest/"),
+            (format!("https://acme.bitrix24.com/rest/abc/{CODE}/"), "user ID \"abc\""),
+            (format!("https://acme.bitrix24.com/rest/0/{CODE}/"), "user ID \"0\""),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/profile.json"),
+                "\"profile.json\"",
+            ),
+            (format!("https://acme.bitrix24.com/rest/1/{CODE}/?x=1"), "query string"),
+            (format!("https://u:p@acme.bitrix24.com/rest/1/{CODE}/"), "user name or password"),
+            ("https://acme.bitrix24.com/rest/1/co%20de/".to_owned(), "may only contain"),
+        ];
+        for (raw, expected) in cases {
+            let message = parse(&raw).unwrap_err().to_string();
+            assert!(message.contains(expected), "{raw}: {message}");
+            assert!(message.contains(SHAPE), "{raw}: {message}");
+            assert!(!message.contains(CODE), "{raw} leaked the code: {message}");
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_the_code() {
+        let hook = parse(&format!("https://acme.bitrix24.com/rest/1/{CODE}/")).unwrap();
+        let debug = format!("{hook:?}");
+        assert!(!debug.contains(CODE), "{debug}");
+        assert!(debug.contains("acme.bitrix24.com"), "{debug}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The Bitrix24 response envelope: `{"result": …, "time": {…}}` on success, `{"error": …}` on
+//! failure whatever the HTTP status. Parsing is lenient where the portals vary (every `time`
+//! field optional, numbers as strings) and strict where it matters (no `result`, no answer).
+
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, CallError};
+
+/// A successful answer: the `result` value and what the portal said about timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub result: Value,
+    pub time: Timing,
+}
+
+/// The `time` block. Every field is optional: the set varies by method, portal and plan, and
+/// `operating`/`operating_reset_at` are absent when the portal's limiter is off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timing {
+    pub duration: Option<f64>,
+    pub operating: Option<f64>,
+    pub operating_reset_at: Option<f64>,
+}
+
+/// How much of an unexpected body is quoted back.
+const EXCERPT_CHARS: usize = 160;
+
+/// Turns a complete HTTP answer into an [`Envelope`] or the [`CallError`] it carries.
+/// `secrets` are scrubbed from any excerpt of the body (a proxy's error page may echo the URL).
+pub fn parse(status: u16, body: &[u8], secrets: &[String]) -> Result<Envelope, CallError> {
+    let unexpected = |detail: String| CallError::UnexpectedResponse { status, detail };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(unexpected("empty body".to_owned()));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| {
+        unexpected(format!(
+            "body is not JSON: \"{}\"",
+            excerpt(&String::from_utf8_lossy(body), secrets)
+        ))
+    })?;
+    let Value::Object(mut object) = value else {
+        return Err(unexpected(format!(
+            "body is JSON but not an object: \"{}\"",
+            excerpt(&value.to_string(), secrets)
+        )));
+    };
+    if let Some(code) = object.get("error") {
+        return Err(CallError::Api(api_error(status, code, &object, secrets)));
+    }
+    match object.remove("result") {
+        Some(result) => Ok(Envelope {
+            result,
+            time: timing(object.get("time")),
+        }),
+        None => Err(unexpected(format!(
+            "JSON object without \"result\" or \"error\": \"{}\"",
+            excerpt(&Value::Object(object).to_string(), secrets)
+        ))),
+    }
+}
+
+/// Reads an integer that the portal may send as a number or as a numeric string, as the PHP SDK's
+/// `(int)` cast accepts. Fractions and non-numeric text are refused rather than truncated.
+pub fn lenient_integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+}
+
+fn api_error(status: u16, code: &Value, object: &Map<String, Value>, secrets: &[String]) -> ApiError {
+    // Codes are documented as strings of digits, letters and underscores; some portals send a
+    // bare number.
+    let code = match code {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let description = match object.get("error_description") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    ApiError {
+        code: scrub(&code, secrets),
+        description: scrub(&description, secrets),
+        status,
+    }
+}
+
+fn timing(time: Option<&Value>) -> Timing {
+    let field = |name: &str| {
+        time.and_then(|t| t.get(name)).and_then(|v| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        })
+    };
+    Timing {
+        duration: field("duration"),
+        operating: field("operating"),
+        operating_reset_at: field("operating_reset_at"),
+    }
+}
+
+/// A short, single-line, secret-free quote of a body.
+pub fn excerpt(text: &str, secrets: &[String]) -> String {
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let scrubbed = scrub(&flat, secrets);
+    let mut short: String = scrubbed.chars().take(EXCERPT_CHARS).collect();
+    if scrubbed.chars().count() > EXCERPT_CHARS {
+        short.push('…');
+    }
+    short
+}
+
+/// Replaces every occurrence of a secret with a marker.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_owned(), |acc, secret| acc.replace(secret.as_str(), "<redacted>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ok(status: u16, body: &str) -> Envelope {
+        parse(status, body.as_bytes(), &[]).unwrap()
+    }
+
+    fn err(status: u16, body: &str) -> CallError {
+        parse(status, body.as_bytes(), &["s3cr3t".to_owned()]).unwrap_err()
+    }
+
+    #[test]
+    fn parses_the_documented_success_with_full_time_block() {
+        let env = ok(
+            200,
+            r#"{"result":[99,1269,1271],"time":{"start":1772453354,"finish":1772453354.969984,
+            "duration":0.9699840545654297,"processing":0,"date_start":"2026-03-02T11:09:14+01:00",
+            "date_finish":"2026-03-02T11:09:14+01:00","operating_reset_at":1772453954,"operating":0}}"#,
+        );
+        assert_eq!(env.result, json!([99, 1269, 1271]));
+        assert_eq!(env.time.operating, Some(0.0));
+        assert_eq!(env.time.operating_reset_at, Some(1772453954.0));
+    }
+
+    #[test]
+    fn time_block_and_its_fields_are_optional() {
+        assert_eq!(ok(200, r#"{"result":[]}"#).time, Timing::default());
+        let env = ok(200, r#"{"result":[],"time":{"duration":"0.5"}}"#);
+        assert_eq!(env.time.duration, Some(0.5));
+        assert_eq!(env.time.operating, None);
+    }
+
+    #[test]
+    fn recognises_an_error_body_whatever_the_status() {
+        for status in [200, 400, 401, 403, 500, 503] {
+            let e = err(status, r#"{"error":"ACCESS_ERROR","error_description":"Action unavailable"}"#);
+            assert_eq!(
+                e,
+                CallError::Api(ApiError {
+                    code: "ACCESS_ERROR".into(),
+                    description: "Action unavailable".into(),
+                    status
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn error_codes_may_be_numbers_and_descriptions_absent() {
+        let CallError::Api(api) = err(400, r#"{"error":42}"#) else { panic!() };
+        assert_eq!((api.code.as_str(), api.description.as_str()), ("42", ""));
+    }
+
+    #[test]
+    fn non_envelope_bodies_are_unexpected_with_a_scrubbed_excerpt() {
+        let cases = [
+            ("", "empty body"),
+            ("  \n", "empty body"),
+            ("<html><title>502 Bad Gateway</title> /rest/1/s3cr3t/x</html>", "body is not JSON"),
+            (r#"{"result":[1,2"#, "body is not JSON"),
+            ("[1,2,3]", "not an object"),
+            (r#"{"items":[]}"#, "without \"result\""),
+        ];
+        for (body, expected) in cases {
+            let e = err(502, body);
+            let CallError::UnexpectedResponse { status, detail } = &e else { panic!("{e:?}") };
+            assert_eq!(*status, 502);
+            assert!(detail.contains(expected), "{body:?}: {detail}");
+            assert!(!detail.contains("s3cr3t"), "{detail}");
+        }
+    }
+
+    #[test]
+    fn excerpt_is_one_short_line() {
+        let long = format!("line one\nline\ttwo {}", "x".repeat(500));
+        let e = excerpt(&long, &[]);
+        assert!(e.starts_with("line one line two x"));
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+    }
+
+    #[test]
+    fn lenient_integer_accepts_numbers_and_numeric_strings_only() {
+        assert_eq!(lenient_integer(&json!(99)), Some(99));
+        assert_eq!(lenient_integer(&json!("1269")), Some(1269));
+        assert_eq!(lenient_integer(&json!(1.5)), None);
+        assert_eq!(lenient_integer(&json!("abc")), None);
+        assert_eq!(lenient_integer(&json!(null)), None);
+    }
+}

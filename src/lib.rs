@@ -1,0 +1,118 @@
+//! bitrix24-mcp: a Model Context Protocol server that gives AI coding assistants live Bitrix24
+//! data.
+//!
+//! The map, in dependency order (each layer knows only those below it):
+//!
+//! - [`bitrix`] — the Bitrix24 REST client: webhook endpoint, requests, envelope parsing, errors.
+//!   Knows nothing of MCP.
+//! - [`tools`] — the MCP face: tool definitions, argument coercion, the table that turns Bitrix24
+//!   errors into errors an assistant can act on. Knows nothing of transports.
+//! - [`transport`] — wiring from a byte stream to the tools (stdio).
+//! - [`cli`] — one-shot commands (`call`, `tools`) over the same tool path.
+//! - [`config`] — flags and environment, validated into a [`config::Config`].
+//! - [`demo`] — the sample portal on loopback, used by `--demo` and by the tests.
+//! - [`logging`] — stderr logging.
+//!
+//! [`run`] ties them together for `main`.
+
+pub mod bitrix;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod logging;
+pub mod tools;
+pub mod transport;
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+
+use tracing::{info, warn};
+
+use crate::bitrix::{Client, WebhookUrl};
+use crate::config::{Command, Config, Portal};
+use crate::demo::{DemoPortal, PortalData};
+use crate::tools::Bitrix24Tools;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the demo portal: {0}")]
+    Demo(std::io::Error),
+    #[error("the demo portal's address was refused: {0}")]
+    DemoAddress(bitrix::EndpointError),
+    #[error(transparent)]
+    Client(#[from] bitrix::BuildError),
+    #[error(transparent)]
+    Serve(#[from] transport::stdio::ServeError),
+}
+
+/// Runs a command to completion and returns the process exit code. `shutdown` ends a server.
+pub async fn run(
+    command: Command,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<i32, RunError> {
+    // Kept alive for the whole run: dropping it stops the sample portal.
+    let (client, _demo) = connect(&config).await?;
+    let tools = Bitrix24Tools::new(client);
+    match command {
+        Command::Serve => {
+            transport::stdio::serve(tools, shutdown).await?;
+            Ok(0)
+        }
+        Command::Call { tool, arguments } => {
+            let outcome = cli::call(&tools, &tool, &arguments).await;
+            print(&outcome);
+            Ok(outcome.exit_code)
+        }
+        Command::Tools => {
+            let outcome = cli::tools();
+            print(&outcome);
+            Ok(outcome.exit_code)
+        }
+    }
+}
+
+/// Builds the portal client the configuration asks for, starting the demo portal if needed.
+async fn connect(config: &Config) -> Result<(Option<Client>, Option<DemoPortal>), RunError> {
+    match &config.portal {
+        Portal::Webhook(webhook) => {
+            info!(portal = %webhook.host(), user_id = webhook.user_id(), "using bitrix24 webhook");
+            if webhook.is_plain_http() && !webhook.is_loopback() {
+                warn!(portal = %webhook.host(), "plain http to a remote portal: the webhook code travels unencrypted");
+            }
+            Ok((Some(Client::new(webhook.clone(), config.client)?), None))
+        }
+        Portal::Demo => {
+            let portal = DemoPortal::start(PortalData::sample(random_code()))
+                .await
+                .map_err(RunError::Demo)?;
+            let webhook = WebhookUrl::parse(&portal.webhook_url(), config.http_policy)
+                .map_err(RunError::DemoAddress)?;
+            info!(
+                portal = %portal.addr(),
+                "demo portal started: chat 2935 has users 99, 1269, 1271; chat 1 is refused; chat 2936 is hidden"
+            );
+            Ok((Some(Client::new(webhook, config.client)?), Some(portal)))
+        }
+        Portal::Unconfigured => {
+            warn!("no portal configured: set BITRIX24_WEBHOOK_URL, or start with --demo; tool calls will answer NOT_CONFIGURED");
+            Ok((None, None))
+        }
+    }
+}
+
+fn print(outcome: &cli::Outcome) {
+    if !outcome.stdout.is_empty() {
+        println!("{}", outcome.stdout);
+    }
+    if !outcome.stderr.is_empty() {
+        eprintln!("{}", outcome.stderr);
+    }
+}
+
+/// A fresh code for each demo run, so even the sample portal's credentials are not a constant.
+fn random_code() -> String {
+    let hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    format!("demo{:016x}", hasher.finish())
+}

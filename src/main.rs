@@ -1,0 +1,36 @@
+//! The binary: parse flags, validate, start logging on stderr, run, exit with the run's code.
+
+use clap::Parser;
+
+use bitrix24_mcp::config::{Cli, Command};
+use bitrix24_mcp::{logging, run, transport};
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let config = match cli.settings.validate() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("bitrix24-mcp: {err}");
+            std::process::exit(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    // One-shot commands print JSON on stdout; keep their stderr quiet unless RUST_LOG asks.
+    let default_level = match command {
+        Command::Serve => "info",
+        Command::Call { .. } | Command::Tools => "warn",
+    };
+    logging::init(config.log_format, default_level);
+    let code = match run(command, config, transport::shutdown_signal()).await {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!(error = %err, "fatal");
+            eprintln!("bitrix24-mcp: {err}");
+            1
+        }
+    };
+    // Exit here rather than return: after a signal, Tokio's runtime would wait for a stdin read
+    // that only ends when the client closes the pipe.
+    std::process::exit(code);
+}

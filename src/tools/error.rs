@@ -1,0 +1,463 @@
+//! Tool errors as the assistant reads them: one JSON object with the code, what happened, a
+//! category, whether retrying can help, and a one-sentence next step. [`BITRIX_CODES`] is the one
+//! table of every Bitrix24 code this server knows; everything else passes through as `upstream`.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde::Serialize;
+
+use crate::bitrix::{ApiError, CallError};
+
+/// What kind of problem an error is, so the assistant can decide between fixing its input,
+/// asking the user to fix the setup, waiting, or giving up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    InvalidInput,
+    Authentication,
+    Permission,
+    RateLimit,
+    Upstream,
+    Network,
+    Configuration,
+}
+
+/// How one Bitrix24 error code is presented.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub category: Category,
+    pub retryable: bool,
+    /// Used when the portal sends no `error_description` of its own.
+    pub meaning: &'static str,
+    pub hint: &'static str,
+}
+
+const fn code(
+    code: &'static str,
+    category: Category,
+    retryable: bool,
+    meaning: &'static str,
+    hint: &'static str,
+) -> CodeInfo {
+    CodeInfo {
+        code,
+        category,
+        retryable,
+        meaning,
+        hint,
+    }
+}
+
+use Category::*;
+
+/// Every code of `im.chat.user.list` and every code any method may return, per the Bitrix24 REST
+/// reference (sections 1 and 2). Codes are case-sensitive.
+pub const BITRIX_CODES: &[CodeInfo] = &[
+    code(
+        "CHAT_ID_EMPTY",
+        InvalidInput,
+        false,
+        "Chat ID can't be empty",
+        "Pass CHAT_ID as the chat's positive integer ID (get it from im.chat.get), e.g. {\"CHAT_ID\": 2935}.",
+    ),
+    code(
+        "ACCESS_ERROR",
+        Permission,
+        false,
+        "Action unavailable",
+        "Bitrix24 does not allow listing this chat's participants (it refuses it for the portal's general chat); do not retry with the same chat ID.",
+    ),
+    code(
+        "INTERNAL_SERVER_ERROR",
+        Upstream,
+        true,
+        "Internal server error",
+        "The portal failed internally; retry once after a few seconds, and if it persists ask the portal administrator or Bitrix24 support.",
+    ),
+    code(
+        "ERROR_UNEXPECTED_ANSWER",
+        Upstream,
+        true,
+        "The server returned an unexpected response",
+        "The portal failed internally; retry once after a few seconds, and if it persists ask the portal administrator or Bitrix24 support.",
+    ),
+    code(
+        "QUERY_LIMIT_EXCEEDED",
+        RateLimit,
+        true,
+        "Request rate limit exceeded",
+        "The portal's request-rate limit is exhausted (2 requests/s on most plans); wait a few seconds before retrying and avoid parallel calls.",
+    ),
+    code(
+        "OPERATION_TIME_LIMIT",
+        RateLimit,
+        true,
+        "Method blocked: its execution-time limit was exceeded",
+        "The portal blocked this method for up to 10 minutes because its accumulated execution time passed the limit; other methods still work, retry this one later.",
+    ),
+    code(
+        "ERROR_BATCH_METHOD_NOT_ALLOWED",
+        Upstream,
+        false,
+        "Method not allowed in batch",
+        "This server does not send batches, so the portal answered unexpectedly; do not retry, and report it as a bug of bitrix24-mcp.",
+    ),
+    code(
+        "ERROR_BATCH_LENGTH_EXCEEDED",
+        Upstream,
+        false,
+        "Batch too long",
+        "This server does not send batches, so the portal answered unexpectedly; do not retry, and report it as a bug of bitrix24-mcp.",
+    ),
+    code(
+        "NO_AUTH_FOUND",
+        Authentication,
+        false,
+        "Wrong authorization data",
+        "The portal rejected the webhook code: the webhook may have been deleted, expired or mistyped; ask the user to check BITRIX24_WEBHOOK_URL against the portal's webhook settings.",
+    ),
+    code(
+        "INVALID_REQUEST",
+        Configuration,
+        false,
+        "HTTPS required",
+        "The portal requires HTTPS; ask the user to change BITRIX24_WEBHOOK_URL to start with https://.",
+    ),
+    code(
+        "OVERLOAD_LIMIT",
+        RateLimit,
+        false,
+        "REST API blocked due to overload",
+        "Bitrix24 blocked the REST API for this portal by hand; only Bitrix24 support can lift it, so do not retry.",
+    ),
+    code(
+        "ACCESS_DENIED",
+        Permission,
+        false,
+        "REST API is available only on commercial plans",
+        "The portal's plan does not include the REST API; the portal must move to a commercial plan, so do not retry.",
+    ),
+    code(
+        "INVALID_CREDENTIALS",
+        Permission,
+        false,
+        "The user lacks permission for this method",
+        "The employee the webhook acts for lacks the rights for this method; ask the user for a webhook created by an employee with access, do not retry.",
+    ),
+    code(
+        "ERROR_MANIFEST_IS_NOT_AVAILABLE",
+        Upstream,
+        false,
+        "Manifest not available",
+        "The portal reports a manifest problem unrelated to this call's input; do not retry, and ask the portal administrator.",
+    ),
+    code(
+        "insufficient_scope",
+        Permission,
+        false,
+        "The webhook or application lacks the required scope",
+        "The webhook lacks the im scope; ask the user to add the \"im\" scope in the portal's webhook settings, then retry.",
+    ),
+    code(
+        "expired_token",
+        Authentication,
+        false,
+        "The access token has expired",
+        "The OAuth access token expired; the user must supply fresh credentials (a webhook URL does not expire this way).",
+    ),
+    code(
+        "invalid_token",
+        Authentication,
+        false,
+        "The access token is not valid",
+        "The OAuth access token is not valid; the user must supply fresh credentials.",
+    ),
+    code(
+        "user_access_error",
+        Permission,
+        false,
+        "The user does not have access to the application",
+        "The portal administrator limited the application to other users; ask them to grant this user access, do not retry.",
+    ),
+    code(
+        "PORTAL_DELETED",
+        Configuration,
+        false,
+        "Portal deleted or its public part closed",
+        "The portal was deleted or its public part is closed (an on-premise setting); ask the user to check the portal address, do not retry.",
+    ),
+    code(
+        "ERROR_METHOD_NOT_FOUND",
+        Configuration,
+        false,
+        "Method not found",
+        "The portal does not offer this method (its Chat module may be off, or the portal is too old); ask the portal administrator, do not retry.",
+    ),
+];
+
+/// Looks up a Bitrix24 code, case-sensitively.
+pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
+    BITRIX_CODES.iter().find(|info| info.code == code)
+}
+
+/// One tool error, serialised as the text of an `isError` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolError {
+    pub error: String,
+    pub error_description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    pub category: Category,
+    pub retryable: bool,
+    pub hint: String,
+}
+
+impl ToolError {
+    /// The arguments cannot be used; nothing was sent.
+    pub fn invalid_argument(description: impl Into<String>) -> Self {
+        Self {
+            error: "INVALID_ARGUMENT".into(),
+            error_description: description.into(),
+            http_status: None,
+            category: InvalidInput,
+            retryable: false,
+            hint: "Call again with CHAT_ID set to the chat's positive integer ID, e.g. {\"CHAT_ID\": 2935} (a dialog ID like \"chat2935\" also works); im.chat.get finds a chat's ID.".into(),
+        }
+    }
+
+    /// No portal is configured; the server runs so the tool can be listed.
+    pub fn not_configured() -> Self {
+        Self {
+            error: "NOT_CONFIGURED".into(),
+            error_description: "No Bitrix24 portal is configured for this server.".into(),
+            http_status: None,
+            category: Configuration,
+            retryable: false,
+            hint: "Ask the user to set BITRIX24_WEBHOOK_URL (https://<portal>/rest/<user_id>/<code>/) in the server's environment and restart it, or to start it with --demo to try the sample portal.".into(),
+        }
+    }
+
+    /// Classifies a failed call. Exhaustive on purpose: a new kind of failure must be placed here.
+    pub fn from_call(err: &CallError) -> Self {
+        match err {
+            CallError::Api(api) => Self::from_api(api),
+            CallError::Network { detail } => Self {
+                error: "NETWORK_ERROR".into(),
+                error_description: detail.clone(),
+                http_status: None,
+                category: Network,
+                retryable: true,
+                hint: "The portal could not be reached; retry in a moment, and if it persists ask the user to check the portal address and their network.".into(),
+            },
+            CallError::Timeout { .. } => Self {
+                error: "TIMEOUT".into(),
+                error_description: err.to_string(),
+                http_status: None,
+                category: Network,
+                retryable: true,
+                hint: "The portal answered too slowly; retry in a moment, and if it keeps happening the user can raise --request-timeout.".into(),
+            },
+            CallError::Redirect {
+                status,
+                location_host,
+            } => Self {
+                error: "PORTAL_MOVED".into(),
+                error_description: format!(
+                    "The portal address changed: it answers HTTP {status} pointing to {}. Redirects are not followed, to keep the webhook code from going to a host nobody configured.",
+                    location_host.as_deref().unwrap_or("an unnamed location")
+                ),
+                http_status: Some(*status),
+                category: Configuration,
+                retryable: false,
+                hint: "Ask the user to update BITRIX24_WEBHOOK_URL to the portal's new address and restart the server; do not retry before that.".into(),
+            },
+            CallError::UnexpectedResponse { status, detail } => {
+                let server_side = *status >= 500;
+                Self {
+                    error: "UNEXPECTED_RESPONSE".into(),
+                    error_description: format!(
+                        "The portal's answer is not a Bitrix24 response: {detail}."
+                    ),
+                    http_status: Some(*status),
+                    category: Upstream,
+                    retryable: server_side,
+                    hint: if server_side {
+                        "The portal or a proxy in front of it failed; retry after a few seconds, and if it persists the portal may be down."
+                    } else {
+                        "Something other than the Bitrix24 REST API answered; ask the user to check that BITRIX24_WEBHOOK_URL points at the portal itself."
+                    }
+                    .into(),
+                }
+            }
+        }
+    }
+
+    fn from_api(api: &ApiError) -> Self {
+        let known = lookup(&api.code);
+        let description = match (api.description.trim(), known) {
+            ("", Some(info)) => info.meaning.to_owned(),
+            ("", None) => "(no description given)".to_owned(),
+            (text, _) => text.to_owned(),
+        };
+        let (category, retryable, hint) = match known {
+            Some(info) => (info.category, info.retryable, info.hint.to_owned()),
+            None => (
+                Upstream,
+                api.status >= 500,
+                "Bitrix24 returned an error code this server does not know; read error_description and retry only if it describes a temporary failure.".to_owned(),
+            ),
+        };
+        Self {
+            error: api.code.clone(),
+            error_description: description,
+            http_status: Some(api.status),
+            category,
+            retryable,
+            hint,
+        }
+    }
+
+    /// The JSON object the assistant parses.
+    pub fn to_json(&self) -> String {
+        // Serialising a struct of strings, numbers and bools cannot fail; fall back to a fixed
+        // text rather than panic all the same.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"error":"INTERNAL","error_description":"error could not be encoded"}"#.to_owned()
+        })
+    }
+
+    /// An `isError` result whose only content is the JSON object, with no `structuredContent`
+    /// (clients validate that against the success schema).
+    pub fn into_result(self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(self.to_json())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: &str, status: u16, description: &str) -> ToolError {
+        ToolError::from_call(&CallError::Api(ApiError {
+            code: code.into(),
+            description: description.into(),
+            status,
+        }))
+    }
+
+    /// Expected classification of every documented code, written out independently of the table.
+    const EXPECTED: &[(&str, u16, Category, bool)] = &[
+        ("CHAT_ID_EMPTY", 400, InvalidInput, false),
+        ("ACCESS_ERROR", 403, Permission, false),
+        ("INTERNAL_SERVER_ERROR", 500, Upstream, true),
+        ("ERROR_UNEXPECTED_ANSWER", 500, Upstream, true),
+        ("QUERY_LIMIT_EXCEEDED", 503, RateLimit, true),
+        ("OPERATION_TIME_LIMIT", 429, RateLimit, true),
+        ("ERROR_BATCH_METHOD_NOT_ALLOWED", 405, Upstream, false),
+        ("ERROR_BATCH_LENGTH_EXCEEDED", 400, Upstream, false),
+        ("NO_AUTH_FOUND", 401, Authentication, false),
+        ("INVALID_REQUEST", 400, Configuration, false),
+        ("OVERLOAD_LIMIT", 503, RateLimit, false),
+        ("ACCESS_DENIED", 403, Permission, false),
+        ("INVALID_CREDENTIALS", 403, Permission, false),
+        ("ERROR_MANIFEST_IS_NOT_AVAILABLE", 404, Upstream, false),
+        ("insufficient_scope", 403, Permission, false),
+        ("expired_token", 401, Authentication, false),
+        ("invalid_token", 401, Authentication, false),
+        ("user_access_error", 403, Permission, false),
+        ("PORTAL_DELETED", 500, Configuration, false),
+        ("ERROR_METHOD_NOT_FOUND", 404, Configuration, false),
+    ];
+
+    #[test]
+    fn every_documented_code_has_its_category_retry_flag_and_hint() {
+        assert_eq!(EXPECTED.len(), BITRIX_CODES.len());
+        for &(code, status, category, retryable) in EXPECTED {
+            let e = api(code, status, "portal text");
+            assert_eq!(e.error, code);
+            assert_eq!(e.http_status, Some(status), "{code}");
+            assert_eq!(e.category, category, "{code}");
+            assert_eq!(e.retryable, retryable, "{code}");
+            assert_eq!(e.error_description, "portal text");
+            assert!(e.hint.ends_with('.') && e.hint.len() > 30, "{code}: {}", e.hint);
+        }
+    }
+
+    #[test]
+    fn table_has_no_duplicate_codes() {
+        for (i, a) in BITRIX_CODES.iter().enumerate() {
+            assert!(BITRIX_CODES[i + 1..].iter().all(|b| b.code != a.code), "{}", a.code);
+        }
+    }
+
+    #[test]
+    fn insufficient_scope_tells_to_add_the_im_scope() {
+        let e = api("insufficient_scope", 403, "");
+        assert!(e.hint.contains("lacks the im scope"), "{}", e.hint);
+        assert_eq!(
+            e.error_description,
+            "The webhook or application lacks the required scope"
+        );
+    }
+
+    #[test]
+    fn codes_are_case_sensitive_and_unknown_ones_pass_through_as_upstream() {
+        let e = api("chat_id_empty", 400, "odd");
+        assert_eq!((e.error.as_str(), e.category, e.retryable), ("chat_id_empty", Upstream, false));
+        let e = api("SOMETHING_NEW", 502, "");
+        assert_eq!((e.category, e.retryable), (Upstream, true));
+        assert_eq!(e.error_description, "(no description given)");
+    }
+
+    #[test]
+    fn transport_failures_have_our_own_codes() {
+        let cases = [
+            (CallError::Network { detail: "x".into() }, "NETWORK_ERROR", Network, true, None),
+            (
+                CallError::Timeout { after: std::time::Duration::from_secs(30) },
+                "TIMEOUT",
+                Network,
+                true,
+                None,
+            ),
+            (
+                CallError::Redirect { status: 302, location_host: Some("new.bitrix24.com".into()) },
+                "PORTAL_MOVED",
+                Configuration,
+                false,
+                Some(302),
+            ),
+            (
+                CallError::UnexpectedResponse { status: 502, detail: "html".into() },
+                "UNEXPECTED_RESPONSE",
+                Upstream,
+                true,
+                Some(502),
+            ),
+            (
+                CallError::UnexpectedResponse { status: 200, detail: "html".into() },
+                "UNEXPECTED_RESPONSE",
+                Upstream,
+                false,
+                Some(200),
+            ),
+        ];
+        for (err, code, category, retryable, status) in cases {
+            let e = ToolError::from_call(&err);
+            assert_eq!(
+                (e.error.as_str(), e.category, e.retryable, e.http_status),
+                (code, category, retryable, status)
+            );
+        }
+    }
+
+    #[test]
+    fn json_omits_http_status_when_there_was_none() {
+        let json: serde_json::Value =
+            serde_json::from_str(&ToolError::not_configured().to_json()).unwrap();
+        assert!(json.get("http_status").is_none());
+        assert_eq!(json["category"], "configuration");
+        assert_eq!(json["retryable"], false);
+        assert!(json["hint"].as_str().unwrap().contains("BITRIX24_WEBHOOK_URL"));
+    }
+}

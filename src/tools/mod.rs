@@ -1,0 +1,122 @@
+//! The MCP face of the server: which tools exist, how they are listed, and how a call is routed.
+//! It knows nothing of transports; stdio, HTTP and the `call` command all come through
+//! [`Bitrix24Tools::call`].
+
+pub mod chat_user_list;
+pub mod error;
+
+use std::sync::Arc;
+
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
+        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+use tracing::{debug, info};
+
+use crate::bitrix::Client;
+pub use error::{Category, ToolError};
+
+const INSTRUCTIONS: &str = "\
+Tools for a live Bitrix24 portal. im_chat_user_list returns the participant IDs of a chat. \
+Errors are JSON objects: follow their hint, and retry only when retryable is true.";
+
+/// The tool set, bound to a portal client — or to none, in which case tools are still listed and
+/// calls answer `NOT_CONFIGURED`.
+#[derive(Debug, Clone)]
+pub struct Bitrix24Tools {
+    client: Option<Arc<Client>>,
+}
+
+/// A call named a tool this server does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tool {name:?}; this server has: {available}")]
+pub struct UnknownTool {
+    pub name: String,
+    pub available: String,
+}
+
+impl Bitrix24Tools {
+    pub fn new(client: Option<Client>) -> Self {
+        Self {
+            client: client.map(Arc::new),
+        }
+    }
+
+    /// Every tool, as `tools/list` shows it.
+    pub fn definitions() -> Vec<Tool> {
+        vec![chat_user_list::definition()]
+    }
+
+    /// Runs one tool. Tool failures are `isError` results; only an unknown name is an `Err`.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<&JsonObject>,
+    ) -> Result<CallToolResult, UnknownTool> {
+        if name != chat_user_list::NAME {
+            return Err(UnknownTool {
+                name: name.to_owned(),
+                available: chat_user_list::NAME.to_owned(),
+            });
+        }
+        let Some(client) = &self.client else {
+            info!(tool = name, "tool called without a configured portal");
+            return Ok(ToolError::not_configured().into_result());
+        };
+        let result = chat_user_list::run(client, arguments).await;
+        debug!(tool = name, is_error = result.is_error == Some(true), "tool call finished");
+        Ok(result)
+    }
+
+    /// What `initialize` reports: this crate's name and version, not rmcp's.
+    pub fn server_config() -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                    .with_title("Bitrix24")
+                    .with_description(env!("CARGO_PKG_DESCRIPTION")),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+}
+
+impl ServerHandler for Bitrix24Tools {
+    fn get_info(&self) -> ServerConfig {
+        Self::server_config()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(Self::definitions()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        Self::definitions().into_iter().find(|t| t.name == name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = self.call(&request.name, request.arguments.as_ref());
+        tokio::select! {
+            // A cancelled call drops the in-flight request at once; no answer is sent for it.
+            () = context.ct.cancelled() => {
+                debug!(tool = %request.name, "tool call cancelled by the client");
+                Err(ErrorData::internal_error("request cancelled", None))
+            }
+            result = call => match result {
+                Ok(result) => Ok(result.into()),
+                Err(unknown) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
+            },
+        }
+    }
+}
