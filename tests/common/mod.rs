@@ -1,0 +1,88 @@
+//! Shared test scaffolding: portals on loopback, an in-process MCP client, the built binary.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bitrix24_mcp::bitrix::{Client, ClientOptions, HttpPolicy, WebhookUrl};
+use bitrix24_mcp::tools::Bitrix24Tools;
+use bitrix24_mcp::transport::stdio::serve_io;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::ServiceExt;
+use serde_json::Value;
+
+/// The webhook code the tests configure; it must never show up in output.
+pub const CODE: &str = "t0p53cr3tc0de42x";
+
+/// Path of the built binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_bitrix24-mcp");
+
+/// Options that keep failure tests short.
+pub fn fast_options() -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(2),
+        ..ClientOptions::default()
+    }
+}
+
+/// A client for `{base}/rest/1/CODE/`.
+pub fn webhook_client(base: &str, options: ClientOptions) -> Client {
+    let url = format!("{base}/rest/1/{CODE}/");
+    let webhook = WebhookUrl::parse(&url, HttpPolicy::HttpsOnly).expect("loopback webhook URL");
+    Client::new(webhook, options).expect("client builds")
+}
+
+/// A client for a running demo portal.
+pub fn demo_client(portal: &bitrix24_mcp::demo::DemoPortal) -> Client {
+    let webhook =
+        WebhookUrl::parse(&portal.webhook_url(), HttpPolicy::HttpsOnly).expect("demo webhook URL");
+    Client::new(webhook, fast_options()).expect("client builds")
+}
+
+/// An MCP client connected in-process, over a duplex pipe, to a server for `tools`.
+pub async fn mcp_client(tools: Bitrix24Tools) -> RunningService<RoleClient, ()> {
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let (reader, writer) = tokio::io::split(server_io);
+    tokio::spawn(serve_io(tools, reader, writer, std::future::pending()));
+    ().serve(client_io).await.expect("client initializes")
+}
+
+/// Calls `im_chat_user_list` with raw JSON arguments.
+pub async fn call(client: &RunningService<RoleClient, ()>, arguments: Value) -> CallToolResult {
+    let Value::Object(arguments) = arguments else {
+        panic!("arguments must be an object")
+    };
+    client
+        .call_tool(CallToolRequestParams::new("im_chat_user_list").with_arguments(arguments))
+        .await
+        .expect("tools/call answers")
+}
+
+/// The single text content of a result.
+pub fn text(result: &CallToolResult) -> &str {
+    assert_eq!(result.content.len(), 1, "one content block: {result:?}");
+    &result.content[0].as_text().expect("text content").text
+}
+
+/// The error object of an `isError` result, checking the shape every error must have.
+pub fn error_object(result: &CallToolResult) -> Value {
+    assert_eq!(result.is_error, Some(true), "expected an error: {result:?}");
+    assert!(result.structured_content.is_none(), "errors carry no structuredContent");
+    let object: Value = serde_json::from_str(text(result)).expect("error text is JSON");
+    for field in ["error", "error_description", "category", "hint"] {
+        let value = object[field].as_str().unwrap_or_else(|| panic!("{field} in {object}"));
+        assert!(!value.is_empty(), "{field} is empty in {object}");
+    }
+    assert!(object["retryable"].is_boolean(), "{object}");
+    object
+}
+
+/// The structured content of a successful result, checking it is repeated as JSON text.
+pub fn success_object(result: &CallToolResult) -> Value {
+    assert_ne!(result.is_error, Some(true), "expected success: {result:?}");
+    let structured = result.structured_content.clone().expect("structuredContent");
+    let text: Value = serde_json::from_str(text(result)).expect("text is JSON");
+    assert_eq!(text, structured);
+    structured
+}
