@@ -1,0 +1,138 @@
+//! The webhook code is a password. Full sessions of the real binary at trace level, against a
+//! portal whose answers echo the code back in every way it can, must not show it anywhere:
+//! stdout, stderr, tool results, error messages.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{BIN, CODE};
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::TokioChildProcess;
+use rmcp::ServiceExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use wiremock::matchers::body_json;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A portal whose answer depends on CHAT_ID, several of them quoting the code back.
+async fn hostile_portal() -> MockServer {
+    let server = MockServer::start().await;
+    let echo_path = format!("/rest/1/{CODE}/im.chat.user.list");
+    let answers = [
+        (1, ResponseTemplate::new(200).set_body_json(json!({"result": [99, 1269]}))),
+        (2, ResponseTemplate::new(403).set_body_json(json!({"error": "ACCESS_ERROR", "error_description": "Action unavailable"}))),
+        (3, ResponseTemplate::new(502).set_body_string(format!("<html>Bad gateway for {echo_path}</html>"))),
+        (4, ResponseTemplate::new(302).insert_header("Location", format!("https://moved.example{echo_path}").as_str())),
+        (5, ResponseTemplate::new(200).set_body_json(json!({"result": format!("hook {CODE}")}))),
+        (6, ResponseTemplate::new(401).set_body_json(json!({"error": "NO_AUTH_FOUND", "error_description": format!("Wrong code {CODE}")}))),
+        (7, ResponseTemplate::new(200).set_body_json(json!({"items": CODE}))),
+        (8, ResponseTemplate::new(200).set_body_string(CODE)),
+    ];
+    for (chat_id, response) in answers {
+        Mock::given(body_json(json!({"CHAT_ID": chat_id})))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+fn traced(args: &[&str], webhook_url: &str) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("BITRIX24_WEBHOOK_URL", webhook_url)
+        .env("RUST_LOG", "trace");
+    command
+}
+
+/// Runs a whole MCP session and returns everything the process printed and every result.
+async fn session_output(extra_args: &[&str], webhook_url: &str) -> String {
+    let (transport, stderr) = TokioChildProcess::builder(traced(extra_args, webhook_url))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = stderr.unwrap();
+    let stderr_reader = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        text
+    });
+    let client = ().serve(transport).await.unwrap();
+    let mut seen = serde_json::to_string(&client.list_all_tools().await.unwrap()).unwrap();
+    let arguments: [Value; 11] = [
+        json!({"CHAT_ID": 1}),
+        json!({"CHAT_ID": 2}),
+        json!({"CHAT_ID": 3}),
+        json!({"CHAT_ID": 4}),
+        json!({"CHAT_ID": 5}),
+        json!({"CHAT_ID": 6}),
+        json!({"CHAT_ID": 7}),
+        json!({"CHAT_ID": 8}),
+        json!({"CHAT_ID": "abc"}),
+        json!({"CHAT_ID": 9}),
+        json!({}),
+    ];
+    for arguments in arguments {
+        let result = client
+            .call_tool(
+                CallToolRequestParams::new("im_chat_user_list")
+                    .with_arguments(arguments.as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        seen.push_str(&serde_json::to_string(&result).unwrap());
+    }
+    client.cancel().await.unwrap();
+    seen.push_str(&stderr_reader.await.unwrap());
+    seen
+}
+
+fn assert_no_code(output: &str) {
+    assert!(!output.contains(CODE), "the webhook code leaked:\n{output}");
+}
+
+#[tokio::test]
+async fn a_full_session_at_trace_level_never_shows_the_webhook_code() {
+    let portal = hostile_portal().await;
+    let url = format!("{}/rest/1/{CODE}/", portal.uri());
+    for args in [&[][..], &["--log-format", "json"][..]] {
+        let output = session_output(args, &url).await;
+        assert_no_code(&output);
+        // The scan is only worth something if the logs were there to scan.
+        assert!(output.contains("TRACE") || output.contains("\"level\":\"TRACE\""), "no trace logs");
+        assert!(output.contains("bitrix24 call failed"));
+        assert!(output.contains("moved.example"), "the redirect target host is named");
+    }
+    // Every answer was really fetched: the portal saw the code on each request.
+    assert_eq!(portal.received_requests().await.unwrap().len(), 2 * 9);
+}
+
+#[tokio::test]
+async fn an_unreachable_portal_never_shows_the_webhook_code() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/rest/1/{CODE}/", listener.local_addr().unwrap());
+    drop(listener);
+    let output = traced(&["call", "im_chat_user_list", r#"{"CHAT_ID":5}"#], &url)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("NETWORK_ERROR"), "{text}");
+    assert_no_code(&text);
+}
+
+#[tokio::test]
+async fn a_refused_configuration_never_shows_the_webhook_code() {
+    let url = format!("http://remote.example/rest/1/{CODE}/");
+    let output = traced(&["serve"], &url).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_no_code(&String::from_utf8_lossy(&output.stderr));
+}
