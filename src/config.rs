@@ -37,11 +37,17 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Incoming webhook URL: https://<portal>/rest/<user_id>/<code>/
-    #[arg(long, env = "BITRIX24_WEBHOOK_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "BITRIX24_WEBHOOK_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub webhook_url: Option<String>,
 
     /// Allow plain http:// to a non-loopback portal (self-hosted portals without TLS).
-    #[arg(long, env = "BITRIX24_ALLOW_INSECURE_HTTP", global = true)]
+    #[arg(long, env = "BITRIX24_ALLOW_INSECURE_HTTP", global = true,
+          action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_insecure_http: bool,
 
     /// Time allowed to connect to the portal, e.g. 10s or 500ms.
@@ -93,6 +99,11 @@ pub struct Config {
 pub enum ConfigError {
     #[error("BITRIX24_WEBHOOK_URL / --webhook-url: {0}")]
     Webhook(#[from] EndpointError),
+    #[error(
+        "BITRIX24_WEBHOOK_URL holds an unexpanded placeholder {0:?}: the MCP client did not \
+         substitute it; Claude Code expands ${{NAME}}, Cursor expands ${{env:NAME}}"
+    )]
+    Placeholder(String),
 }
 
 impl Settings {
@@ -108,6 +119,10 @@ impl Settings {
         let webhook = self.webhook_url.as_deref().filter(|u| !u.trim().is_empty());
         let portal = match (self.demo, webhook) {
             (true, _) => Portal::Demo,
+            (false, Some(raw)) if raw.trim_start().starts_with("${") => {
+                let placeholder: String = raw.trim().chars().take_while(|c| *c != '}').collect();
+                return Err(ConfigError::Placeholder(format!("{placeholder}}}")));
+            }
             (false, Some(raw)) => Portal::Webhook(WebhookUrl::parse(raw, http_policy)?),
             (false, None) => Portal::Unconfigured,
         };
@@ -165,7 +180,11 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("0").unwrap_err().contains("out of range"));
         assert!(parse_duration("-1s").unwrap_err().contains("out of range"));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 
     #[test]
@@ -191,6 +210,18 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("plain http://"), "{err}");
         assert!(!err.to_string().contains("secretcode"), "{err}");
+    }
+
+    #[test]
+    fn an_unexpanded_placeholder_is_named() {
+        let err = settings(&["--webhook-url", "${BITRIX24_WEBHOOK_URL}"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Placeholder("${BITRIX24_WEBHOOK_URL}".into())
+        );
+        assert!(err.to_string().contains("${env:NAME}"), "{err}");
     }
 
     #[test]

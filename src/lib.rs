@@ -15,6 +15,12 @@
 //!
 //! [`run`] ties them together for `main`.
 
+// Production code handles every failure; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod bitrix;
 pub mod cli;
 pub mod config;
@@ -96,7 +102,9 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<DemoPortal>)
             Ok((Some(Client::new(webhook, config.client)?), Some(portal)))
         }
         Portal::Unconfigured => {
-            warn!("no portal configured: set BITRIX24_WEBHOOK_URL, or start with --demo; tool calls will answer NOT_CONFIGURED");
+            warn!(
+                "no portal configured: set BITRIX24_WEBHOOK_URL, or start with --demo; tool calls will answer NOT_CONFIGURED"
+            );
             Ok((None, None))
         }
     }

@@ -1,5 +1,11 @@
 //! The binary: parse flags, validate, start logging on stderr, run, exit with the run's code.
 
+// Production code handles every failure; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use clap::Parser;
 
 use bitrix24_mcp::config::{Cli, Command};

@@ -25,7 +25,11 @@ fn bitrix24_mcp(args: &[&str]) -> Command {
 }
 
 fn run(command: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = command.output().expect("binary runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("binary runs");
     (
         status.code().expect("exited normally"),
         String::from_utf8(stdout).unwrap(),
@@ -35,17 +39,28 @@ fn run(command: &mut Command) -> (i32, String, String) {
 
 #[test]
 fn demo_call_prints_the_participants() {
-    let (code, stdout, stderr) =
-        run(&mut bitrix24_mcp(&["--demo", "call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#]));
+    let (code, stdout, stderr) = run(&mut bitrix24_mcp(&[
+        "--demo",
+        "call",
+        "im_chat_user_list",
+        r#"{"CHAT_ID":2935}"#,
+    ]));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout, "{\"chat_id\":2935,\"user_ids\":[99,1269,1271],\"count\":3}\n");
+    assert_eq!(
+        stdout,
+        "{\"chat_id\":2935,\"user_ids\":[99,1269,1271],\"count\":3}\n"
+    );
     assert_eq!(stderr, "", "one-shot commands are quiet by default");
 }
 
 #[test]
 fn demo_call_error_prints_the_error_object_and_exits_1() {
-    let (code, stdout, _) =
-        run(&mut bitrix24_mcp(&["call", "im_chat_user_list", r#"{"CHAT_ID":1}"#, "--demo"]));
+    let (code, stdout, _) = run(&mut bitrix24_mcp(&[
+        "call",
+        "im_chat_user_list",
+        r#"{"CHAT_ID":1}"#,
+        "--demo",
+    ]));
     assert_eq!(code, 1);
     let error: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(error["error"], "ACCESS_ERROR");
@@ -54,8 +69,12 @@ fn demo_call_error_prints_the_error_object_and_exits_1() {
 
 #[test]
 fn invalid_arguments_exit_1_with_invalid_argument() {
-    let (code, stdout, _) =
-        run(&mut bitrix24_mcp(&["--demo", "call", "im_chat_user_list", r#"{"CHAT_ID":"abc"}"#]));
+    let (code, stdout, _) = run(&mut bitrix24_mcp(&[
+        "--demo",
+        "call",
+        "im_chat_user_list",
+        r#"{"CHAT_ID":"abc"}"#,
+    ]));
     assert_eq!(code, 1);
     let error: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(error["error"], "INVALID_ARGUMENT");
@@ -64,8 +83,12 @@ fn invalid_arguments_exit_1_with_invalid_argument() {
 #[test]
 fn arguments_that_are_not_a_json_object_are_a_usage_error() {
     for (arguments, expected) in [("[1]", "got an array"), ("{oops", "not valid JSON")] {
-        let (code, stdout, stderr) =
-            run(&mut bitrix24_mcp(&["--demo", "call", "im_chat_user_list", arguments]));
+        let (code, stdout, stderr) = run(&mut bitrix24_mcp(&[
+            "--demo",
+            "call",
+            "im_chat_user_list",
+            arguments,
+        ]));
         assert_eq!(code, 2);
         assert_eq!(stdout, "");
         assert!(stderr.contains(expected), "{stderr}");
@@ -76,13 +99,19 @@ fn arguments_that_are_not_a_json_object_are_a_usage_error() {
 fn an_unknown_tool_is_a_usage_error_naming_the_tools() {
     let (code, _, stderr) = run(&mut bitrix24_mcp(&["--demo", "call", "nope", "{}"]));
     assert_eq!(code, 2);
-    assert!(stderr.contains("unknown tool \"nope\"; this server has: im_chat_user_list"), "{stderr}");
+    assert!(
+        stderr.contains("unknown tool \"nope\"; this server has: im_chat_user_list"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn without_configuration_a_call_answers_not_configured() {
-    let (code, stdout, _) =
-        run(&mut bitrix24_mcp(&["call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#]));
+    let (code, stdout, _) = run(&mut bitrix24_mcp(&[
+        "call",
+        "im_chat_user_list",
+        r#"{"CHAT_ID":2935}"#,
+    ]));
     assert_eq!(code, 1);
     let error: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(error["error"], "NOT_CONFIGURED");
@@ -102,15 +131,30 @@ fn tools_prints_the_listed_definitions() {
 #[test]
 fn a_malformed_webhook_url_is_refused_in_one_line_without_the_code() {
     let cases = [
-        (format!("https://acme.bitrix24.com/rest/x/{CODE}/"), "user ID \"x\""),
-        (format!("https://acme.bitrix24.com/{CODE}/"), "no /rest/ segment"),
-        (format!("http://acme.bitrix24.com/rest/1/{CODE}/"), "plain http://"),
-        (format!("acme.bitrix24.com/rest/1/{CODE}"), "not an absolute URL"),
+        (
+            format!("https://acme.bitrix24.com/rest/x/{CODE}/"),
+            "user ID \"x\"",
+        ),
+        (
+            format!("https://acme.bitrix24.com/{CODE}/"),
+            "no /rest/ segment",
+        ),
+        (
+            format!("http://acme.bitrix24.com/rest/1/{CODE}/"),
+            "plain http://",
+        ),
+        (
+            format!("acme.bitrix24.com/rest/1/{CODE}"),
+            "not an absolute URL",
+        ),
     ];
     for (url, expected) in cases {
-        for args in [&["serve"][..], &["call", "im_chat_user_list", "{}"][..], &["tools"][..]] {
-            let (code, stdout, stderr) =
-                run(bitrix24_mcp(args).env("BITRIX24_WEBHOOK_URL", &url));
+        for args in [
+            &["serve"][..],
+            &["call", "im_chat_user_list", "{}"][..],
+            &["tools"][..],
+        ] {
+            let (code, stdout, stderr) = run(bitrix24_mcp(args).env("BITRIX24_WEBHOOK_URL", &url));
             assert_eq!(code, 2, "{url}");
             assert_eq!(stdout, "");
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -122,8 +166,10 @@ fn a_malformed_webhook_url_is_refused_in_one_line_without_the_code() {
 
 #[test]
 fn help_does_not_print_the_configured_webhook_url() {
-    let (code, stdout, _) = run(bitrix24_mcp(&["--help"])
-        .env("BITRIX24_WEBHOOK_URL", format!("https://a.bitrix24.com/rest/1/{CODE}/")));
+    let (code, stdout, _) = run(bitrix24_mcp(&["--help"]).env(
+        "BITRIX24_WEBHOOK_URL",
+        format!("https://a.bitrix24.com/rest/1/{CODE}/"),
+    ));
     assert_eq!(code, 0);
     assert!(stdout.contains("BITRIX24_WEBHOOK_URL"));
     assert!(!stdout.contains(CODE), "{stdout}");

@@ -14,7 +14,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const METHOD_PATH: &str = "/rest/1/t0p53cr3tc0de42x/im.chat.user.list";
 
-
 /// Each documented code with its HTTP status, and the category and retry flag the assistant must
 /// see (reference sections 1 and 2).
 const DOCUMENTED: &[(u16, &str, &str, bool)] = &[
@@ -40,8 +39,15 @@ const DOCUMENTED: &[(u16, &str, &str, bool)] = &[
     (404, "ERROR_METHOD_NOT_FOUND", "configuration", false),
 ];
 
-async fn client_for(server: &MockServer, options: ClientOptions) -> rmcp::service::RunningService<rmcp::service::RoleClient, ()> {
-    mcp_client(Bitrix24Tools::new(Some(webhook_client(&server.uri(), options)))).await
+async fn client_for(
+    server: &MockServer,
+    options: ClientOptions,
+) -> rmcp::service::RunningService<rmcp::service::RoleClient, ()> {
+    mcp_client(Bitrix24Tools::new(Some(webhook_client(
+        &server.uri(),
+        options,
+    ))))
+    .await
 }
 
 async fn answer_once(response: ResponseTemplate) -> (MockServer, Value) {
@@ -81,7 +87,10 @@ async fn insufficient_scope_hint_names_the_im_scope_and_webhook_settings() {
     ))
     .await;
     let hint = error["hint"].as_str().unwrap();
-    assert!(hint.contains("im scope") && hint.contains("webhook settings"), "{hint}");
+    assert!(
+        hint.contains("im scope") && hint.contains("webhook settings"),
+        "{hint}"
+    );
 }
 
 #[tokio::test]
@@ -98,7 +107,8 @@ async fn an_error_body_with_http_200_is_still_an_error() {
 #[tokio::test]
 async fn an_unknown_code_passes_through_as_upstream() {
     let (_server, error) = answer_once(
-        ResponseTemplate::new(418).set_body_json(json!({"error": "TEAPOT", "error_description": "short and stout"})),
+        ResponseTemplate::new(418)
+            .set_body_json(json!({"error": "TEAPOT", "error_description": "short and stout"})),
     )
     .await;
     assert_eq!(error["error"], "TEAPOT");
@@ -109,14 +119,41 @@ async fn an_unknown_code_passes_through_as_upstream() {
 
 #[tokio::test]
 async fn non_envelope_bodies_are_unexpected_responses() {
-    let html = format!("<html><title>502 Bad Gateway</title><p>/rest/1/{CODE}/im.chat.user.list</p></html>");
+    let html = format!(
+        "<html><title>502 Bad Gateway</title><p>/rest/1/{CODE}/im.chat.user.list</p></html>"
+    );
     let cases = [
-        (ResponseTemplate::new(502).set_body_string(html), 502, true, "not JSON"),
+        (
+            ResponseTemplate::new(502).set_body_string(html),
+            502,
+            true,
+            "not JSON",
+        ),
         (ResponseTemplate::new(500), 500, true, "empty body"),
-        (ResponseTemplate::new(200).set_body_string(r#"{"result":[99,12"#), 200, false, "not JSON"),
-        (ResponseTemplate::new(200).set_body_json(json!({"result": {"a": 1}})), 200, false, "not a list of user IDs"),
-        (ResponseTemplate::new(200).set_body_json(json!({"result": [99, "x"]})), 200, false, "not a list of user IDs"),
-        (ResponseTemplate::new(200).set_body_json(json!({"items": []})), 200, false, "without \"result\""),
+        (
+            ResponseTemplate::new(200).set_body_string(r#"{"result":[99,12"#),
+            200,
+            false,
+            "not JSON",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({"result": {"a": 1}})),
+            200,
+            false,
+            "not a list of user IDs",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({"result": [99, "x"]})),
+            200,
+            false,
+            "not a list of user IDs",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({"items": []})),
+            200,
+            false,
+            "without \"result\"",
+        ),
     ];
     for (response, status, retryable, detail) in cases {
         let (_server, error) = answer_once(response).await;
@@ -138,23 +175,36 @@ async fn a_body_past_the_cap_is_refused() {
         .respond_with(ResponseTemplate::new(200).set_body_json(big))
         .mount(&server)
         .await;
-    let options = ClientOptions { max_body_bytes: 1024, ..fast_options() };
+    let options = ClientOptions {
+        max_body_bytes: 1024,
+        ..fast_options()
+    };
     let client = client_for(&server, options).await;
     let error = error_object(&call(&client, json!({"CHAT_ID": 2935})).await);
     assert_eq!(error["error"], "UNEXPECTED_RESPONSE");
-    assert!(error["error_description"].as_str().unwrap().contains("1024-byte limit"));
+    assert!(
+        error["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("1024-byte limit")
+    );
 }
 
 #[tokio::test]
 async fn numeric_strings_in_the_result_become_integers() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": ["99", 1269, " 1271"]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"result": ["99", 1269, " 1271"]})),
+        )
         .mount(&server)
         .await;
     let client = client_for(&server, fast_options()).await;
     let result = success_object(&call(&client, json!({"CHAT_ID": 2935})).await);
-    assert_eq!(result, json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3}));
+    assert_eq!(
+        result,
+        json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3})
+    );
 }
 
 #[tokio::test]
@@ -167,7 +217,10 @@ async fn a_redirect_is_not_followed_and_names_only_the_new_host() {
     assert_eq!(error["category"], "configuration");
     assert_eq!(error["retryable"], false);
     let description = error["error_description"].as_str().unwrap();
-    assert!(description.contains("new-portal.bitrix24.com"), "{description}");
+    assert!(
+        description.contains("new-portal.bitrix24.com"),
+        "{description}"
+    );
     assert!(!error.to_string().contains(CODE), "{error}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
@@ -188,8 +241,14 @@ async fn a_refused_connection_is_a_retryable_network_error() {
     assert_eq!(error["retryable"], true);
     assert!(error.get("http_status").is_none());
     let description = error["error_description"].as_str().unwrap();
-    assert!(description.contains(&format!("cannot connect to {address}")), "{description}");
-    assert!(description.to_lowercase().contains("refused"), "{description}");
+    assert!(
+        description.contains(&format!("cannot connect to {address}")),
+        "{description}"
+    );
+    assert!(
+        description.to_lowercase().contains("refused"),
+        "{description}"
+    );
     assert!(!description.contains(CODE), "{description}");
 }
 
@@ -197,16 +256,26 @@ async fn a_refused_connection_is_a_retryable_network_error() {
 async fn a_slow_answer_is_a_timeout() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": []})).set_delay(Duration::from_secs(30)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"result": []}))
+                .set_delay(Duration::from_secs(30)),
+        )
         .mount(&server)
         .await;
-    let options = ClientOptions { request_timeout: Duration::from_millis(200), ..fast_options() };
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(200),
+        ..fast_options()
+    };
     let client = client_for(&server, options).await;
     let error = error_object(&call(&client, json!({"CHAT_ID": 2935})).await);
     assert_eq!(error["error"], "TIMEOUT");
     assert_eq!(error["category"], "network");
     assert_eq!(error["retryable"], true);
-    assert_eq!(error["error_description"], "no complete answer from the portal within 200 ms");
+    assert_eq!(
+        error["error_description"],
+        "no complete answer from the portal within 200 ms"
+    );
 }
 
 #[tokio::test]
@@ -216,9 +285,15 @@ async fn the_request_carries_the_documented_headers_and_body() {
         .and(path(METHOD_PATH))
         .and(header("content-type", "application/json"))
         .and(header("accept", "application/json"))
-        .and(header("user-agent", format!("bitrix24-mcp/{}", env!("CARGO_PKG_VERSION")).as_str()))
+        .and(header(
+            "user-agent",
+            format!("bitrix24-mcp/{}", env!("CARGO_PKG_VERSION")).as_str(),
+        ))
         .and(body_json(json!({"CHAT_ID": 2935})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": [99, 1269, 1271], "time": {"start": 1}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"result": [99, 1269, 1271], "time": {"start": 1}})),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -243,13 +318,22 @@ async fn invalid_input_is_rejected_without_any_request() {
         (json!({"CHAT_ID": 1.5}), "got 1.5"),
         (json!({"CHAT_ID": "abc"}), "got \"abc\""),
         (json!({"CHAT_ID": "chat"}), "got \"chat\""),
-        (json!({"CHAT_ID": 99999999999999999999_u128 as f64}), "got 1e+20"),
-        (json!({"CHAT_ID": "99999999999999999999"}), "got \"99999999999999999999\""),
+        (
+            json!({"CHAT_ID": 99999999999999999999_u128 as f64}),
+            "got 1e+20",
+        ),
+        (
+            json!({"CHAT_ID": "99999999999999999999"}),
+            "got \"99999999999999999999\"",
+        ),
         (json!({"CHAT_ID": null}), "got null"),
         (json!({"CHAT_ID": {"id": 1}}), "got {\"id\":1}"),
         (json!({"CHAT_ID": [1]}), "got [1]"),
         (json!({"CHAT_ID": true}), "got true"),
-        (json!({"CHAT_ID": 1, "USER_ID": 2}), "unexpected argument \"USER_ID\""),
+        (
+            json!({"CHAT_ID": 1, "USER_ID": 2}),
+            "unexpected argument \"USER_ID\"",
+        ),
     ];
     for (arguments, expected) in cases {
         let error = error_object(&call(&client, arguments.clone()).await);
@@ -278,6 +362,9 @@ async fn the_next_call_works_after_each_failure() {
     for _ in 0..3 {
         error_object(&call(&client, json!({"CHAT_ID": 1})).await);
         error_object(&call(&client, json!({"CHAT_ID": "x"})).await);
-        assert_eq!(success_object(&call(&client, json!({"CHAT_ID": 2935})).await)["count"], 1);
+        assert_eq!(
+            success_object(&call(&client, json!({"CHAT_ID": 2935})).await)["count"],
+            1
+        );
     }
 }

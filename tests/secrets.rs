@@ -7,9 +7,9 @@ mod common;
 use std::process::Stdio;
 
 use common::{BIN, CODE};
+use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
-use rmcp::ServiceExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
@@ -102,9 +102,15 @@ async fn a_full_session_at_trace_level_never_shows_the_webhook_code() {
         let output = session_output(args, &url).await;
         assert_no_code(&output);
         // The scan is only worth something if the logs were there to scan.
-        assert!(output.contains("TRACE") || output.contains("\"level\":\"TRACE\""), "no trace logs");
+        assert!(
+            output.contains("TRACE") || output.contains("\"level\":\"TRACE\""),
+            "no trace logs"
+        );
         assert!(output.contains("bitrix24 call failed"));
-        assert!(output.contains("moved.example"), "the redirect target host is named");
+        assert!(
+            output.contains("moved.example"),
+            "the redirect target host is named"
+        );
     }
     // Every answer was really fetched: the portal saw the code on each request.
     assert_eq!(portal.received_requests().await.unwrap().len(), 2 * 9);

@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::BIN;
+use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
-use rmcp::ServiceExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -19,7 +19,10 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(10);
 
 fn server_command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
-    command.args(args).env_remove("BITRIX24_WEBHOOK_URL").env("RUST_LOG", "debug");
+    command
+        .args(args)
+        .env_remove("BITRIX24_WEBHOOK_URL")
+        .env("RUST_LOG", "debug");
     command
 }
 
@@ -31,7 +34,10 @@ async fn an_mcp_client_lists_and_calls_the_tool_over_stdio() {
         .unwrap();
     let client = ().serve(transport).await.unwrap();
     let server = client.peer_info().unwrap().server_info.clone().unwrap();
-    assert_eq!((server.name.as_str(), server.version.as_str()), ("bitrix24-mcp", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        (server.name.as_str(), server.version.as_str()),
+        ("bitrix24-mcp", env!("CARGO_PKG_VERSION"))
+    );
 
     let tools = client.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 1);
@@ -67,24 +73,35 @@ impl RawSession {
             .unwrap();
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut session = Self { child, stdin, stdout };
+        let mut session = Self {
+            child,
+            stdin,
+            stdout,
+        };
         session
-            .send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "raw-test", "version": "0"}
-            }}))
+            .send(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw-test", "version": "0"}
+                }}),
+            )
             .await;
         let answer = session.receive().await;
         assert_eq!(answer["id"], 1);
         assert_eq!(answer["result"]["serverInfo"]["name"], "bitrix24-mcp");
-        session.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        session
+            .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
         session
     }
 
     async fn send(&mut self, message: Value) {
         let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(format!("{message}\n").as_bytes()).await.unwrap();
+        stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .unwrap();
         stdin.flush().await.unwrap();
     }
 
@@ -129,7 +146,9 @@ async fn stdout_carries_only_protocol_messages_with_debug_logging_on() {
     drop(session.stdin.take());
     // After EOF nothing but the end of the stream may follow.
     let mut rest = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut session.stdout, &mut rest).await.unwrap();
+    tokio::io::AsyncReadExt::read_to_string(&mut session.stdout, &mut rest)
+        .await
+        .unwrap();
     assert_eq!(rest, "");
     assert_eq!(session.exit().await.0, Some(0));
 }

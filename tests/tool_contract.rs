@@ -54,7 +54,10 @@ async fn lists_exactly_one_tool_with_the_documented_schema() {
     let output = &tool["outputSchema"];
     assert_eq!(output["type"], "object");
     assert_eq!(output["required"], json!(["chat_id", "user_ids", "count"]));
-    assert_eq!(output["properties"]["user_ids"]["items"], json!({"type": "integer"}));
+    assert_eq!(
+        output["properties"]["user_ids"]["items"],
+        json!({"type": "integer"})
+    );
     let schemas = serde_json::to_string(&tool).unwrap();
     for forbidden in ["format", "uint", "null", "$ref", "$defs"] {
         assert!(!schemas.contains(forbidden), "schema contains {forbidden}");
@@ -81,7 +84,10 @@ async fn returns_participants_as_structured_content_and_json_text() {
         json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3})
     );
     // Field order of the text follows the schema, as a person reading it expects.
-    assert_eq!(text(&result), r#"{"chat_id":2935,"user_ids":[99,1269,1271],"count":3}"#);
+    assert_eq!(
+        text(&result),
+        r#"{"chat_id":2935,"user_ids":[99,1269,1271],"count":3}"#
+    );
 }
 
 #[tokio::test]
@@ -110,7 +116,11 @@ async fn lenient_forms_of_chat_id_are_sent_as_the_integer() {
     let client = mcp_client(Bitrix24Tools::new(Some(demo_client(&portal)))).await;
     for arguments in [json!({"CHAT_ID": "2935"}), json!({"CHAT_ID": "chat2935"})] {
         let result = call(&client, arguments.clone()).await;
-        assert_eq!(success_object(&result)["user_ids"], json!([99, 1269, 1271]), "{arguments}");
+        assert_eq!(
+            success_object(&result)["user_ids"],
+            json!([99, 1269, 1271]),
+            "{arguments}"
+        );
     }
     let bodies: Vec<String> = portal.requests().into_iter().map(|r| r.body).collect();
     assert_eq!(bodies, [r#"{"CHAT_ID":2935}"#, r#"{"CHAT_ID":2935}"#]);
@@ -148,7 +158,12 @@ async fn without_configuration_calls_answer_not_configured() {
     assert_eq!(error["category"], "configuration");
     assert_eq!(error["retryable"], false);
     assert!(error.get("http_status").is_none());
-    assert!(error["hint"].as_str().unwrap().contains("BITRIX24_WEBHOOK_URL"));
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("BITRIX24_WEBHOOK_URL")
+    );
 }
 
 #[tokio::test]
@@ -159,7 +174,10 @@ async fn an_unknown_tool_is_a_protocol_error() {
         .await
         .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("unknown tool \"im_chat_delete\""), "{message}");
+    assert!(
+        message.contains("unknown tool \"im_chat_delete\""),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +203,12 @@ async fn the_sample_portal_applies_php_intval_to_chat_id() {
     let portal = demo().await;
     let http = reqwest::Client::new();
     let url = format!("{}im.chat.user.list.json", portal.webhook_url());
-    for body in [json!({"CHAT_ID": 0}), json!({"chat_id": "abc"}), json!({"CHAT_ID": -3}), json!({})] {
+    for body in [
+        json!({"CHAT_ID": 0}),
+        json!({"chat_id": "abc"}),
+        json!({"CHAT_ID": -3}),
+        json!({}),
+    ] {
         let response = http.post(&url).json(&body).send().await.unwrap();
         assert_eq!(response.status(), 400, "{body}");
         let answer: Value = response.json().await.unwrap();
@@ -202,5 +225,10 @@ async fn the_sample_portal_applies_php_intval_to_chat_id() {
         .await
         .unwrap();
     assert_eq!(answer["result"], json!([99, 1269, 1271]));
-    assert!(answer["time"]["date_start"].as_str().unwrap().ends_with("+00:00"));
+    assert!(
+        answer["time"]["date_start"]
+            .as_str()
+            .unwrap()
+            .ends_with("+00:00")
+    );
 }

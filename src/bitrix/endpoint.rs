@@ -61,13 +61,13 @@ impl WebhookUrl {
             "http" if policy == HttpPolicy::AllowInsecure || is_loopback(&url) => {}
             "http" => return Err(EndpointError::InsecureScheme { host }),
             other => {
-                return Err(malformed(&format!(
-                    "the scheme is {other:?}, not https"
-                )));
+                return Err(malformed(&format!("the scheme is {other:?}, not https")));
             }
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(malformed("it carries a user name or password before the host"));
+            return Err(malformed(
+                "it carries a user name or password before the host",
+            ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(malformed("it has a query string or fragment"));
@@ -221,7 +221,10 @@ mod tests {
 
     #[test]
     fn keeps_a_path_prefix_and_port_of_a_self_hosted_portal() {
-        let hook = parse(&format!("https://intranet.example:8443/portal/rest/7/{CODE}")).unwrap();
+        let hook = parse(&format!(
+            "https://intranet.example:8443/portal/rest/7/{CODE}"
+        ))
+        .unwrap();
         assert_eq!(hook.host(), "intranet.example:8443");
         assert_eq!(
             hook.method_url("scope").unwrap().as_str(),
@@ -242,27 +245,56 @@ mod tests {
                 host: "acme.example".into()
             }
         );
-        let allowed =
-            WebhookUrl::parse(&format!("http://acme.example/rest/1/{CODE}/"), HttpPolicy::AllowInsecure);
+        let allowed = WebhookUrl::parse(
+            &format!("http://acme.example/rest/1/{CODE}/"),
+            HttpPolicy::AllowInsecure,
+        );
         assert!(allowed.unwrap().is_plain_http());
     }
 
     #[test]
     fn rejects_malformed_urls_without_echoing_the_code() {
         let cases = [
-            (format!("acme.bitrix24.com/rest/1/{CODE}/"), "not an absolute URL"),
-            (format!("ftp://acme.bitrix24.com/rest/1/{CODE}/"), "the scheme is \"ftp\""),
-            (format!("https://acme.bitrix24.com/api/1/{CODE}/"), "no /rest/ segment"),
-            ("https://acme.bitrix24.com/rest/1/".to_owned(), "must continue after /rest/"),
-            (format!("https://acme.bitrix24.com/rest/abc/{CODE}/"), "user ID \"abc\""),
-            (format!("https://acme.bitrix24.com/rest/0/{CODE}/"), "user ID \"0\""),
+            (
+                format!("acme.bitrix24.com/rest/1/{CODE}/"),
+                "not an absolute URL",
+            ),
+            (
+                format!("ftp://acme.bitrix24.com/rest/1/{CODE}/"),
+                "the scheme is \"ftp\"",
+            ),
+            (
+                format!("https://acme.bitrix24.com/api/1/{CODE}/"),
+                "no /rest/ segment",
+            ),
+            (
+                "https://acme.bitrix24.com/rest/1/".to_owned(),
+                "must continue after /rest/",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/abc/{CODE}/"),
+                "user ID \"abc\"",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/0/{CODE}/"),
+                "user ID \"0\"",
+            ),
             (
                 format!("https://acme.bitrix24.com/rest/1/{CODE}/profile.json"),
                 "\"profile.json\"",
             ),
-            (format!("https://acme.bitrix24.com/rest/1/{CODE}/?x=1"), "query string"),
-            (format!("https://u:p@acme.bitrix24.com/rest/1/{CODE}/"), "user name or password"),
-            ("https://acme.bitrix24.com/rest/1/co%20de/".to_owned(), "may only contain"),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/?x=1"),
+                "query string",
+            ),
+            (
+                format!("https://u:p@acme.bitrix24.com/rest/1/{CODE}/"),
+                "user name or password",
+            ),
+            (
+                "https://acme.bitrix24.com/rest/1/co%20de/".to_owned(),
+                "may only contain",
+            ),
         ];
         for (raw, expected) in cases {
             let message = parse(&raw).unwrap_err().to_string();

@@ -163,7 +163,11 @@ impl Client {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
             if body.len() + chunk.len() > cap {
                 return Err(too_large());
             }
@@ -236,7 +240,10 @@ mod tests {
 
     #[test]
     fn id_list_accepts_integers_and_numeric_strings_in_order() {
-        assert_eq!(id_list(&json!([99, "1269", 1271])), Some(vec![99, 1269, 1271]));
+        assert_eq!(
+            id_list(&json!([99, "1269", 1271])),
+            Some(vec![99, 1269, 1271])
+        );
         assert_eq!(id_list(&json!([])), Some(vec![]));
         assert_eq!(id_list(&json!({"0": 99})), None);
         assert_eq!(id_list(&json!([99, "x"])), None);

@@ -69,7 +69,12 @@ pub fn lenient_integer(value: &Value) -> Option<i64> {
     }
 }
 
-fn api_error(status: u16, code: &Value, object: &Map<String, Value>, secrets: &[String]) -> ApiError {
+fn api_error(
+    status: u16,
+    code: &Value,
+    object: &Map<String, Value>,
+    secrets: &[String],
+) -> ApiError {
     // Codes are documented as strings of digits, letters and underscores; some portals send a
     // bare number.
     let code = match code {
@@ -125,7 +130,9 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     secrets
         .iter()
         .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |acc, secret| acc.replace(secret.as_str(), "<redacted>"))
+        .fold(text.to_owned(), |acc, secret| {
+            acc.replace(secret.as_str(), "<redacted>")
+        })
 }
 
 #[cfg(test)]
@@ -165,7 +172,10 @@ mod tests {
     #[test]
     fn recognises_an_error_body_whatever_the_status() {
         for status in [200, 400, 401, 403, 500, 503] {
-            let e = err(status, r#"{"error":"ACCESS_ERROR","error_description":"Action unavailable"}"#);
+            let e = err(
+                status,
+                r#"{"error":"ACCESS_ERROR","error_description":"Action unavailable"}"#,
+            );
             assert_eq!(
                 e,
                 CallError::Api(ApiError {
@@ -179,7 +189,9 @@ mod tests {
 
     #[test]
     fn error_codes_may_be_numbers_and_descriptions_absent() {
-        let CallError::Api(api) = err(400, r#"{"error":42}"#) else { panic!() };
+        let CallError::Api(api) = err(400, r#"{"error":42}"#) else {
+            panic!()
+        };
         assert_eq!((api.code.as_str(), api.description.as_str()), ("42", ""));
     }
 
@@ -188,14 +200,19 @@ mod tests {
         let cases = [
             ("", "empty body"),
             ("  \n", "empty body"),
-            ("<html><title>502 Bad Gateway</title> /rest/1/s3cr3t/x</html>", "body is not JSON"),
+            (
+                "<html><title>502 Bad Gateway</title> /rest/1/s3cr3t/x</html>",
+                "body is not JSON",
+            ),
             (r#"{"result":[1,2"#, "body is not JSON"),
             ("[1,2,3]", "not an object"),
             (r#"{"items":[]}"#, "without \"result\""),
         ];
         for (body, expected) in cases {
             let e = err(502, body);
-            let CallError::UnexpectedResponse { status, detail } = &e else { panic!("{e:?}") };
+            let CallError::UnexpectedResponse { status, detail } = &e else {
+                panic!("{e:?}")
+            };
             assert_eq!(*status, 502);
             assert!(detail.contains(expected), "{body:?}: {detail}");
             assert!(!detail.contains("s3cr3t"), "{detail}");

@@ -165,14 +165,24 @@ async fn handle(
             method.to_ascii_lowercase()
         }
         // A wrong user ID or code, or an OAuth-style call without a token this portal issued.
-        _ => return error(StatusCode::UNAUTHORIZED, "NO_AUTH_FOUND", "Wrong authorization data"),
+        _ => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "NO_AUTH_FOUND",
+                "Wrong authorization data",
+            );
+        }
     };
     let rest_method = rest_method.strip_suffix(".json").unwrap_or(&rest_method);
     let params = params(uri.query(), &headers, &body);
     match rest_method {
         "im.chat.user.list" => chat_user_list(data, &params, started),
         "scope" => success(json!(data.scopes), started),
-        _ => error(StatusCode::NOT_FOUND, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "ERROR_METHOD_NOT_FOUND",
+            "Method not found!",
+        ),
     }
 }
 
@@ -188,7 +198,11 @@ fn chat_user_list(data: &PortalData, params: &Map<String, Value>, started: f64) 
             .map_or(0, |id| php::intval(&Value::String(id.to_owned()))),
     };
     if chat_id <= 0 {
-        return error(StatusCode::BAD_REQUEST, "CHAT_ID_EMPTY", "Chat ID can't be empty");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "CHAT_ID_EMPTY",
+            "Chat ID can't be empty",
+        );
     }
     if chat_id == data.general_chat_id {
         return error(StatusCode::FORBIDDEN, "ACCESS_ERROR", "Action unavailable");
@@ -261,7 +275,12 @@ fn record(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Recor
         query: uri.query().map(str::to_owned),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(body).into_owned(),
     }

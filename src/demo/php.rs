@@ -26,7 +26,9 @@ fn leading_integer(text: &str) -> i64 {
     };
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     // PHP saturates on overflow.
-    let magnitude = digits.parse::<i64>().unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
+    let magnitude = digits
+        .parse::<i64>()
+        .unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
     if negative { -magnitude } else { magnitude }
 }
 

@@ -141,7 +141,10 @@ fn success(list: ChatUserList) -> CallToolResult {
 pub fn parse_chat_id(arguments: Option<&JsonObject>) -> Result<i64, ToolError> {
     let empty = JsonObject::new();
     let arguments = arguments.unwrap_or(&empty);
-    if let Some(unknown) = arguments.keys().find(|k| !k.eq_ignore_ascii_case("CHAT_ID")) {
+    if let Some(unknown) = arguments
+        .keys()
+        .find(|k| !k.eq_ignore_ascii_case("CHAT_ID"))
+    {
         return Err(ToolError::invalid_argument(format!(
             "unexpected argument {}: this tool takes only CHAT_ID",
             quote_key(unknown)
@@ -193,7 +196,11 @@ fn describe(value: &Value) -> String {
     if text.chars().count() <= 80 {
         text
     } else {
-        format!("{}… ({} characters)", text.chars().take(80).collect::<String>(), text.len())
+        format!(
+            "{}… ({} characters)",
+            text.chars().take(80).collect::<String>(),
+            text.len()
+        )
     }
 }
 
@@ -220,9 +227,16 @@ mod tests {
             json!({"CHAT_ID": 2935.0}),
             json!({"chat_id": 2935}),
         ] {
-            assert_eq!(parse_chat_id(Some(&args(value.clone()))), Ok(2935), "{value}");
+            assert_eq!(
+                parse_chat_id(Some(&args(value.clone()))),
+                Ok(2935),
+                "{value}"
+            );
         }
-        assert_eq!(parse_chat_id(Some(&args(json!({"CHAT_ID": MAX_ID})))), Ok(MAX_ID));
+        assert_eq!(
+            parse_chat_id(Some(&args(json!({"CHAT_ID": MAX_ID})))),
+            Ok(MAX_ID)
+        );
     }
 
     #[test]
@@ -238,9 +252,15 @@ mod tests {
             (json!({"CHAT_ID": "12abc"}), "got \"12abc\""),
             (json!({"CHAT_ID": ""}), "got \"\""),
             (json!({"CHAT_ID": "sg12"}), "got \"sg12\""),
-            (json!({"CHAT_ID": 9007199254740992_i64}), "got 9007199254740992"),
+            (
+                json!({"CHAT_ID": 9007199254740992_i64}),
+                "got 9007199254740992",
+            ),
             (json!({"CHAT_ID": u64::MAX}), "got 18446744073709551615"),
-            (json!({"CHAT_ID": "99999999999999999999"}), "got \"99999999999999999999\""),
+            (
+                json!({"CHAT_ID": "99999999999999999999"}),
+                "got \"99999999999999999999\"",
+            ),
             (json!({"CHAT_ID": 1e300}), "got 1e+300"),
             (json!({"CHAT_ID": null}), "got null"),
             (json!({"CHAT_ID": true}), "got true"),
@@ -250,8 +270,15 @@ mod tests {
         for (value, expected) in cases {
             let err = parse_chat_id(Some(&args(value.clone()))).unwrap_err();
             assert_eq!(err.error, "INVALID_ARGUMENT", "{value}");
-            assert!(err.error_description.contains(expected), "{value}: {}", err.error_description);
-            assert!(err.error_description.contains("positive integer"), "{value}");
+            assert!(
+                err.error_description.contains(expected),
+                "{value}: {}",
+                err.error_description
+            );
+            assert!(
+                err.error_description.contains("positive integer"),
+                "{value}"
+            );
         }
     }
 
@@ -264,20 +291,34 @@ mod tests {
         let twice = parse_chat_id(Some(&args(json!({"CHAT_ID": 1, "chat_id": 2})))).unwrap_err();
         assert!(twice.error_description.contains("more than once"));
         let unknown = parse_chat_id(Some(&args(json!({"CHAT_ID": 1, "LIMIT": 5})))).unwrap_err();
-        assert!(unknown.error_description.contains("unexpected argument \"LIMIT\""));
+        assert!(
+            unknown
+                .error_description
+                .contains("unexpected argument \"LIMIT\"")
+        );
     }
 
     #[test]
     fn long_values_are_shortened_in_the_message() {
         let err = parse_chat_id(Some(&args(json!({"CHAT_ID": "x".repeat(5000)})))).unwrap_err();
-        assert!(err.error_description.len() < 300, "{}", err.error_description);
+        assert!(
+            err.error_description.len() < 300,
+            "{}",
+            err.error_description
+        );
     }
 
     #[test]
     fn empty_answer_carries_the_permission_note_and_others_do_not() {
         let empty = serde_json::to_value(ChatUserList::new(7, vec![])).unwrap();
-        assert_eq!(empty, json!({"chat_id": 7, "user_ids": [], "count": 0, "note": EMPTY_NOTE}));
+        assert_eq!(
+            empty,
+            json!({"chat_id": 7, "user_ids": [], "count": 0, "note": EMPTY_NOTE})
+        );
         let full = serde_json::to_value(ChatUserList::new(2935, vec![99, 1269, 1271])).unwrap();
-        assert_eq!(full, json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3}));
+        assert_eq!(
+            full,
+            json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3})
+        );
     }
 }

@@ -379,14 +379,22 @@ mod tests {
             assert_eq!(e.category, category, "{code}");
             assert_eq!(e.retryable, retryable, "{code}");
             assert_eq!(e.error_description, "portal text");
-            assert!(e.hint.ends_with('.') && e.hint.len() > 30, "{code}: {}", e.hint);
+            assert!(
+                e.hint.ends_with('.') && e.hint.len() > 30,
+                "{code}: {}",
+                e.hint
+            );
         }
     }
 
     #[test]
     fn table_has_no_duplicate_codes() {
         for (i, a) in BITRIX_CODES.iter().enumerate() {
-            assert!(BITRIX_CODES[i + 1..].iter().all(|b| b.code != a.code), "{}", a.code);
+            assert!(
+                BITRIX_CODES[i + 1..].iter().all(|b| b.code != a.code),
+                "{}",
+                a.code
+            );
         }
     }
 
@@ -403,7 +411,10 @@ mod tests {
     #[test]
     fn codes_are_case_sensitive_and_unknown_ones_pass_through_as_upstream() {
         let e = api("chat_id_empty", 400, "odd");
-        assert_eq!((e.error.as_str(), e.category, e.retryable), ("chat_id_empty", Upstream, false));
+        assert_eq!(
+            (e.error.as_str(), e.category, e.retryable),
+            ("chat_id_empty", Upstream, false)
+        );
         let e = api("SOMETHING_NEW", 502, "");
         assert_eq!((e.category, e.retryable), (Upstream, true));
         assert_eq!(e.error_description, "(no description given)");
@@ -412,30 +423,47 @@ mod tests {
     #[test]
     fn transport_failures_have_our_own_codes() {
         let cases = [
-            (CallError::Network { detail: "x".into() }, "NETWORK_ERROR", Network, true, None),
             (
-                CallError::Timeout { after: std::time::Duration::from_secs(30) },
+                CallError::Network { detail: "x".into() },
+                "NETWORK_ERROR",
+                Network,
+                true,
+                None,
+            ),
+            (
+                CallError::Timeout {
+                    after: std::time::Duration::from_secs(30),
+                },
                 "TIMEOUT",
                 Network,
                 true,
                 None,
             ),
             (
-                CallError::Redirect { status: 302, location_host: Some("new.bitrix24.com".into()) },
+                CallError::Redirect {
+                    status: 302,
+                    location_host: Some("new.bitrix24.com".into()),
+                },
                 "PORTAL_MOVED",
                 Configuration,
                 false,
                 Some(302),
             ),
             (
-                CallError::UnexpectedResponse { status: 502, detail: "html".into() },
+                CallError::UnexpectedResponse {
+                    status: 502,
+                    detail: "html".into(),
+                },
                 "UNEXPECTED_RESPONSE",
                 Upstream,
                 true,
                 Some(502),
             ),
             (
-                CallError::UnexpectedResponse { status: 200, detail: "html".into() },
+                CallError::UnexpectedResponse {
+                    status: 200,
+                    detail: "html".into(),
+                },
                 "UNEXPECTED_RESPONSE",
                 Upstream,
                 false,
@@ -458,6 +486,11 @@ mod tests {
         assert!(json.get("http_status").is_none());
         assert_eq!(json["category"], "configuration");
         assert_eq!(json["retryable"], false);
-        assert!(json["hint"].as_str().unwrap().contains("BITRIX24_WEBHOOK_URL"));
+        assert!(
+            json["hint"]
+                .as_str()
+                .unwrap()
+                .contains("BITRIX24_WEBHOOK_URL")
+        );
     }
 }

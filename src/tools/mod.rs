@@ -68,7 +68,11 @@ impl Bitrix24Tools {
             return Ok(ToolError::not_configured().into_result());
         };
         let result = chat_user_list::run(client, arguments).await;
-        debug!(tool = name, is_error = result.is_error == Some(true), "tool call finished");
+        debug!(
+            tool = name,
+            is_error = result.is_error == Some(true),
+            "tool call finished"
+        );
         Ok(result)
     }
 

@@ -12,7 +12,7 @@ use crate::tools::Bitrix24Tools;
 /// The session could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("MCP session failed to start: {0}")]
-pub struct ServeError(#[from] ServerInitializeError);
+pub struct ServeError(Box<ServerInitializeError>);
 
 /// Serves on the process's stdin and stdout.
 pub async fn serve(
@@ -44,7 +44,7 @@ where
                 info!("client closed the connection before initializing");
                 return Ok(());
             }
-            Err(err) => return Err(ServeError(err)),
+            Err(err) => return Err(ServeError(Box::new(err))),
         };
         info!(transport = "stdio", "mcp session started");
         match running.waiting().await {

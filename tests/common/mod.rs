@@ -6,9 +6,9 @@ use std::time::Duration;
 use bitrix24_mcp::bitrix::{Client, ClientOptions, HttpPolicy, WebhookUrl};
 use bitrix24_mcp::tools::Bitrix24Tools;
 use bitrix24_mcp::transport::stdio::serve_io;
+use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
-use rmcp::ServiceExt;
 use serde_json::Value;
 
 /// The webhook code the tests configure; it must never show up in output.
@@ -68,10 +68,15 @@ pub fn text(result: &CallToolResult) -> &str {
 /// The error object of an `isError` result, checking the shape every error must have.
 pub fn error_object(result: &CallToolResult) -> Value {
     assert_eq!(result.is_error, Some(true), "expected an error: {result:?}");
-    assert!(result.structured_content.is_none(), "errors carry no structuredContent");
+    assert!(
+        result.structured_content.is_none(),
+        "errors carry no structuredContent"
+    );
     let object: Value = serde_json::from_str(text(result)).expect("error text is JSON");
     for field in ["error", "error_description", "category", "hint"] {
-        let value = object[field].as_str().unwrap_or_else(|| panic!("{field} in {object}"));
+        let value = object[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} in {object}"));
         assert!(!value.is_empty(), "{field} is empty in {object}");
     }
     assert!(object["retryable"].is_boolean(), "{object}");
@@ -81,7 +86,10 @@ pub fn error_object(result: &CallToolResult) -> Value {
 /// The structured content of a successful result, checking it is repeated as JSON text.
 pub fn success_object(result: &CallToolResult) -> Value {
     assert_ne!(result.is_error, Some(true), "expected success: {result:?}");
-    let structured = result.structured_content.clone().expect("structuredContent");
+    let structured = result
+        .structured_content
+        .clone()
+        .expect("structuredContent");
     let text: Value = serde_json::from_str(text(result)).expect("text is JSON");
     assert_eq!(text, structured);
     structured
