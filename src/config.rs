@@ -1,11 +1,18 @@
 //! The command line and environment (clap), and their validation into a [`Config`]. Secrets stay
 //! wrapped from the moment they are read; no message made here contains one.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::bitrix::{ClientOptions, EndpointError, HttpPolicy, WebhookUrl};
+use crate::bitrix::{
+    ClientOptions, EndpointError, HttpPolicy, OAuthSettings, RateOptions, RetryPolicy, Secret,
+    ServiceUrl, WebhookUrl,
+};
+
+/// Where Bitrix24's OAuth server lives (east-region apps use https://oauth.bitrix24.tech/).
+pub const DEFAULT_TOKEN_URL: &str = "https://oauth.bitrix.info/oauth/token/";
 
 /// An MCP server that gives AI coding assistants live Bitrix24 data.
 #[derive(Debug, Parser)]
@@ -45,6 +52,74 @@ pub struct Settings {
     )]
     pub webhook_url: Option<String>,
 
+    /// OAuth app: the portal's REST address (client_endpoint), e.g. https://x.bitrix24.com/rest/
+    #[arg(long, env = "BITRIX24_PORTAL_URL", global = true)]
+    pub portal_url: Option<String>,
+
+    /// OAuth app: the current access token (optional; refreshed when missing or expired).
+    #[arg(
+        long,
+        env = "BITRIX24_ACCESS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub access_token: Option<String>,
+
+    /// OAuth app: the refresh token to start from.
+    #[arg(
+        long,
+        env = "BITRIX24_REFRESH_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub refresh_token: Option<String>,
+
+    /// OAuth app: client ID (application code).
+    #[arg(long, env = "BITRIX24_CLIENT_ID", global = true)]
+    pub client_id: Option<String>,
+
+    /// OAuth app: client secret (application key).
+    #[arg(
+        long,
+        env = "BITRIX24_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+
+    /// OAuth token server [default: https://oauth.bitrix.info/oauth/token/]
+    #[arg(long, env = "BITRIX24_OAUTH_TOKEN_URL", global = true)]
+    pub oauth_token_url: Option<String>,
+
+    /// OAuth app: file that keeps the rotated tokens across restarts (written atomically, 0600).
+    #[arg(long, env = "BITRIX24_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// Client-side request rate per second (Bitrix24: 2; Enterprise: 5).
+    #[arg(long, env = "BITRIX24_RATE_LIMIT", global = true, default_value = "2",
+          value_parser = parse_rate)]
+    pub rate_limit: f64,
+
+    /// Client-side burst (Bitrix24: 50; Enterprise: 250).
+    #[arg(long, env = "BITRIX24_RATE_BURST", global = true, default_value = "50",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rate_burst: u32,
+
+    /// Longest a call waits for the rate limit before failing with RATE_LIMITED.
+    #[arg(long, env = "BITRIX24_MAX_RATE_WAIT", global = true, default_value = "30s",
+          value_parser = parse_duration)]
+    pub max_rate_wait: Duration,
+
+    /// Retries for rate-limit refusals and network failures (server errors: at most 1).
+    #[arg(long, env = "BITRIX24_MAX_RETRIES", global = true, default_value = "3",
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub max_retries: u32,
+
+    /// No retry starts after this long since the call began.
+    #[arg(long, env = "BITRIX24_RETRY_DEADLINE", global = true, default_value = "60s",
+          value_parser = parse_duration)]
+    pub retry_deadline: Duration,
+
     /// Allow plain http:// to a non-loopback portal (self-hosted portals without TLS).
     #[arg(long, env = "BITRIX24_ALLOW_INSECURE_HTTP", global = true,
           action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
@@ -80,6 +155,8 @@ pub enum LogFormat {
 pub enum Portal {
     /// A real portal through an incoming webhook.
     Webhook(WebhookUrl),
+    /// A real portal through an installed OAuth application.
+    OAuth(OAuthSettings),
     /// The built-in sample portal, started on loopback at run time.
     Demo,
     /// Nothing configured: tools are listed, calls answer `NOT_CONFIGURED`.
@@ -87,7 +164,7 @@ pub enum Portal {
 }
 
 /// Validated settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub portal: Portal,
     pub client: ClientOptions,
@@ -99,11 +176,20 @@ pub struct Config {
 pub enum ConfigError {
     #[error("BITRIX24_WEBHOOK_URL / --webhook-url: {0}")]
     Webhook(#[from] EndpointError),
+    #[error("{0}: {1}")]
+    Address(&'static str, EndpointError),
     #[error(
-        "BITRIX24_WEBHOOK_URL holds an unexpanded placeholder {0:?}: the MCP client did not \
-         substitute it; Claude Code expands ${{NAME}}, Cursor expands ${{env:NAME}}"
+        "{0} holds an unexpanded placeholder {1:?}: the MCP client did not substitute it; \
+         Claude Code expands ${{NAME}}, Cursor expands ${{env:NAME}}"
     )]
-    Placeholder(String),
+    Placeholder(&'static str, String),
+    #[error(
+        "both a webhook (BITRIX24_WEBHOOK_URL) and OAuth settings ({0}) are set: configure one \
+         way to authenticate"
+    )]
+    Conflict(String),
+    #[error("incomplete OAuth settings: {0} missing")]
+    IncompleteOAuth(String),
 }
 
 impl Settings {
@@ -114,28 +200,128 @@ impl Settings {
         } else {
             HttpPolicy::HttpsOnly
         };
-        // An empty variable is how `${BITRIX24_WEBHOOK_URL}` expands when the user has not set
-        // it: treat it as absent rather than as a malformed URL.
-        let webhook = self.webhook_url.as_deref().filter(|u| !u.trim().is_empty());
-        let portal = match (self.demo, webhook) {
-            (true, _) => Portal::Demo,
-            (false, Some(raw)) if raw.trim_start().starts_with("${") => {
-                let placeholder: String = raw.trim().chars().take_while(|c| *c != '}').collect();
-                return Err(ConfigError::Placeholder(format!("{placeholder}}}")));
-            }
-            (false, Some(raw)) => Portal::Webhook(WebhookUrl::parse(raw, http_policy)?),
-            (false, None) => Portal::Unconfigured,
+        let webhook = given("BITRIX24_WEBHOOK_URL", &self.webhook_url)?;
+        let oauth_named: Vec<&str> = self
+            .oauth_values()
+            .iter()
+            .filter(|(_, value)| value.is_some_and(|v| !v.trim().is_empty()))
+            .map(|(name, _)| *name)
+            .collect();
+        let portal = match (self.demo, webhook, oauth_named.is_empty()) {
+            (true, _, _) => Portal::Demo,
+            (false, Some(_), false) => return Err(ConfigError::Conflict(oauth_named.join(", "))),
+            (false, Some(raw), true) => Portal::Webhook(
+                WebhookUrl::parse(raw, http_policy)
+                    .map_err(|e| ConfigError::Address("BITRIX24_WEBHOOK_URL / --webhook-url", e))?,
+            ),
+            (false, None, false) => Portal::OAuth(self.oauth(http_policy)?),
+            (false, None, true) => Portal::Unconfigured,
         };
         Ok(Config {
             portal,
             client: ClientOptions {
                 connect_timeout: self.connect_timeout,
                 request_timeout: self.request_timeout,
+                rate: RateOptions {
+                    per_second: self.rate_limit,
+                    burst: self.rate_burst,
+                    max_wait: self.max_rate_wait,
+                },
+                retry: RetryPolicy {
+                    max_retries: self.max_retries,
+                    deadline: self.retry_deadline,
+                    ..RetryPolicy::default()
+                },
                 ..ClientOptions::default()
             },
             http_policy,
             log_format: self.log_format,
         })
+    }
+
+    fn oauth_values(&self) -> [(&'static str, Option<&str>); 7] {
+        [
+            ("BITRIX24_PORTAL_URL", self.portal_url.as_deref()),
+            ("BITRIX24_ACCESS_TOKEN", self.access_token.as_deref()),
+            ("BITRIX24_REFRESH_TOKEN", self.refresh_token.as_deref()),
+            ("BITRIX24_CLIENT_ID", self.client_id.as_deref()),
+            ("BITRIX24_CLIENT_SECRET", self.client_secret.as_deref()),
+            ("BITRIX24_OAUTH_TOKEN_URL", self.oauth_token_url.as_deref()),
+            (
+                "BITRIX24_TOKEN_FILE",
+                self.token_file.as_deref().and_then(|p| p.to_str()),
+            ),
+        ]
+    }
+
+    fn oauth(&self, policy: HttpPolicy) -> Result<OAuthSettings, ConfigError> {
+        let portal = given("BITRIX24_PORTAL_URL", &self.portal_url)?;
+        let client_id = given("BITRIX24_CLIENT_ID", &self.client_id)?;
+        let client_secret = given("BITRIX24_CLIENT_SECRET", &self.client_secret)?;
+        let refresh_token = given("BITRIX24_REFRESH_TOKEN", &self.refresh_token)?;
+        let access_token = given("BITRIX24_ACCESS_TOKEN", &self.access_token)?;
+        let token_url = given("BITRIX24_OAUTH_TOKEN_URL", &self.oauth_token_url)?;
+        let token_file = self
+            .token_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty());
+        let mut missing = Vec::new();
+        if portal.is_none() {
+            missing.push("BITRIX24_PORTAL_URL");
+        }
+        if client_id.is_none() {
+            missing.push("BITRIX24_CLIENT_ID");
+        }
+        if client_secret.is_none() {
+            missing.push("BITRIX24_CLIENT_SECRET");
+        }
+        if refresh_token.is_none() && token_file.is_none() {
+            missing.push("BITRIX24_REFRESH_TOKEN (or a BITRIX24_TOKEN_FILE holding one)");
+        }
+        let (Some(portal), Some(client_id), Some(client_secret), true) =
+            (portal, client_id, client_secret, missing.is_empty())
+        else {
+            return Err(ConfigError::IncompleteOAuth(missing.join(", ")));
+        };
+        Ok(OAuthSettings {
+            portal: ServiceUrl::portal(portal, policy)
+                .map_err(|e| ConfigError::Address("BITRIX24_PORTAL_URL / --portal-url", e))?,
+            token_server: ServiceUrl::token_server(token_url.unwrap_or(DEFAULT_TOKEN_URL), policy)
+                .map_err(|e| {
+                    ConfigError::Address("BITRIX24_OAUTH_TOKEN_URL / --oauth-token-url", e)
+                })?,
+            client_id: client_id.trim().to_owned(),
+            client_secret: Secret::new(client_secret.trim()),
+            access_token: access_token.map(|t| Secret::new(t.trim())),
+            refresh_token: refresh_token.map(|t| Secret::new(t.trim())),
+            token_file,
+        })
+    }
+}
+
+/// A setting's value, with empty meaning unset — how `${VAR}` expands when the user has not set
+/// it — and an unexpanded placeholder refused by name.
+fn given<'a>(
+    name: &'static str,
+    value: &'a Option<String>,
+) -> Result<Option<&'a str>, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) if raw.starts_with("${") => {
+            let placeholder: String = raw.chars().take_while(|c| *c != '}').collect();
+            Err(ConfigError::Placeholder(name, format!("{placeholder}}}")))
+        }
+        Some(raw) => Ok(Some(raw)),
+    }
+}
+
+/// A rate in requests per second: positive, at most 1000.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 1000.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate: use a number of requests per second, e.g. 2 or 5"
+        )),
     }
 }
 
@@ -219,7 +405,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err,
-            ConfigError::Placeholder("${BITRIX24_WEBHOOK_URL}".into())
+            ConfigError::Placeholder("BITRIX24_WEBHOOK_URL", "${BITRIX24_WEBHOOK_URL}".into())
         );
         assert!(err.to_string().contains("${env:NAME}"), "{err}");
     }
@@ -236,6 +422,76 @@ mod tests {
         assert!(matches!(config.portal, Portal::Webhook(_)));
         let demo = settings(&["--demo", "--webhook-url", "https://a.b/rest/1/abc/"]);
         assert_eq!(demo.validate().unwrap().portal, Portal::Demo);
+    }
+
+    const OAUTH: [&str; 8] = [
+        "--portal-url",
+        "https://acme.bitrix24.com",
+        "--client-id",
+        "app.123",
+        "--client-secret",
+        "s3cret",
+        "--refresh-token",
+        "r3fresh",
+    ];
+
+    #[test]
+    fn a_complete_oauth_set_is_accepted_with_the_default_token_server() {
+        let config = settings(&OAUTH).validate().unwrap();
+        let Portal::OAuth(oauth) = config.portal else {
+            panic!("{:?}", config.portal)
+        };
+        assert_eq!(
+            oauth.portal.url().as_str(),
+            "https://acme.bitrix24.com/rest/"
+        );
+        assert_eq!(oauth.token_server.url().as_str(), DEFAULT_TOKEN_URL);
+        assert_eq!(oauth.access_token, None);
+        assert_eq!(oauth.refresh_token, Some(Secret::new("r3fresh")));
+    }
+
+    #[test]
+    fn an_incomplete_oauth_set_names_what_is_missing() {
+        let err = settings(&["--client-id", "app.123"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "incomplete OAuth settings: BITRIX24_PORTAL_URL, BITRIX24_CLIENT_SECRET, \
+             BITRIX24_REFRESH_TOKEN (or a BITRIX24_TOKEN_FILE holding one) missing"
+        );
+        let mut with_file = OAUTH[..6].to_vec();
+        with_file.extend(["--token-file", "/tmp/tokens.json"]);
+        assert!(settings(&with_file).validate().is_ok());
+    }
+
+    #[test]
+    fn webhook_and_oauth_together_are_refused() {
+        let mut args = OAUTH.to_vec();
+        args.extend(["--webhook-url", "https://a.bitrix24.com/rest/1/abc/"]);
+        let err = settings(&args).validate().unwrap_err().to_string();
+        assert!(err.starts_with("both a webhook"), "{err}");
+        assert!(err.contains("BITRIX24_CLIENT_SECRET"), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains("r3fresh"), "{err}");
+    }
+
+    #[test]
+    fn rate_and_retry_settings_reach_the_client_options() {
+        let config = settings(&[
+            "--rate-limit",
+            "5",
+            "--rate-burst",
+            "250",
+            "--max-retries",
+            "0",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(config.client.rate.per_second, 5.0);
+        assert_eq!(config.client.rate.burst, 250);
+        assert_eq!(config.client.retry.max_retries, 0);
+        assert!(Cli::try_parse_from(["bitrix24-mcp", "--rate-limit", "0"]).is_err());
+        assert!(Cli::try_parse_from(["bitrix24-mcp", "--rate-burst", "0"]).is_err());
     }
 
     #[test]

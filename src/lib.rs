@@ -34,7 +34,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use tracing::{info, warn};
 
-use crate::bitrix::{Client, WebhookUrl};
+use crate::bitrix::{Auth, Client, OAuthSession, WebhookUrl};
 use crate::config::{Command, Config, Portal};
 use crate::demo::{DemoPortal, PortalData};
 use crate::tools::Bitrix24Tools;
@@ -48,6 +48,8 @@ pub enum RunError {
     DemoAddress(bitrix::EndpointError),
     #[error(transparent)]
     Client(#[from] bitrix::BuildError),
+    #[error(transparent)]
+    OAuth(#[from] bitrix::auth::SetupError),
     #[error(transparent)]
     Serve(#[from] transport::stdio::ServeError),
 }
@@ -87,7 +89,19 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<DemoPortal>)
             if webhook.is_plain_http() && !webhook.is_loopback() {
                 warn!(portal = %webhook.host(), "plain http to a remote portal: the webhook code travels unencrypted");
             }
-            Ok((Some(Client::new(webhook.clone(), config.client)?), None))
+            let client = Client::new(webhook.clone().into(), config.client)?;
+            Ok((Some(client), None))
+        }
+        Portal::OAuth(settings) => {
+            info!(portal = %settings.portal.host(), "using an oauth application");
+            if settings.portal.is_plain_http() && !settings.portal.is_loopback() {
+                warn!(portal = %settings.portal.host(), "plain http to a remote portal: tokens travel unencrypted");
+            }
+            let session = OAuthSession::open(settings.clone())?;
+            Ok((
+                Some(Client::new(Auth::OAuth(session), config.client)?),
+                None,
+            ))
         }
         Portal::Demo => {
             let portal = DemoPortal::start(PortalData::sample(random_code()))
@@ -99,7 +113,10 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<DemoPortal>)
                 portal = %portal.addr(),
                 "demo portal started: chat 2935 has users 99, 1269, 1271; chat 1 is refused; chat 2936 is hidden"
             );
-            Ok((Some(Client::new(webhook, config.client)?), Some(portal)))
+            Ok((
+                Some(Client::new(webhook.into(), config.client)?),
+                Some(portal),
+            ))
         }
         Portal::Unconfigured => {
             warn!(
@@ -116,6 +133,19 @@ fn print(outcome: &cli::Outcome) {
     }
     if !outcome.stderr.is_empty() {
         eprintln!("{}", outcome.stderr);
+    }
+}
+
+impl RunError {
+    /// Setup problems the user must fix exit like configuration errors (2); others with 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::OAuth(_) => 2,
+            RunError::Demo(_)
+            | RunError::DemoAddress(_)
+            | RunError::Client(_)
+            | RunError::Serve(_) => 1,
+        }
     }
 }
 

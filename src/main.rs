@@ -33,7 +33,7 @@ async fn main() {
         Err(err) => {
             tracing::error!(error = %err, "fatal");
             eprintln!("bitrix24-mcp: {err}");
-            1
+            err.exit_code()
         }
     };
     // Exit here rather than return: after a signal, Tokio's runtime would wait for a stdin read

@@ -17,6 +17,12 @@ fn bitrix24_mcp(args: &[&str]) -> Command {
         "BITRIX24_CONNECT_TIMEOUT",
         "BITRIX24_REQUEST_TIMEOUT",
         "BITRIX24_LOG_FORMAT",
+        "BITRIX24_PORTAL_URL",
+        "BITRIX24_ACCESS_TOKEN",
+        "BITRIX24_REFRESH_TOKEN",
+        "BITRIX24_CLIENT_ID",
+        "BITRIX24_CLIENT_SECRET",
+        "BITRIX24_TOKEN_FILE",
         "RUST_LOG",
     ] {
         command.env_remove(var);
@@ -180,6 +186,8 @@ fn an_insecure_self_hosted_portal_is_allowed_when_asked() {
     // Nothing listens on this port: the call fails, but configuration is accepted.
     let (code, stdout, _) = run(bitrix24_mcp(&[
         "--allow-insecure-http",
+        "--max-retries",
+        "0",
         "--connect-timeout",
         "2s",
         "call",

@@ -274,7 +274,7 @@ async fn a_slow_answer_is_a_timeout() {
     assert_eq!(error["retryable"], true);
     assert_eq!(
         error["error_description"],
-        "no complete answer from the portal within 200 ms"
+        "no complete answer within 200 ms"
     );
 }
 

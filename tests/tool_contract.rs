@@ -189,7 +189,7 @@ async fn the_sample_portal_rejects_a_wrong_webhook_code() {
         bitrix24_mcp::bitrix::HttpPolicy::HttpsOnly,
     )
     .unwrap();
-    let client = bitrix24_mcp::bitrix::Client::new(webhook, fast_options()).unwrap();
+    let client = bitrix24_mcp::bitrix::Client::new(webhook.into(), fast_options()).unwrap();
     let client = mcp_client(Bitrix24Tools::new(Some(client))).await;
     let error = error_object(&call(&client, json!({"CHAT_ID": 2935})).await);
     assert_eq!(error["error"], "NO_AUTH_FOUND");

@@ -1,5 +1,6 @@
-//! The incoming-webhook address: parsing, validation (the https and loopback rules) and the
-//! redaction that keeps the webhook code — a password — out of every message and `Debug` output.
+//! Portal addresses: the incoming webhook (whose code is a password, kept out of every message and
+//! `Debug` output), the OAuth client endpoint and the token server, all under one https rule:
+//! https everywhere, plain http only on loopback or when explicitly allowed.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -10,8 +11,12 @@ use url::{Host, Url};
 /// never the code itself.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EndpointError {
-    #[error("invalid webhook URL: {reason}; expected {SHAPE}")]
-    Malformed { reason: String },
+    #[error("invalid {what}: {reason}; expected {expected}")]
+    Malformed {
+        what: &'static str,
+        reason: String,
+        expected: &'static str,
+    },
     #[error(
         "refusing plain http:// for the non-loopback host {host:?}: Bitrix24 requires https; \
          use https://, or pass --allow-insecure-http for a self-hosted portal without TLS"
@@ -20,6 +25,8 @@ pub enum EndpointError {
 }
 
 const SHAPE: &str = "https://<portal>/rest/<user_id>/<code>/";
+const PORTAL_SHAPE: &str = "https://<portal>/rest/ (the app's client_endpoint)";
+const TOKEN_SHAPE: &str = "https://oauth.bitrix.info/oauth/token/";
 
 /// Whether plain `http://` is acceptable for a non-loopback host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,32 +53,8 @@ impl WebhookUrl {
     /// Parses and validates a webhook URL as a user pastes it: with or without the trailing slash,
     /// surrounding whitespace ignored.
     pub fn parse(raw: &str, policy: HttpPolicy) -> Result<Self, EndpointError> {
-        let malformed = |reason: &str| EndpointError::Malformed {
-            reason: reason.to_owned(),
-        };
-        // The url crate's own error text never echoes the input, so it is safe to show.
-        let url = Url::parse(raw.trim())
-            .map_err(|e| malformed(&format!("it is not an absolute URL ({e})")))?;
-        let host = match url.host() {
-            Some(host) => host_text(&host),
-            None => return Err(malformed("it has no host")),
-        };
-        match url.scheme() {
-            "https" => {}
-            "http" if policy == HttpPolicy::AllowInsecure || is_loopback(&url) => {}
-            "http" => return Err(EndpointError::InsecureScheme { host }),
-            other => {
-                return Err(malformed(&format!("the scheme is {other:?}, not https")));
-            }
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(malformed(
-                "it carries a user name or password before the host",
-            ));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(malformed("it has a query string or fragment"));
-        }
+        let malformed = |reason: &str| malformed("webhook URL", SHAPE, reason);
+        let url = validate_base(raw, policy, "webhook URL", SHAPE)?;
         let segments: Vec<&str> = url
             .path_segments()
             .map(|s| s.filter(|seg| !seg.is_empty()).collect())
@@ -132,11 +115,7 @@ impl WebhookUrl {
 
     /// The portal's host (and port when not the default), safe to show.
     pub fn host(&self) -> String {
-        let host = self.base.host().map(|h| host_text(&h)).unwrap_or_default();
-        match self.base.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host,
-        }
+        authority(&self.base)
     }
 
     /// The ID of the employee the webhook acts as.
@@ -154,9 +133,9 @@ impl WebhookUrl {
         self.base.scheme() == "http"
     }
 
-    /// The secret parts of this endpoint, for scrubbing text that came back from the network.
-    pub fn secrets(&self) -> Vec<String> {
-        vec![self.code.clone()]
+    /// The webhook code, for scrubbing text that came back from the network.
+    pub fn code(&self) -> &str {
+        &self.code
     }
 }
 
@@ -167,6 +146,106 @@ impl fmt::Debug for WebhookUrl {
             .field("user_id", &self.user_id)
             .field("code", &"<redacted>")
             .finish()
+    }
+}
+
+/// A validated, non-secret service address: the portal's OAuth client endpoint or the token server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUrl {
+    url: Url,
+}
+
+impl ServiceUrl {
+    /// The portal's REST root for OAuth calls: `https://x.bitrix24.com`, `.../rest` and `.../rest/`
+    /// all mean `https://x.bitrix24.com/rest/`.
+    pub fn portal(raw: &str, policy: HttpPolicy) -> Result<Self, EndpointError> {
+        let mut url = validate_base(raw, policy, "portal URL", PORTAL_SHAPE)?;
+        let path = url.path().trim_end_matches('/').to_owned();
+        let root = if path.ends_with("/rest") {
+            format!("{path}/")
+        } else {
+            format!("{path}/rest/")
+        };
+        url.set_path(&root);
+        Ok(Self { url })
+    }
+
+    /// The OAuth token server, taken as given.
+    pub fn token_server(raw: &str, policy: HttpPolicy) -> Result<Self, EndpointError> {
+        let url = validate_base(raw, policy, "OAuth token URL", TOKEN_SHAPE)?;
+        Ok(Self { url })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The URL of a REST method under this root.
+    pub fn method_url(&self, method: &str) -> Result<Url, url::ParseError> {
+        self.url.join(method)
+    }
+
+    /// Host and non-default port, as shown in messages.
+    pub fn host(&self) -> String {
+        authority(&self.url)
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        is_loopback(&self.url)
+    }
+
+    pub fn is_plain_http(&self) -> bool {
+        self.url.scheme() == "http"
+    }
+}
+
+fn malformed(what: &'static str, expected: &'static str, reason: &str) -> EndpointError {
+    EndpointError::Malformed {
+        what,
+        reason: reason.to_owned(),
+        expected,
+    }
+}
+
+/// The checks every address shares: absolute, a host, https (or loopback/allowed http), no user
+/// info, no query or fragment. Error texts never echo the input, which may hold a secret.
+fn validate_base(
+    raw: &str,
+    policy: HttpPolicy,
+    what: &'static str,
+    expected: &'static str,
+) -> Result<Url, EndpointError> {
+    let malformed = |reason: &str| malformed(what, expected, reason);
+    // The url crate's own error text never echoes the input, so it is safe to show.
+    let url = Url::parse(raw.trim())
+        .map_err(|e| malformed(&format!("it is not an absolute URL ({e})")))?;
+    let host = match url.host() {
+        Some(host) => host_text(&host),
+        None => return Err(malformed("it has no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if policy == HttpPolicy::AllowInsecure || is_loopback(&url) => {}
+        "http" => return Err(EndpointError::InsecureScheme { host }),
+        other => return Err(malformed(&format!("the scheme is {other:?}, not https"))),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(malformed(
+            "it carries a user name or password before the host",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(malformed("it has a query string or fragment"));
+    }
+    Ok(url)
+}
+
+/// Host and port (when not the scheme's default) of a URL.
+pub fn authority(url: &Url) -> String {
+    let host = url.host().map(|h| host_text(&h)).unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
     }
 }
 
@@ -302,6 +381,34 @@ mod tests {
             assert!(message.contains(SHAPE), "{raw}: {message}");
             assert!(!message.contains(CODE), "{raw} leaked the code: {message}");
         }
+    }
+
+    #[test]
+    fn portal_urls_are_normalised_to_the_rest_root() {
+        for raw in [
+            "https://acme.bitrix24.com",
+            "https://acme.bitrix24.com/",
+            "https://acme.bitrix24.com/rest",
+            "https://acme.bitrix24.com/rest/",
+        ] {
+            let portal = ServiceUrl::portal(raw, HttpPolicy::HttpsOnly).unwrap();
+            assert_eq!(
+                portal.url().as_str(),
+                "https://acme.bitrix24.com/rest/",
+                "{raw}"
+            );
+            assert_eq!(
+                portal.method_url("im.chat.user.list").unwrap().as_str(),
+                "https://acme.bitrix24.com/rest/im.chat.user.list"
+            );
+        }
+        let err = ServiceUrl::portal("http://acme.bitrix24.com/rest/", HttpPolicy::HttpsOnly);
+        assert!(matches!(err, Err(EndpointError::InsecureScheme { .. })));
+        let err = ServiceUrl::token_server("https://t?x=1", HttpPolicy::HttpsOnly).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid OAuth token URL"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,26 +1,62 @@
-//! The Bitrix24 REST client. It knows the portal's wire conventions (JSON POST, envelope, error
-//! bodies, redirects, body limits) and nothing of MCP. `Client::call` is the one way out to the
-//! network; typed method wrappers sit on top of it.
+//! The Bitrix24 REST client. It knows the portal's wire conventions, authentication, limits and
+//! retry rules, and nothing of MCP. [`Client::call`] is the one way out to the portal:
+//!
+//! operating gate → rate bucket → authenticated request (refresh and repeat once on an expired
+//! token) → envelope → retry policy → the answer or one [`CallError`].
 
+pub mod auth;
 pub mod endpoint;
 pub mod error;
+pub mod limits;
+mod request;
 pub mod response;
+pub mod retry;
+pub mod secret;
+pub mod token_store;
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
-pub use endpoint::{EndpointError, HttpPolicy, WebhookUrl};
-pub use error::{ApiError, CallError};
+pub use auth::{Auth, OAuthSession, OAuthSettings};
+pub use endpoint::{EndpointError, HttpPolicy, ServiceUrl, WebhookUrl};
+pub use error::{ApiError, ApiErrorKind, CallError};
+pub use limits::{MethodState, OperatingGate, RateLimiter};
 pub use response::{Envelope, Timing};
+pub use retry::{Decision, RetryPolicy};
+pub use secret::Secret;
+
+use auth::{unix_now_f64, whole_seconds};
+use request::Exchange;
 
 /// Sent with every request, so portal admins can tell our traffic apart.
 pub const USER_AGENT: &str = concat!("bitrix24-mcp/", env!("CARGO_PKG_VERSION"));
 
+/// The client-side request-rate bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateOptions {
+    /// Drain rate, requests per second (Bitrix24: 2, Enterprise 5).
+    pub per_second: f64,
+    /// Bucket size (Bitrix24: 50, Enterprise 250).
+    pub burst: u32,
+    /// Longest a call waits for a slot before failing with a rate-limit error.
+    pub max_wait: Duration,
+}
+
+impl Default for RateOptions {
+    fn default() -> Self {
+        Self {
+            per_second: 2.0,
+            burst: 50,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Knobs of the HTTP layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// The whole exchange, body included. Cloud portals stop a request at 60 s themselves.
@@ -28,6 +64,8 @@ pub struct ClientOptions {
     /// Larger bodies are refused unread: no Bitrix24 answer of ours comes near it, a runaway
     /// proxy page might.
     pub max_body_bytes: usize,
+    pub rate: RateOptions,
+    pub retry: RetryPolicy,
 }
 
 impl Default for ClientOptions {
@@ -36,16 +74,36 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 4 * 1024 * 1024,
+            rate: RateOptions::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
 
-/// A client bound to one portal through one webhook.
-#[derive(Debug, Clone)]
+/// Why a call is waiting, reported to an observer so a user can see why it is slow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wait {
+    /// Waiting for a slot in the request-rate bucket.
+    RateLimit(Duration),
+    /// Waiting before retry number `retry` after a failure.
+    Backoff {
+        retry: u32,
+        delay: Duration,
+        reason: String,
+    },
+}
+
+/// Receives [`Wait`] notices during a call.
+pub type Observer<'a> = &'a (dyn Fn(Wait) + Send + Sync);
+
+/// A client bound to one portal.
+#[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
-    webhook: WebhookUrl,
+    auth: Auth,
     options: ClientOptions,
+    limiter: RateLimiter,
+    gate: OperatingGate,
 }
 
 /// The client could not be built (the TLS backend failed to initialise).
@@ -54,15 +112,15 @@ pub struct Client {
 pub struct BuildError(String);
 
 impl Client {
-    pub fn new(webhook: WebhookUrl, options: ClientOptions) -> Result<Self, BuildError> {
+    pub fn new(auth: Auth, options: ClientOptions) -> Result<Self, BuildError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             // A 3xx means the portal moved; following it could turn the POST into a GET and
-            // would hand the webhook code to a host nobody configured.
+            // would hand the credentials to a host nobody configured.
             .redirect(reqwest::redirect::Policy::none());
-        if webhook.is_loopback() {
+        if auth.is_loopback() {
             // An HTTP(S)_PROXY in the environment must not capture traffic to this machine.
             builder = builder.no_proxy();
         }
@@ -71,158 +129,238 @@ impl Client {
             .map_err(|e| BuildError(e.without_url().to_string()))?;
         Ok(Self {
             http,
-            webhook,
+            auth,
+            limiter: RateLimiter::new(options.rate.per_second, options.rate.burst),
+            gate: OperatingGate::default(),
             options,
         })
     }
 
     /// The portal's host, safe to show.
     pub fn portal_host(&self) -> String {
-        self.webhook.host()
+        self.auth.portal_host()
     }
 
-    /// Calls a REST method with JSON parameters and returns the parsed envelope.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// What the portal last reported about a method's operating-time budget.
+    pub fn operating(&self, method: &str) -> Option<MethodState> {
+        self.gate.state(method)
+    }
+
+    /// Calls a REST method with JSON parameters (an object) and returns the parsed envelope.
     pub async fn call(&self, method: &str, params: &Value) -> Result<Envelope, CallError> {
+        self.call_observed(method, params, &|_| {}).await
+    }
+
+    /// [`Client::call`], telling `observer` whenever the call has to wait.
+    pub async fn call_observed(
+        &self,
+        method: &str,
+        params: &Value,
+        observer: Observer<'_>,
+    ) -> Result<Envelope, CallError> {
         let started = Instant::now();
-        let outcome = self.exchange(method, params).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        match &outcome {
-            Ok(_) => debug!(method, elapsed_ms, "bitrix24 call succeeded"),
-            Err(err) => warn!(
-                method,
-                elapsed_ms,
-                status = err.http_status(),
-                error = %err,
-                "bitrix24 call failed"
-            ),
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let outcome = self.attempt(method, params, observer).await;
+            let err = match outcome {
+                Ok(envelope) => {
+                    self.gate.record(method, &envelope.time);
+                    debug!(
+                        method,
+                        attempts,
+                        elapsed_ms = elapsed_ms(started),
+                        "bitrix24 call succeeded"
+                    );
+                    return Ok(envelope);
+                }
+                Err(err) => self.note_limits(method, err),
+            };
+            match self.options.retry.decide(&err, attempts, started.elapsed()) {
+                Decision::Retry(delay) => {
+                    warn!(method, attempts, delay_ms = delay.as_millis() as u64, error = %err, "bitrix24 call failed; retrying");
+                    observer(Wait::Backoff {
+                        retry: attempts,
+                        delay,
+                        reason: err.to_string(),
+                    });
+                    tokio::time::sleep(delay).await;
+                }
+                Decision::GiveUp => {
+                    warn!(method, attempts, elapsed_ms = elapsed_ms(started), status = err.http_status(), error = %err, "bitrix24 call failed");
+                    return Err(if attempts > 1 {
+                        CallError::RetriesExhausted {
+                            attempts,
+                            last: Box::new(err),
+                        }
+                    } else {
+                        err
+                    });
+                }
+            }
         }
-        outcome
     }
 
     /// `im.chat.user.list`: the IDs of a chat's participants, in the portal's order.
-    pub async fn chat_user_list(&self, chat_id: i64) -> Result<Vec<i64>, CallError> {
+    pub async fn chat_user_list(
+        &self,
+        chat_id: i64,
+        observer: Observer<'_>,
+    ) -> Result<Vec<i64>, CallError> {
         let envelope = self
-            .call("im.chat.user.list", &json!({ "CHAT_ID": chat_id }))
+            .call_observed(
+                "im.chat.user.list",
+                &json!({ "CHAT_ID": chat_id }),
+                observer,
+            )
             .await?;
         id_list(&envelope.result).ok_or_else(|| CallError::UnexpectedResponse {
             status: 200,
             detail: format!(
                 "\"result\" is not a list of user IDs: \"{}\"",
-                response::excerpt(&envelope.result.to_string(), &self.webhook.secrets())
+                response::excerpt(&envelope.result.to_string(), &self.auth.secrets())
             ),
         })
     }
 
-    async fn exchange(&self, method: &str, params: &Value) -> Result<Envelope, CallError> {
-        let url = self
-            .webhook
+    /// One try: the operating gate, a bucket slot, and the authenticated request — with one
+    /// refresh and repeat when an OAuth token turns out to be expired.
+    async fn attempt(
+        &self,
+        method: &str,
+        params: &Value,
+        observer: Observer<'_>,
+    ) -> Result<Envelope, CallError> {
+        if let Err(wait) = self.gate.check(method, unix_now_f64()) {
+            return Err(CallError::OperationBlocked {
+                method: method.to_owned(),
+                retry_after: Duration::from_secs_f64(wait),
+            });
+        }
+        match &self.auth {
+            Auth::Webhook(webhook) => {
+                self.throttle(observer).await?;
+                let url = webhook.method_url(method).map_err(|_| bad_method(method))?;
+                self.post(&self.exchange(), url, params.clone()).await
+            }
+            Auth::OAuth(session) => {
+                let generation = session.usable(&self.exchange()).await?;
+                self.throttle(observer).await?;
+                let token = &generation.tokens.access_token;
+                match self.post_oauth(session, token, method, params).await {
+                    Err(CallError::Api(api)) if api.kind() == ApiErrorKind::TokenExpired => {
+                        debug!(method, code = %api.code, "access token rejected; refreshing");
+                        let fresh = session.refresh(&self.exchange(), generation.number).await?;
+                        self.throttle(observer).await?;
+                        let token = &fresh.tokens.access_token;
+                        self.post_oauth(session, token, method, params).await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    async fn post_oauth(
+        &self,
+        session: &OAuthSession,
+        token: &Secret,
+        method: &str,
+        params: &Value,
+    ) -> Result<Envelope, CallError> {
+        let url = session
+            .portal()
             .method_url(method)
-            .map_err(|_| CallError::Network {
-                detail: format!("{method:?} is not a valid method name"),
-            })?;
-        let body = serde_json::to_vec(params).map_err(|e| CallError::Network {
-            detail: format!("cannot encode the parameters: {e}"),
-        })?;
-        debug!(method, portal = %self.webhook.host(), "calling bitrix24");
-        let response = self
+            .map_err(|_| bad_method(method))?;
+        let mut body = params.clone();
+        if let Value::Object(map) = &mut body {
+            map.insert("auth".into(), Value::String(token.expose().to_owned()));
+        }
+        // Built after any refresh, so the scrub list holds the tokens in use.
+        self.post(&self.exchange(), url, body).await
+    }
+
+    async fn post(
+        &self,
+        exchange: &Exchange<'_>,
+        url: url::Url,
+        body: Value,
+    ) -> Result<Envelope, CallError> {
+        let builder = self
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let status = response.status().as_u16();
-        if response.status().is_redirection() {
-            return Err(CallError::Redirect {
-                status,
-                location_host: location_host(&response),
-            });
-        }
-        let body = self.read_capped(response, status).await?;
-        response::parse(status, &body, &self.webhook.secrets())
+            .body(body.to_string());
+        let (status, body) = request::send(exchange, builder).await?;
+        response::parse(status, &body, &exchange.secrets)
     }
 
-    async fn read_capped(
-        &self,
-        mut response: reqwest::Response,
-        status: u16,
-    ) -> Result<Vec<u8>, CallError> {
-        let cap = self.options.max_body_bytes;
-        let too_large = || CallError::UnexpectedResponse {
-            status,
-            detail: format!("body larger than the {cap}-byte limit"),
-        };
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > cap as u64) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.transport_error(e))?
-        {
-            if body.len() + chunk.len() > cap {
-                return Err(too_large());
+    /// Waits for a slot in the bucket, or fails when the wait would be too long.
+    async fn throttle(&self, observer: Observer<'_>) -> Result<(), CallError> {
+        match self.limiter.reserve(self.options.rate.max_wait) {
+            Ok(wait) if wait.is_zero() => Ok(()),
+            Ok(wait) => {
+                debug!(
+                    wait_ms = wait.as_millis() as u64,
+                    "waiting for the request-rate limit"
+                );
+                observer(Wait::RateLimit(wait));
+                tokio::time::sleep(wait).await;
+                Ok(())
             }
-            body.extend_from_slice(&chunk);
+            Err(retry_after) => Err(CallError::RateLimited { retry_after }),
         }
-        Ok(body)
     }
 
-    /// Maps a reqwest failure to a URL-free, secret-free error.
-    fn transport_error(&self, err: reqwest::Error) -> CallError {
-        if err.is_timeout() {
-            let after = if err.is_connect() {
-                self.options.connect_timeout
-            } else {
-                self.options.request_timeout
-            };
-            return CallError::Timeout { after };
-        }
-        let host = self.webhook.host();
-        let cause = root_cause(&err);
-        let detail = if err.is_connect() {
-            format!("cannot connect to {host}: {cause}")
-        } else if err.is_body() || err.is_decode() {
-            format!("the connection to {host} broke while reading the answer: {cause}")
-        } else {
-            format!("request to {host} failed: {cause}")
+    /// Lets the limits learn from a failure: a portal-side rate refusal fills our bucket, an
+    /// operating-time refusal blocks the method. Adds the wait to the error.
+    fn note_limits(&self, method: &str, err: CallError) -> CallError {
+        let CallError::Api(mut api) = err else {
+            return err;
         };
-        CallError::Network {
-            detail: response::scrub(&detail, &self.webhook.secrets()),
+        match api.kind() {
+            ApiErrorKind::QueryLimit => {
+                self.limiter.saturate();
+                api.retry_after = Some(Duration::from_secs_f64(1.0 / self.options.rate.per_second));
+            }
+            ApiErrorKind::OperationLimit => {
+                let wait = self.gate.block(method, unix_now_f64());
+                api.retry_after = Some(Duration::from_secs(whole_seconds(
+                    Duration::from_secs_f64(wait),
+                )));
+            }
+            ApiErrorKind::ServerFault | ApiErrorKind::TokenExpired | ApiErrorKind::Other => {}
+        }
+        CallError::Api(api)
+    }
+
+    fn exchange(&self) -> Exchange<'_> {
+        Exchange {
+            http: &self.http,
+            options: &self.options,
+            host: self.auth.portal_host(),
+            secrets: self.auth.secrets(),
         }
     }
 }
 
-/// The innermost error's text: the useful part ("Connection refused (os error 111)"), and free of
-/// the URL that reqwest adds to its outer layer.
-fn root_cause(err: &reqwest::Error) -> String {
-    let mut innermost: Option<&dyn std::error::Error> = None;
-    let mut next = std::error::Error::source(err);
-    while let Some(cause) = next {
-        innermost = Some(cause);
-        next = cause.source();
+fn bad_method(method: &str) -> CallError {
+    CallError::Network {
+        detail: format!("{method:?} is not a valid method name"),
     }
-    innermost.map_or_else(|| "no further detail".to_owned(), ToString::to_string)
 }
 
-/// The host a redirect points to: enough to tell the user where the portal went, without the
-/// path (which would carry the webhook code).
-fn location_host(response: &reqwest::Response) -> Option<String> {
-    let location = response.headers().get(LOCATION)?.to_str().ok()?;
-    let target = response.url().join(location).ok()?;
-    let host = target.host_str()?.to_owned();
-    Some(match target.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    })
+fn elapsed_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
 }
 
 /// A list of IDs as integers or numeric strings; anything else is not a list of IDs.

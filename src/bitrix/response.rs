@@ -86,11 +86,7 @@ fn api_error(
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
     };
-    ApiError {
-        code: scrub(&code, secrets),
-        description: scrub(&description, secrets),
-        status,
-    }
+    ApiError::new(scrub(&code, secrets), scrub(&description, secrets), status)
 }
 
 fn timing(time: Option<&Value>) -> Timing {
@@ -178,11 +174,7 @@ mod tests {
             );
             assert_eq!(
                 e,
-                CallError::Api(ApiError {
-                    code: "ACCESS_ERROR".into(),
-                    description: "Action unavailable".into(),
-                    status
-                })
+                CallError::Api(ApiError::new("ACCESS_ERROR", "Action unavailable", status))
             );
         }
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::ToolError;
-use crate::bitrix::Client;
+use crate::bitrix::{Client, Observer};
 
 pub const NAME: &str = "im_chat_user_list";
 
@@ -117,12 +117,16 @@ fn object(value: Value) -> JsonObject {
 }
 
 /// Runs the tool: validates, calls the portal, shapes the answer.
-pub async fn run(client: &Client, arguments: Option<&JsonObject>) -> CallToolResult {
+pub async fn run(
+    client: &Client,
+    arguments: Option<&JsonObject>,
+    observer: Observer<'_>,
+) -> CallToolResult {
     let chat_id = match parse_chat_id(arguments) {
         Ok(id) => id,
         Err(err) => return err.into_result(),
     };
-    match client.chat_user_list(chat_id).await {
+    match client.chat_user_list(chat_id, observer).await {
         Ok(user_ids) => success(ChatUserList::new(chat_id, user_ids)),
         Err(err) => ToolError::from_call(&err).into_result(),
     }

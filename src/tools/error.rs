@@ -5,7 +5,7 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde::Serialize;
 
-use crate::bitrix::{ApiError, CallError};
+use crate::bitrix::{ApiError, CallError, auth::whole_seconds};
 
 /// What kind of problem an error is, so the assistant can decide between fixing its input,
 /// asking the user to fix the setup, waiting, or giving up.
@@ -163,14 +163,14 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         Authentication,
         false,
         "The access token has expired",
-        "The OAuth access token expired; the user must supply fresh credentials (a webhook URL does not expire this way).",
+        "The access token was rejected as expired even after a refresh; ask the user to check the OAuth app's settings and authorize it again.",
     ),
     code(
         "invalid_token",
         Authentication,
         false,
         "The access token is not valid",
-        "The OAuth access token is not valid; the user must supply fresh credentials.",
+        "The access token was rejected even after a refresh; ask the user to check the OAuth app's settings and authorize it again.",
     ),
     code(
         "user_access_error",
@@ -195,6 +195,53 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
     ),
 ];
 
+/// The OAuth server's codes for a failed refresh (reference section 4). Kept apart from
+/// [`BITRIX_CODES`] because `insufficient_scope` means something else there.
+pub const REFRESH_CODES: &[CodeInfo] = &[
+    code(
+        "invalid_grant",
+        Authentication,
+        false,
+        "The refresh token has expired or was already used",
+        "The app's refresh token is no longer valid (expired after 180 days, or used elsewhere); the user must authorize the app again and configure the new tokens.",
+    ),
+    code(
+        "invalid_client",
+        Authentication,
+        false,
+        "The client ID or secret was rejected",
+        "The OAuth server rejected the application; ask the user to check BITRIX24_CLIENT_ID and BITRIX24_CLIENT_SECRET and that the app is still installed on the portal.",
+    ),
+    code(
+        "invalid_request",
+        Configuration,
+        false,
+        "The refresh request was malformed",
+        "The OAuth server refused the refresh request; ask the user to check BITRIX24_OAUTH_TOKEN_URL and the app's credentials.",
+    ),
+    code(
+        "invalid_scope",
+        Permission,
+        false,
+        "The requested scope is not valid for this application",
+        "The application's scopes do not cover this call; ask the user to add the im scope to the app and authorize it again.",
+    ),
+    code(
+        "insufficient_scope",
+        Permission,
+        false,
+        "The application lacks the required scope",
+        "The application's scopes do not cover this call; ask the user to add the im scope to the app and authorize it again.",
+    ),
+    code(
+        "PAYMENT_REQUIRED",
+        Permission,
+        false,
+        "The application requires payment",
+        "The application's subscription has lapsed on this portal; the portal administrator must renew it, do not retry.",
+    ),
+];
+
 /// Looks up a Bitrix24 code, case-sensitively.
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
     BITRIX_CODES.iter().find(|info| info.code == code)
@@ -209,6 +256,12 @@ pub struct ToolError {
     pub http_status: Option<u16>,
     pub category: Category,
     pub retryable: bool,
+    /// Seconds to wait before calling again, when known (rate and operating limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    /// How many requests were made, when the server retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     pub hint: String,
 }
 
@@ -221,6 +274,8 @@ impl ToolError {
             http_status: None,
             category: InvalidInput,
             retryable: false,
+            retry_after_secs: None,
+            attempts: None,
             hint: "Call again with CHAT_ID set to the chat's positive integer ID, e.g. {\"CHAT_ID\": 2935} (a dialog ID like \"chat2935\" also works); im.chat.get finds a chat's ID.".into(),
         }
     }
@@ -233,67 +288,143 @@ impl ToolError {
             http_status: None,
             category: Configuration,
             retryable: false,
-            hint: "Ask the user to set BITRIX24_WEBHOOK_URL (https://<portal>/rest/<user_id>/<code>/) in the server's environment and restart it, or to start it with --demo to try the sample portal.".into(),
+            retry_after_secs: None,
+            attempts: None,
+            hint: "Ask the user to set BITRIX24_WEBHOOK_URL (https://<portal>/rest/<user_id>/<code>/), or the BITRIX24_PORTAL_URL/CLIENT_ID/CLIENT_SECRET/REFRESH_TOKEN set of an OAuth app, in the server's environment and restart it, or to start it with --demo to try the sample portal.".into(),
         }
     }
 
     /// Classifies a failed call. Exhaustive on purpose: a new kind of failure must be placed here.
     pub fn from_call(err: &CallError) -> Self {
         match err {
-            CallError::Api(api) => Self::from_api(api),
-            CallError::Network { detail } => Self {
-                error: "NETWORK_ERROR".into(),
-                error_description: detail.clone(),
-                http_status: None,
-                category: Network,
-                retryable: true,
-                hint: "The portal could not be reached; retry in a moment, and if it persists ask the user to check the portal address and their network.".into(),
-            },
-            CallError::Timeout { .. } => Self {
-                error: "TIMEOUT".into(),
-                error_description: err.to_string(),
-                http_status: None,
-                category: Network,
-                retryable: true,
-                hint: "The portal answered too slowly; retry in a moment, and if it keeps happening the user can raise --request-timeout.".into(),
-            },
+            CallError::Api(api) => Self::from_api(api, lookup(&api.code)),
+            CallError::Network { detail } => Self::own(
+                "NETWORK_ERROR",
+                detail.clone(),
+                None,
+                Network,
+                true,
+                "The portal could not be reached; retry in a moment, and if it persists ask the user to check the portal address and their network.",
+            ),
+            CallError::Timeout { .. } => Self::own(
+                "TIMEOUT",
+                err.to_string(),
+                None,
+                Network,
+                true,
+                "The portal answered too slowly; retry in a moment, and if it keeps happening the user can raise --request-timeout.",
+            ),
             CallError::Redirect {
                 status,
                 location_host,
-            } => Self {
-                error: "PORTAL_MOVED".into(),
-                error_description: format!(
-                    "The portal address changed: it answers HTTP {status} pointing to {}. Redirects are not followed, to keep the webhook code from going to a host nobody configured.",
+            } => Self::own(
+                "PORTAL_MOVED",
+                format!(
+                    "The portal address changed: it answers HTTP {status} pointing to {}. Redirects are not followed, to keep credentials from going to a host nobody configured.",
                     location_host.as_deref().unwrap_or("an unnamed location")
                 ),
-                http_status: Some(*status),
-                category: Configuration,
-                retryable: false,
-                hint: "Ask the user to update BITRIX24_WEBHOOK_URL to the portal's new address and restart the server; do not retry before that.".into(),
-            },
+                Some(*status),
+                Configuration,
+                false,
+                "Ask the user to update the configured portal address (BITRIX24_WEBHOOK_URL or BITRIX24_PORTAL_URL) and restart the server; do not retry before that.",
+            ),
             CallError::UnexpectedResponse { status, detail } => {
                 let server_side = *status >= 500;
-                Self {
-                    error: "UNEXPECTED_RESPONSE".into(),
-                    error_description: format!(
-                        "The portal's answer is not a Bitrix24 response: {detail}."
-                    ),
-                    http_status: Some(*status),
-                    category: Upstream,
-                    retryable: server_side,
-                    hint: if server_side {
+                Self::own(
+                    "UNEXPECTED_RESPONSE",
+                    format!("The answer is not a Bitrix24 response: {detail}."),
+                    Some(*status),
+                    Upstream,
+                    server_side,
+                    if server_side {
                         "The portal or a proxy in front of it failed; retry after a few seconds, and if it persists the portal may be down."
                     } else {
-                        "Something other than the Bitrix24 REST API answered; ask the user to check that BITRIX24_WEBHOOK_URL points at the portal itself."
-                    }
-                    .into(),
+                        "Something other than the Bitrix24 REST API answered; ask the user to check that the configured address points at the portal itself."
+                    },
+                )
+            }
+            CallError::TokenRefresh(inner) => Self::from_refresh(inner),
+            CallError::OperationBlocked { retry_after, .. } => Self {
+                retry_after_secs: Some(whole_seconds(*retry_after)),
+                ..Self::own(
+                    "OPERATION_TIME_LIMIT",
+                    format!("{err}; no request was sent."),
+                    None,
+                    RateLimit,
+                    true,
+                    "The portal blocked this method after it used its execution-time budget; call it again after retry_after_secs, other methods still work.",
+                )
+            },
+            CallError::RateLimited { retry_after } => Self {
+                retry_after_secs: Some(whole_seconds(*retry_after)),
+                ..Self::own(
+                    "RATE_LIMITED",
+                    format!("{err}, longer than allowed; no request was sent."),
+                    None,
+                    RateLimit,
+                    true,
+                    "Too many calls are queued for the portal's request-rate limit; wait retry_after_secs and make fewer parallel calls.",
+                )
+            },
+            CallError::RetriesExhausted { attempts, last } => {
+                let inner = Self::from_call(last);
+                Self {
+                    error_description: format!(
+                        "{} (gave up after {attempts} attempts)",
+                        inner.error_description
+                    ),
+                    attempts: Some(*attempts),
+                    ..inner
                 }
             }
         }
     }
 
-    fn from_api(api: &ApiError) -> Self {
-        let known = lookup(&api.code);
+    /// A refresh failed: the OAuth server's verdict, or why it could not be asked.
+    fn from_refresh(inner: &CallError) -> Self {
+        let base = match inner {
+            CallError::Api(api) => {
+                let known = REFRESH_CODES.iter().find(|info| info.code == api.code);
+                let mut error = Self::from_api(api, known);
+                if known.is_none() {
+                    error.category = Authentication;
+                    error.hint = "The OAuth server refused to refresh the access token; ask the user to check the app's credentials and authorize it again if needed.".into();
+                }
+                error
+            }
+            CallError::Network { .. } | CallError::Timeout { .. } => Self {
+                hint: "The OAuth server could not be reached to refresh the access token; retry in a moment.".into(),
+                ..Self::from_call(inner)
+            },
+            other => Self::from_call(other),
+        };
+        Self {
+            error_description: format!("Token refresh failed: {}", base.error_description),
+            ..base
+        }
+    }
+
+    fn own(
+        code: &str,
+        description: String,
+        http_status: Option<u16>,
+        category: Category,
+        retryable: bool,
+        hint: &str,
+    ) -> Self {
+        Self {
+            error: code.to_owned(),
+            error_description: description,
+            http_status,
+            category,
+            retryable,
+            retry_after_secs: None,
+            attempts: None,
+            hint: hint.to_owned(),
+        }
+    }
+
+    fn from_api(api: &ApiError, known: Option<&CodeInfo>) -> Self {
         let description = match (api.description.trim(), known) {
             ("", Some(info)) => info.meaning.to_owned(),
             ("", None) => "(no description given)".to_owned(),
@@ -313,6 +444,8 @@ impl ToolError {
             http_status: Some(api.status),
             category,
             retryable,
+            retry_after_secs: api.retry_after.map(whole_seconds),
+            attempts: None,
             hint,
         }
     }
@@ -338,11 +471,7 @@ mod tests {
     use super::*;
 
     fn api(code: &str, status: u16, description: &str) -> ToolError {
-        ToolError::from_call(&CallError::Api(ApiError {
-            code: code.into(),
-            description: description.into(),
-            status,
-        }))
+        ToolError::from_call(&CallError::Api(ApiError::new(code, description, status)))
     }
 
     /// Expected classification of every documented code, written out independently of the table.
@@ -477,6 +606,76 @@ mod tests {
                 (code, category, retryable, status)
             );
         }
+    }
+
+    #[test]
+    fn limit_failures_carry_retry_after_secs() {
+        let blocked = ToolError::from_call(&CallError::OperationBlocked {
+            method: "im.chat.user.list".into(),
+            retry_after: std::time::Duration::from_millis(41_500),
+        });
+        assert_eq!(
+            (
+                blocked.error.as_str(),
+                blocked.category,
+                blocked.retryable,
+                blocked.retry_after_secs
+            ),
+            ("OPERATION_TIME_LIMIT", RateLimit, true, Some(42))
+        );
+        let queued = ToolError::from_call(&CallError::RateLimited {
+            retry_after: std::time::Duration::from_secs(31),
+        });
+        assert_eq!(
+            (queued.error.as_str(), queued.retry_after_secs),
+            ("RATE_LIMITED", Some(31))
+        );
+    }
+
+    #[test]
+    fn exhausted_retries_keep_the_last_code_and_count_attempts() {
+        let mut last = ApiError::new("QUERY_LIMIT_EXCEEDED", "Too many requests", 503);
+        last.retry_after = Some(std::time::Duration::from_millis(500));
+        let e = ToolError::from_call(&CallError::RetriesExhausted {
+            attempts: 4,
+            last: Box::new(CallError::Api(last)),
+        });
+        assert_eq!(e.error, "QUERY_LIMIT_EXCEEDED");
+        assert_eq!(e.attempts, Some(4));
+        assert_eq!(e.retry_after_secs, Some(1));
+        assert_eq!(
+            e.error_description,
+            "Too many requests (gave up after 4 attempts)"
+        );
+    }
+
+    #[test]
+    fn refresh_failures_say_what_to_do() {
+        let refresh =
+            |inner: CallError| ToolError::from_call(&CallError::TokenRefresh(Box::new(inner)));
+        let grant = refresh(CallError::Api(ApiError::new("invalid_grant", "", 400)));
+        assert_eq!((grant.category, grant.retryable), (Authentication, false));
+        assert!(
+            grant.hint.contains("authorize the app again"),
+            "{}",
+            grant.hint
+        );
+        assert!(
+            grant
+                .error_description
+                .starts_with("Token refresh failed: ")
+        );
+        let client = refresh(CallError::Api(ApiError::new("invalid_client", "", 401)));
+        assert!(client.hint.contains("BITRIX24_CLIENT_SECRET"));
+        let offline = refresh(CallError::Network {
+            detail: "refused".into(),
+        });
+        assert_eq!(
+            (offline.error.as_str(), offline.category, offline.retryable),
+            ("NETWORK_ERROR", Network, true)
+        );
+        let odd = refresh(CallError::Api(ApiError::new("weird", "", 400)));
+        assert_eq!(odd.category, Authentication);
     }
 
     #[test]

@@ -8,16 +8,18 @@ pub mod error;
 use std::sync::Arc;
 
 use rmcp::{
-    ErrorData, RoleServer, ServerHandler,
+    ErrorData, Peer, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+        ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
+use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::bitrix::Client;
+use crate::bitrix::{Client, Wait};
 pub use error::{Category, ToolError};
 
 const INSTRUCTIONS: &str = "\
@@ -57,6 +59,16 @@ impl Bitrix24Tools {
         name: &str,
         arguments: Option<&JsonObject>,
     ) -> Result<CallToolResult, UnknownTool> {
+        self.call_observed(name, arguments, &|_| {}).await
+    }
+
+    /// [`Bitrix24Tools::call`], telling `observer` whenever the call waits on a limit or a retry.
+    pub async fn call_observed(
+        &self,
+        name: &str,
+        arguments: Option<&JsonObject>,
+        observer: &(dyn Fn(Wait) + Send + Sync),
+    ) -> Result<CallToolResult, UnknownTool> {
         if name != chat_user_list::NAME {
             return Err(UnknownTool {
                 name: name.to_owned(),
@@ -67,7 +79,7 @@ impl Bitrix24Tools {
             info!(tool = name, "tool called without a configured portal");
             return Ok(ToolError::not_configured().into_result());
         };
-        let result = chat_user_list::run(client, arguments).await;
+        let result = chat_user_list::run(client, arguments, observer).await;
         debug!(
             tool = name,
             is_error = result.is_error == Some(true),
@@ -110,7 +122,17 @@ impl ServerHandler for Bitrix24Tools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let call = self.call(&request.name, request.arguments.as_ref());
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| progress_forwarder(context.peer.clone(), token));
+        let observer = |wait: Wait| {
+            if let Some(progress) = &progress {
+                // The forwarder ends with the call; a closed channel just means nobody listens.
+                let _ = progress.send(describe(&wait));
+            }
+        };
+        let call = self.call_observed(&request.name, request.arguments.as_ref(), &observer);
         tokio::select! {
             // A cancelled call drops the in-flight request at once; no answer is sent for it.
             () = context.ct.cancelled() => {
@@ -122,5 +144,44 @@ impl ServerHandler for Bitrix24Tools {
                 Err(unknown) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
             },
         }
+    }
+}
+
+/// Sends each message as the next `notifications/progress` for `token`, in order, until the
+/// sender is dropped at the end of the call.
+fn progress_forwarder(
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+) -> mpsc::UnboundedSender<String> {
+    let (sender, mut receiver) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut step = 0.0;
+        while let Some(message) = receiver.recv().await {
+            step += 1.0;
+            let notice = ProgressNotificationParam::new(token.clone(), step).with_message(message);
+            if let Err(err) = peer.notify_progress(notice).await {
+                debug!(error = %err, "progress notification not delivered");
+                break;
+            }
+        }
+    });
+    sender
+}
+
+/// A wait, in words for the person watching the assistant work.
+fn describe(wait: &Wait) -> String {
+    match wait {
+        Wait::RateLimit(delay) => format!(
+            "waiting {:.1} s for the portal's request-rate limit",
+            delay.as_secs_f64()
+        ),
+        Wait::Backoff {
+            retry,
+            delay,
+            reason,
+        } => format!(
+            "retry {retry} in {:.1} s after: {reason}",
+            delay.as_secs_f64()
+        ),
     }
 }

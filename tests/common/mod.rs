@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bitrix24_mcp::bitrix::{Client, ClientOptions, HttpPolicy, WebhookUrl};
+use bitrix24_mcp::bitrix::{Client, ClientOptions, HttpPolicy, RateOptions, RetryPolicy, WebhookUrl};
 use bitrix24_mcp::tools::Bitrix24Tools;
 use bitrix24_mcp::transport::stdio::serve_io;
 use rmcp::ServiceExt;
@@ -17,12 +17,32 @@ pub const CODE: &str = "t0p53cr3tc0de42x";
 /// Path of the built binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_bitrix24-mcp");
 
-/// Options that keep failure tests short.
+/// Options that keep failure tests short and show each failure as it is: no retries, and a rate
+/// limit out of the way.
 pub fn fast_options() -> ClientOptions {
     ClientOptions {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(2),
+        rate: RateOptions {
+            per_second: 10_000.0,
+            burst: 10_000,
+            max_wait: Duration::from_secs(5),
+        },
+        retry: RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
         ..ClientOptions::default()
+    }
+}
+
+/// Retries with delays short enough for tests.
+pub fn quick_retries(max_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(100),
+        deadline: Duration::from_secs(10),
     }
 }
 
@@ -30,14 +50,14 @@ pub fn fast_options() -> ClientOptions {
 pub fn webhook_client(base: &str, options: ClientOptions) -> Client {
     let url = format!("{base}/rest/1/{CODE}/");
     let webhook = WebhookUrl::parse(&url, HttpPolicy::HttpsOnly).expect("loopback webhook URL");
-    Client::new(webhook, options).expect("client builds")
+    Client::new(webhook.into(), options).expect("client builds")
 }
 
 /// A client for a running demo portal.
 pub fn demo_client(portal: &bitrix24_mcp::demo::DemoPortal) -> Client {
     let webhook =
         WebhookUrl::parse(&portal.webhook_url(), HttpPolicy::HttpsOnly).expect("demo webhook URL");
-    Client::new(webhook, fast_options()).expect("client builds")
+    Client::new(webhook.into(), fast_options()).expect("client builds")
 }
 
 /// An MCP client connected in-process, over a duplex pipe, to a server for `tools`.

@@ -1,0 +1,410 @@
+//! How calls are authorised: an incoming webhook (the code is in the URL) or an installed OAuth
+//! application (a token in the body). The OAuth side owns the tokens: it refreshes them when
+//! their expiry has passed or the portal says `expired_token`/`invalid_token`, one refresh for
+//! any number of concurrent callers, and writes every rotated pair to the token file before
+//! anyone uses it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tracing::{debug, error, info, warn};
+
+use super::endpoint::{ServiceUrl, WebhookUrl};
+use super::error::{ApiError, CallError};
+use super::request::{self, Exchange};
+use super::response;
+use super::secret::Secret;
+use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
+
+/// How the client authenticates.
+#[derive(Debug)]
+pub enum Auth {
+    Webhook(WebhookUrl),
+    OAuth(OAuthSession),
+}
+
+impl From<WebhookUrl> for Auth {
+    fn from(webhook: WebhookUrl) -> Self {
+        Auth::Webhook(webhook)
+    }
+}
+
+impl Auth {
+    /// The portal's host, safe to show.
+    pub fn portal_host(&self) -> String {
+        match self {
+            Auth::Webhook(webhook) => webhook.host(),
+            Auth::OAuth(session) => session.portal.host(),
+        }
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Auth::Webhook(webhook) => webhook.is_loopback(),
+            Auth::OAuth(session) => session.portal.is_loopback(),
+        }
+    }
+
+    /// Every secret in play now, for scrubbing text that came back from the network.
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
+            Auth::Webhook(webhook) => vec![webhook.code().to_owned()],
+            Auth::OAuth(session) => session.secrets(),
+        }
+    }
+}
+
+/// An installed application's settings, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// The portal's REST root (`client_endpoint`).
+    pub portal: ServiceUrl,
+    pub token_server: ServiceUrl,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub access_token: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "no refresh token: set BITRIX24_REFRESH_TOKEN, or point BITRIX24_TOKEN_FILE at a file \
+         this server wrote before"
+    )]
+    NoRefreshToken,
+}
+
+/// One token pair in use, numbered so that concurrent callers can tell whether it was replaced.
+#[derive(Debug)]
+pub struct Generation {
+    pub tokens: Tokens,
+    pub number: u64,
+    /// The pair before, still worth scrubbing from answers to requests made with it.
+    previous: Option<Tokens>,
+}
+
+/// A token this close to its expiry is refreshed before use rather than sent to fail.
+const EXPIRY_MARGIN_SECS: i64 = 30;
+
+/// The live OAuth state of one installed application.
+#[derive(Debug)]
+pub struct OAuthSession {
+    portal: ServiceUrl,
+    token_server: ServiceUrl,
+    client_id: String,
+    client_secret: Secret,
+    store: Option<TokenStore>,
+    /// Fingerprint of the refresh token the token file was seeded from.
+    seed: String,
+    current: RwLock<Arc<Generation>>,
+    /// Held for the whole refresh: the single flight.
+    refresh_lock: tokio::sync::Mutex<()>,
+    /// Refresh attempts so far, and the last failure, so callers queued behind a failed refresh
+    /// share its outcome instead of each trying again.
+    attempts: AtomicU64,
+    last_failure: Mutex<Option<CallError>>,
+}
+
+impl OAuthSession {
+    /// Chooses the starting tokens: the token file's when it holds a pair derived from the
+    /// configured refresh token (or none is configured), else the configured ones — a refresh
+    /// token that differs from both the file's and its seed means the user authorized anew.
+    pub fn open(settings: OAuthSettings) -> Result<Self, SetupError> {
+        let store = settings.token_file.map(TokenStore::new);
+        let stored = match &store {
+            Some(store) => store.load()?,
+            None => None,
+        };
+        let configured = settings.refresh_token.clone().map(|refresh| Tokens {
+            // No access token yet: expired from the start, so the first call refreshes.
+            expires_at: if settings.access_token.is_some() {
+                None
+            } else {
+                Some(0)
+            },
+            access_token: settings.access_token.clone().unwrap_or_default(),
+            refresh_token: refresh,
+        });
+        let (tokens, seed, save_now) = match (stored, configured) {
+            (Some(file), Some(env))
+                if file.seed == fingerprint(&env.refresh_token)
+                    || file.tokens.refresh_token == env.refresh_token =>
+            {
+                info!("using the tokens from the token file (newer than the configured ones)");
+                (file.tokens, file.seed, false)
+            }
+            (Some(_), Some(env)) => {
+                info!("the configured refresh token is new: it replaces the token file's");
+                let seed = fingerprint(&env.refresh_token);
+                (env, seed, true)
+            }
+            (Some(file), None) => (file.tokens, file.seed, false),
+            (None, Some(env)) => {
+                let seed = fingerprint(&env.refresh_token);
+                (env, seed, store.is_some())
+            }
+            (None, None) => return Err(SetupError::NoRefreshToken),
+        };
+        if store.is_none() {
+            warn!(
+                "no BITRIX24_TOKEN_FILE: refreshed tokens live in memory only and are lost on \
+                 restart, after which the configured refresh token no longer works"
+            );
+        }
+        let session = Self {
+            portal: settings.portal,
+            token_server: settings.token_server,
+            client_id: settings.client_id,
+            client_secret: settings.client_secret,
+            store,
+            seed,
+            current: RwLock::new(Arc::new(Generation {
+                tokens,
+                number: 0,
+                previous: None,
+            })),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
+        };
+        if save_now {
+            // Durable from the start: a crash before the first refresh must not lose the seed.
+            session.save(&session.current().tokens)?;
+        }
+        Ok(session)
+    }
+
+    pub fn portal(&self) -> &ServiceUrl {
+        &self.portal
+    }
+
+    /// The pair in use now.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A pair to send now: refreshed first when its known expiry has passed.
+    pub async fn usable(&self, exchange: &Exchange<'_>) -> Result<Arc<Generation>, CallError> {
+        let generation = self.current();
+        match generation.tokens.expires_at {
+            Some(expires) if unix_now() >= expires - EXPIRY_MARGIN_SECS => {
+                debug!("access token expired by its stored expiry");
+                self.refresh(exchange, generation.number).await
+            }
+            _ => Ok(generation),
+        }
+    }
+
+    /// Replaces generation `seen` with a fresh pair. Callers that find it already replaced get the
+    /// replacement; callers that were waiting while a refresh failed get that failure.
+    pub async fn refresh(
+        &self,
+        exchange: &Exchange<'_>,
+        seen: u64,
+    ) -> Result<Arc<Generation>, CallError> {
+        let attempts_before = self.attempts.load(Ordering::Acquire);
+        let _flight = self.refresh_lock.lock().await;
+        let current = self.current();
+        if current.number != seen {
+            return Ok(current);
+        }
+        if self.attempts.load(Ordering::Acquire) != attempts_before {
+            let failure = self
+                .last_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(failure) = failure {
+                return Err(failure);
+            }
+        }
+        let outcome = self
+            .request_tokens(exchange, &current.tokens.refresh_token)
+            .await;
+        // Counted when finished: callers that were already waiting share this outcome, callers
+        // that come later make their own attempt.
+        let result = self.settle(&current, outcome);
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    /// Publishes a refresh's outcome: the new pair (saved first), or the failure.
+    fn settle(
+        &self,
+        current: &Generation,
+        outcome: Result<Tokens, CallError>,
+    ) -> Result<Arc<Generation>, CallError> {
+        match outcome {
+            Ok(tokens) => {
+                if let Err(err) = self.save(&tokens) {
+                    // The old refresh token is already dead at the portal: losing the new one
+                    // from memory too would lock the user out, so keep going and say so loudly.
+                    error!(error = %err, "the refreshed tokens could not be saved; they live in memory only");
+                }
+                let next = Arc::new(Generation {
+                    number: current.number + 1,
+                    previous: Some(current.tokens.clone()),
+                    tokens,
+                });
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = next.clone();
+                info!(generation = next.number, "oauth tokens refreshed");
+                Ok(next)
+            }
+            Err(err) => {
+                warn!(error = %err, "oauth token refresh failed");
+                let err = CallError::TokenRefresh(Box::new(err));
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+                Err(err)
+            }
+        }
+    }
+
+    /// The refresh request: a form-encoded POST, so no secret lands in a URL or a server log.
+    async fn request_tokens(
+        &self,
+        exchange: &Exchange<'_>,
+        refresh_token: &Secret,
+    ) -> Result<Tokens, CallError> {
+        let form = serde_urlencoded::to_string([
+            ("grant_type", "refresh_token"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+            ("refresh_token", refresh_token.expose()),
+        ])
+        .map_err(|e| CallError::Network {
+            detail: format!("cannot encode the refresh request: {e}"),
+        })?;
+        let secrets = self.secrets();
+        let exchange = exchange.for_host(self.token_server.host(), &secrets);
+        let builder = exchange
+            .http
+            .post(self.token_server.url().clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(form);
+        let (status, body) = request::send(&exchange, builder).await?;
+        self.parse_tokens(status, &body, &secrets)
+    }
+
+    fn parse_tokens(
+        &self,
+        status: u16,
+        body: &[u8],
+        secrets: &[String],
+    ) -> Result<Tokens, CallError> {
+        let unexpected = |detail: String| CallError::UnexpectedResponse { status, detail };
+        let value: Value = serde_json::from_slice(body).map_err(|_| {
+            unexpected(format!(
+                "the token server's answer is not JSON: \"{}\"",
+                response::excerpt(&String::from_utf8_lossy(body), secrets)
+            ))
+        })?;
+        if let Some(code) = value.get("error") {
+            let code = code
+                .as_str()
+                .map_or_else(|| code.to_string(), str::to_owned);
+            let description = value
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(CallError::Api(ApiError::new(
+                response::scrub(&code, secrets),
+                response::scrub(description, secrets),
+                status,
+            )));
+        }
+        let text = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let (Some(access), Some(refresh)) = (text("access_token"), text("refresh_token")) else {
+            return Err(unexpected(
+                "the token server's answer lacks access_token or refresh_token".into(),
+            ));
+        };
+        let number = |name: &str| value.get(name).and_then(response::lenient_integer);
+        let expires_at = number("expires").or_else(|| number("expires_in").map(|s| unix_now() + s));
+        if let Some(endpoint) = text("client_endpoint") {
+            self.check_endpoint(endpoint);
+        }
+        Ok(Tokens {
+            access_token: Secret::new(access),
+            refresh_token: Secret::new(refresh),
+            expires_at,
+        })
+    }
+
+    /// Tokens go only to the portal the user configured: a `client_endpoint` elsewhere is noted
+    /// and ignored.
+    fn check_endpoint(&self, offered: &str) {
+        let host = url::Url::parse(offered).map(|u| super::endpoint::authority(&u));
+        match host {
+            Ok(host) if host == self.portal.host() => {}
+            Ok(host) => warn!(
+                configured = %self.portal.host(),
+                offered = %host,
+                "the token server named another portal host as client_endpoint; keeping the configured one"
+            ),
+            Err(_) => warn!("the token server sent an unreadable client_endpoint; ignoring it"),
+        }
+    }
+
+    fn save(&self, tokens: &Tokens) -> Result<(), StoreError> {
+        match &self.store {
+            Some(store) => store.save(&StoredTokens {
+                tokens: tokens.clone(),
+                seed: self.seed.clone(),
+                saved_at: unix_now(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        let generation = self.current();
+        let mut secrets = vec![self.client_secret.expose().to_owned()];
+        for tokens in std::iter::once(&generation.tokens).chain(generation.previous.as_ref()) {
+            secrets.push(tokens.access_token.expose().to_owned());
+            secrets.push(tokens.refresh_token.expose().to_owned());
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Seconds since the Unix epoch, with fractions, as the portal's `time` block counts.
+pub fn unix_now_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Rounds a wait up to whole seconds, for `retry_after_secs`.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}

@@ -1,0 +1,259 @@
+//! Bitrix24's two limits, enforced on our side so the portal never has to: the request-rate leaky
+//! bucket (per portal) and the per-method operating-time block (`OPERATION_TIME_LIMIT`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::response::Timing;
+
+/// The portal's leaky bucket mirrored on the client: each request adds 1, the level drains at
+/// `per_second`, and a request that would overflow `burst` waits instead of being refused.
+///
+/// Implemented as GCRA (the "virtual scheduling" form of the same bucket): one timestamp, no
+/// background task. Waits are reserved in order, so concurrent callers are served first come,
+/// first served.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    tolerance: Duration,
+    /// Theoretical arrival time of the next request.
+    tat: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    /// `per_second` > 0 and `burst` ≥ 1 (validated by the configuration).
+    ///
+    /// One slot of the burst is kept in hand: requests leave here spaced exactly, but reach the
+    /// portal with some network jitter, and the portal's bucket counts arrivals.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / per_second.max(f64::MIN_POSITIVE));
+        let usable = burst.saturating_sub(1).max(1);
+        Self {
+            interval,
+            tolerance: interval * (usable - 1),
+            tat: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Reserves a slot and returns how long to wait before sending. When the wait would exceed
+    /// `max_wait`, nothing is reserved and the error holds the wait that would be needed.
+    pub fn reserve(&self, max_wait: Duration) -> Result<Duration, Duration> {
+        let now = Instant::now();
+        let mut tat = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = (*tat).max(now);
+        let wait = (start - self.tolerance).saturating_duration_since(now);
+        if wait > max_wait {
+            return Err(wait);
+        }
+        *tat = start + self.interval;
+        Ok(wait)
+    }
+
+    /// The portal said `QUERY_LIMIT_EXCEEDED`: someone else (another app on this IP) is using the
+    /// same bucket. Treat ours as full so the next requests wait a whole drain interval each.
+    pub fn saturate(&self) {
+        let now = Instant::now();
+        let mut tat = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
+        *tat = (*tat).max(now + self.tolerance + self.interval);
+    }
+}
+
+/// Per-method operating-time bookkeeping: what the portal reported, and which methods are
+/// blocked until when. Times are Unix seconds, as the portal gives them.
+#[derive(Debug, Default)]
+pub struct OperatingGate {
+    methods: Mutex<HashMap<String, MethodState>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MethodState {
+    /// Seconds of execution used in the current 10-minute window, as last reported.
+    pub operating: Option<f64>,
+    /// When the oldest minute of the window drops out.
+    pub reset_at: Option<f64>,
+    /// Calls fail fast until then.
+    pub blocked_until: Option<f64>,
+}
+
+/// When the portal gives no reset time, wait out the whole 10-minute window.
+const WINDOW_SECS: f64 = 600.0;
+/// Never resume sooner than this after a block (as the official JS SDK does).
+const MIN_BLOCK_SECS: f64 = 10.0;
+
+impl OperatingGate {
+    /// `Err(seconds)` while `method` is blocked.
+    pub fn check(&self, method: &str, now: f64) -> Result<(), f64> {
+        let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(state) = methods.get_mut(method) else {
+            return Ok(());
+        };
+        match state.blocked_until {
+            Some(until) if until > now => Err(until - now),
+            Some(_) => {
+                state.blocked_until = None;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Notes what a successful response said about the method's budget.
+    pub fn record(&self, method: &str, timing: &Timing) {
+        if timing.operating.is_none() && timing.operating_reset_at.is_none() {
+            return;
+        }
+        let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = methods.entry(method.to_owned()).or_default();
+        state.operating = timing.operating.or(state.operating);
+        state.reset_at = timing.operating_reset_at.or(state.reset_at);
+    }
+
+    /// The portal answered `OPERATION_TIME_LIMIT`: block the method until its window resets
+    /// (one second past the reported reset, at least [`MIN_BLOCK_SECS`]). Returns the seconds
+    /// until then.
+    pub fn block(&self, method: &str, now: f64) -> f64 {
+        let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = methods.entry(method.to_owned()).or_default();
+        let until = match state.reset_at {
+            Some(reset) if reset > now => reset + 1.0,
+            _ => now + WINDOW_SECS,
+        }
+        .max(now + MIN_BLOCK_SECS);
+        state.blocked_until = Some(until);
+        until - now
+    }
+
+    /// What is known about a method.
+    pub fn state(&self, method: &str) -> Option<MethodState> {
+        let methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
+        methods.get(method).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_goes_at_once_and_the_rest_at_the_drain_rate() {
+        let limiter = RateLimiter::new(2.0, 50);
+        let started = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..200 {
+            waits.push(limiter.reserve(Duration::from_secs(3600)).unwrap());
+        }
+        // 49 usable burst slots (one kept for jitter) go immediately, then one every 500 ms.
+        assert!(waits[..49].iter().all(Duration::is_zero));
+        assert_eq!(waits[49], Duration::from_millis(500));
+        assert_eq!(waits[199], Duration::from_millis(500) * 151);
+        assert_eq!(Instant::now(), started, "reserving does not sleep");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_hundred_waiting_callers_finish_at_the_buckets_minimum_time() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(2.0, 50));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move {
+                    let wait = limiter.reserve(Duration::from_secs(3600)).unwrap();
+                    tokio::time::sleep(wait).await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        let mut last = started;
+        for task in tasks {
+            last = last.max(task.await.unwrap());
+        }
+        // The portal's own minimum is (200 - 50) / 2 = 75 s; ours is one interval more.
+        assert_eq!(last - started, Duration::from_millis(75_500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_drains_while_idle() {
+        let limiter = RateLimiter::new(10.0, 3);
+        for _ in 0..2 {
+            assert_eq!(limiter.reserve(Duration::ZERO), Ok(Duration::ZERO));
+        }
+        assert_eq!(
+            limiter.reserve(Duration::ZERO),
+            Err(Duration::from_millis(100))
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(limiter.reserve(Duration::ZERO), Ok(Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_past_the_maximum_is_refused_without_reserving() {
+        let limiter = RateLimiter::new(1.0, 2);
+        assert_eq!(limiter.reserve(Duration::ZERO), Ok(Duration::ZERO));
+        assert_eq!(
+            limiter.reserve(Duration::from_millis(500)),
+            Err(Duration::from_secs(1))
+        );
+        assert_eq!(
+            limiter.reserve(Duration::from_secs(1)),
+            Ok(Duration::from_secs(1))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn saturation_after_a_portal_refusal_slows_the_next_calls() {
+        let limiter = RateLimiter::new(4.0, 50);
+        limiter.saturate();
+        let wait = limiter.reserve(Duration::from_secs(60)).unwrap();
+        assert_eq!(wait, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_blocked_method_fails_fast_until_its_reset() {
+        let gate = OperatingGate::default();
+        let now = 1_000_000.0;
+        gate.record(
+            "im.chat.user.list",
+            &Timing {
+                operating: Some(479.0),
+                operating_reset_at: Some(now + 120.0),
+                ..Timing::default()
+            },
+        );
+        assert_eq!(gate.check("im.chat.user.list", now), Ok(()));
+        assert_eq!(gate.block("im.chat.user.list", now), 121.0);
+        assert_eq!(gate.check("im.chat.user.list", now + 60.0), Err(61.0));
+        assert_eq!(
+            gate.check("scope", now + 60.0),
+            Ok(()),
+            "other methods keep working"
+        );
+        assert_eq!(gate.check("im.chat.user.list", now + 121.0), Ok(()));
+        assert_eq!(gate.state("im.chat.user.list").unwrap().blocked_until, None);
+    }
+
+    #[test]
+    fn without_a_known_reset_a_block_lasts_the_whole_window() {
+        let gate = OperatingGate::default();
+        assert_eq!(gate.block("m", 100.0), 600.0);
+        // A reset time already in the past does not shorten the block below the minimum.
+        gate.record(
+            "n",
+            &Timing {
+                operating_reset_at: Some(99.0),
+                ..Timing::default()
+            },
+        );
+        assert_eq!(gate.block("n", 100.0), 600.0);
+        gate.record(
+            "o",
+            &Timing {
+                operating_reset_at: Some(102.0),
+                ..Timing::default()
+            },
+        );
+        assert_eq!(gate.block("o", 100.0), 10.0);
+    }
+}

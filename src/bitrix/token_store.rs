@@ -1,0 +1,258 @@
+//! The durable token file. Bitrix24 rotates the refresh token on every refresh and the old one
+//! stops working, so losing the newest one locks the user out until the app is authorized again.
+//! Saves are atomic (temp file in the same directory, fsync, rename, fsync of the directory) and
+//! private (mode 0600): a crash at any moment leaves the old or the new complete file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+/// One OAuth token pair and its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+    /// Unix time the access token expires, when known.
+    pub expires_at: Option<i64>,
+}
+
+/// What the file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTokens {
+    pub tokens: Tokens,
+    /// A fingerprint of the refresh token the file was first seeded from (from the environment),
+    /// so a newer pair pasted into the environment after re-authorizing is recognised.
+    pub seed: String,
+    /// Unix time of the save.
+    pub saved_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileFormat {
+    access_token: String,
+    refresh_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<i64>,
+    #[serde(default)]
+    seed: String,
+    #[serde(default)]
+    saved_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read the token file {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error(
+        "the token file {path} is not a valid token file ({detail}); fix it or delete it and \
+         set BITRIX24_REFRESH_TOKEN"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot write the token file {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// The token file at one path.
+#[derive(Debug)]
+pub struct TokenStore {
+    path: PathBuf,
+}
+
+/// Distinguishes temp files of concurrent saves within one process.
+static SAVE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl TokenStore {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored tokens, or `None` when there is no file yet.
+    pub fn load(&self) -> Result<Option<StoredTokens>, StoreError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        // serde's message may quote a fragment of the file; say only where it failed.
+        let file: FileFormat = serde_json::from_str(&text).map_err(|e| {
+            corrupt(format!(
+                "not JSON of the expected shape at line {}",
+                e.line()
+            ))
+        })?;
+        if file.access_token.is_empty() && file.refresh_token.is_empty() {
+            return Err(corrupt("it holds no tokens".into()));
+        }
+        Ok(Some(StoredTokens {
+            tokens: Tokens {
+                access_token: Secret::new(file.access_token),
+                refresh_token: Secret::new(file.refresh_token),
+                expires_at: file.expires,
+            },
+            seed: file.seed,
+            saved_at: file.saved_at,
+        }))
+    }
+
+    /// Replaces the file atomically with `stored`.
+    pub fn save(&self, stored: &StoredTokens) -> Result<(), StoreError> {
+        let write_error = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let file = FileFormat {
+            access_token: stored.tokens.access_token.expose().to_owned(),
+            refresh_token: stored.tokens.refresh_token.expose().to_owned(),
+            expires: stored.tokens.expires_at,
+            seed: stored.seed.clone(),
+            saved_at: stored.saved_at,
+        };
+        let json = serde_json::to_vec_pretty(&file)
+            .map_err(|e| write_error(io::Error::other(e.to_string())))?;
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tokens".into());
+        let tmp = dir.join(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            SAVE_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = write_private(&tmp, &json)
+            .and_then(|()| fs::rename(&tmp, &self.path))
+            .and_then(|()| sync_dir(&dir));
+        if result.is_err() {
+            // Best effort: a leftover temp file is harmless but untidy.
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(write_error)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes the rename itself durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// A stable fingerprint of a refresh token (64-bit FNV-1a), to recognise it without storing it twice.
+pub fn fingerprint(token: &Secret) -> String {
+    let hash = token
+        .expose()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(n: u32) -> StoredTokens {
+        StoredTokens {
+            tokens: Tokens {
+                access_token: Secret::new(format!("access-{n}")),
+                refresh_token: Secret::new(format!("refresh-{n}")),
+                expires_at: Some(1_700_000_000 + i64::from(n)),
+            },
+            seed: "seed".into(),
+            saved_at: 1_700_000_000,
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("b24-store-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_missing_file_loads_as_none() {
+        let store = TokenStore::new(temp_dir("missing").join("tokens.json"));
+        assert_eq!(store.load().unwrap(), None);
+    }
+
+    #[test]
+    fn saves_round_trip_and_replace_the_previous_file() {
+        let dir = temp_dir("roundtrip");
+        let store = TokenStore::new(dir.join("tokens.json"));
+        store.save(&stored(1)).unwrap();
+        store.save(&stored(2)).unwrap();
+        assert_eq!(store.load().unwrap(), Some(stored(2)));
+        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files remain");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let store = TokenStore::new(temp_dir("mode").join("tokens.json"));
+        store.save(&stored(1)).unwrap();
+        let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_that_quotes_nothing() {
+        let store = TokenStore::new(temp_dir("corrupt").join("tokens.json"));
+        fs::write(store.path(), r#"{"access_token": "leaky-secret", "refresh"#).unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("not a valid token file"), "{err}");
+        assert!(!err.contains("leaky-secret"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        let a = fingerprint(&Secret::new("refresh-a"));
+        assert_eq!(a, fingerprint(&Secret::new("refresh-a")));
+        assert_ne!(a, fingerprint(&Secret::new("refresh-b")));
+        assert!(!a.contains("refresh"));
+    }
+}
