@@ -99,7 +99,7 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<DemoPortal>)
             }
             let session = OAuthSession::open(settings.clone())?;
             Ok((
-                Some(Client::new(Auth::OAuth(session), config.client)?),
+                Some(Client::new(Auth::OAuth(Box::new(session)), config.client)?),
                 None,
             ))
         }

@@ -23,7 +23,7 @@ use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerpri
 #[derive(Debug)]
 pub enum Auth {
     Webhook(WebhookUrl),
-    OAuth(OAuthSession),
+    OAuth(Box<OAuthSession>),
 }
 
 impl From<WebhookUrl> for Auth {
