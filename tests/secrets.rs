@@ -121,10 +121,19 @@ async fn an_unreachable_portal_never_shows_the_webhook_code() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/rest/1/{CODE}/", listener.local_addr().unwrap());
     drop(listener);
-    let output = traced(&["--max-retries", "0", "call", "im_chat_user_list", r#"{"CHAT_ID":5}"#], &url)
-        .output()
-        .await
-        .unwrap();
+    let output = traced(
+        &[
+            "--max-retries",
+            "0",
+            "call",
+            "im_chat_user_list",
+            r#"{"CHAT_ID":5}"#,
+        ],
+        &url,
+    )
+    .output()
+    .await
+    .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let text = format!(
         "{}{}",

@@ -63,9 +63,11 @@ impl RateLimiter {
 
 /// Per-method operating-time bookkeeping: what the portal reported, and which methods are
 /// blocked until when. Times are Unix seconds, as the portal gives them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OperatingGate {
     methods: Mutex<HashMap<String, MethodState>>,
+    /// Never resume sooner than this after a block.
+    min_block_secs: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -81,9 +83,22 @@ pub struct MethodState {
 /// When the portal gives no reset time, wait out the whole 10-minute window.
 const WINDOW_SECS: f64 = 600.0;
 /// Never resume sooner than this after a block (as the official JS SDK does).
-const MIN_BLOCK_SECS: f64 = 10.0;
+pub const MIN_BLOCK: Duration = Duration::from_secs(10);
+
+impl Default for OperatingGate {
+    fn default() -> Self {
+        Self::new(MIN_BLOCK)
+    }
+}
 
 impl OperatingGate {
+    pub fn new(min_block: Duration) -> Self {
+        Self {
+            methods: Mutex::new(HashMap::new()),
+            min_block_secs: min_block.as_secs_f64(),
+        }
+    }
+
     /// `Err(seconds)` while `method` is blocked.
     pub fn check(&self, method: &str, now: f64) -> Result<(), f64> {
         let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
@@ -112,7 +127,7 @@ impl OperatingGate {
     }
 
     /// The portal answered `OPERATION_TIME_LIMIT`: block the method until its window resets
-    /// (one second past the reported reset, at least [`MIN_BLOCK_SECS`]). Returns the seconds
+    /// (one second past the reported reset, at least the minimum block). Returns the seconds
     /// until then.
     pub fn block(&self, method: &str, now: f64) -> f64 {
         let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
@@ -121,7 +136,7 @@ impl OperatingGate {
             Some(reset) if reset > now => reset + 1.0,
             _ => now + WINDOW_SECS,
         }
-        .max(now + MIN_BLOCK_SECS);
+        .max(now + self.min_block_secs);
         state.blocked_until = Some(until);
         until - now
     }

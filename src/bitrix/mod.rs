@@ -66,6 +66,8 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     pub rate: RateOptions,
     pub retry: RetryPolicy,
+    /// Shortest block of a method after `OPERATION_TIME_LIMIT`, whatever reset time is reported.
+    pub min_operating_block: Duration,
 }
 
 impl Default for ClientOptions {
@@ -76,6 +78,7 @@ impl Default for ClientOptions {
             max_body_bytes: 4 * 1024 * 1024,
             rate: RateOptions::default(),
             retry: RetryPolicy::default(),
+            min_operating_block: limits::MIN_BLOCK,
         }
     }
 }
@@ -131,7 +134,7 @@ impl Client {
             http,
             auth,
             limiter: RateLimiter::new(options.rate.per_second, options.rate.burst),
-            gate: OperatingGate::default(),
+            gate: OperatingGate::new(options.min_operating_block),
             options,
         })
     }

@@ -1,13 +1,18 @@
 //! The sample portal: a small HTTP server on loopback that answers like Bitrix24 per the REST
-//! reference, so newcomers see the product work without an account and tests exercise real HTTP.
-//! It records every request it receives. It depends on nothing else in this crate.
+//! reference — webhook and OAuth calls, the token server with rotating refresh tokens, and
+//! optionally the request-rate bucket — so newcomers see the product work without an account and
+//! tests exercise real HTTP. It records every request. It depends on nothing else in this crate.
 
+mod oauth;
 mod php;
+mod rest;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::{
     Router,
@@ -21,19 +26,39 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// The portal's data: who the webhook acts as, and which chats exist with whom.
+pub use oauth::OAuthApp;
+use oauth::TokenBook;
+
+/// The portal's data: who the webhook acts as, which chats exist with whom, the installed app.
 #[derive(Debug, Clone)]
 pub struct PortalData {
-    /// The employee the webhook was created by.
+    /// The employee the webhook (and the OAuth app's tokens) act as.
     pub webhook_user_id: u64,
     /// The webhook's code. Only requests carrying it are served.
     pub webhook_code: String,
-    /// Scopes granted to the webhook (answered by the `scope` method).
+    /// Scopes granted (answered by the `scope` method).
     pub scopes: Vec<String>,
     /// Chat ID → participant IDs.
     pub chats: BTreeMap<i64, Vec<i64>>,
     /// The portal's general chat: `im.chat.user.list` refuses it with `ACCESS_ERROR`.
     pub general_chat_id: i64,
+    /// An installed OAuth application, when calls by token are to be served.
+    pub oauth: Option<OAuthApp>,
+    /// The request-rate bucket (drain per second, burst) the portal enforces, if any.
+    pub rate_limit: Option<(f64, u32)>,
+    /// Called with each REST request as it arrives, before it is answered.
+    pub observer: Option<RequestObserver>,
+}
+
+/// A callback that sees each REST request as it arrives (tests use it to check what was true at
+/// that moment).
+#[derive(Clone)]
+pub struct RequestObserver(pub Arc<dyn Fn(&RecordedRequest) + Send + Sync>);
+
+impl fmt::Debug for RequestObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestObserver")
+    }
 }
 
 impl PortalData {
@@ -51,6 +76,9 @@ impl PortalData {
                 (2936, vec![1269, 1271]),
             ]),
             general_chat_id: 1,
+            oauth: None,
+            rate_limit: None,
+            observer: None,
         }
     }
 }
@@ -77,7 +105,20 @@ pub struct DemoPortal {
 #[derive(Debug)]
 struct PortalState {
     data: PortalData,
+    rest_root: String,
     requests: Mutex<Vec<RecordedRequest>>,
+    tokens: Mutex<TokenBook>,
+    bucket: Mutex<Bucket>,
+    /// The token server answers this many next requests with an HTML 503, as a broken proxy would.
+    token_failures: AtomicU32,
+}
+
+/// The portal-side leaky bucket: every accepted request adds 1, the level drains continuously.
+#[derive(Debug)]
+struct Bucket {
+    level: f64,
+    at: Instant,
+    refused: u64,
 }
 
 impl DemoPortal {
@@ -90,12 +131,23 @@ impl DemoPortal {
     /// Serves on a listener the caller bound.
     pub fn serve(listener: TcpListener, data: PortalData) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let tokens = data.oauth.as_ref().map(TokenBook::new).unwrap_or_default();
         let state = Arc::new(PortalState {
+            rest_root: format!("http://{addr}/rest/"),
             data,
             requests: Mutex::new(Vec::new()),
+            tokens: Mutex::new(tokens),
+            bucket: Mutex::new(Bucket {
+                level: 0.0,
+                at: Instant::now(),
+                refused: 0,
+            }),
+            token_failures: AtomicU32::new(0),
         });
         let app = Router::new()
-            .route("/rest/{*path}", any(handle))
+            .route("/rest/{*path}", any(handle_rest))
+            .route("/oauth/token/", any(handle_token))
+            .route("/oauth/token", any(handle_token))
             .with_state(state.clone());
         let server = tokio::spawn(async move {
             // Serving ends only when the task is aborted or the listener fails.
@@ -117,18 +169,52 @@ impl DemoPortal {
     /// The webhook URL that reaches this portal. It contains the code.
     pub fn webhook_url(&self) -> String {
         format!(
-            "http://{}/rest/{}/{}/",
-            self.addr, self.state.data.webhook_user_id, self.state.data.webhook_code
+            "{}{}/{}/",
+            self.state.rest_root, self.state.data.webhook_user_id, self.state.data.webhook_code
         )
+    }
+
+    /// The REST root for OAuth calls (`client_endpoint`).
+    pub fn rest_root(&self) -> String {
+        self.state.rest_root.clone()
+    }
+
+    /// The token server's address.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/oauth/token/", self.addr)
     }
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.state.requests).clone()
+    }
+
+    /// Requests whose path starts with `prefix`.
+    pub fn requests_to(&self, prefix: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .collect()
+    }
+
+    /// Accepts one more refresh token, as if the user authorized the app again.
+    pub fn add_refresh_token(&self, token: &str) {
+        lock(&self.state.tokens).add_refresh_token(token);
+    }
+
+    /// Expires every access token issued so far, as an hour passing would.
+    pub fn expire_access_tokens(&self) {
+        lock(&self.state.tokens).expire_all();
+    }
+
+    /// Makes the token server fail its next `count` requests.
+    pub fn fail_token_requests(&self, count: u32) {
+        self.state.token_failures.store(count, Ordering::SeqCst);
+    }
+
+    /// How many requests the bucket refused with `QUERY_LIMIT_EXCEEDED`.
+    pub fn rate_limited(&self) -> u64 {
+        lock(&self.state.bucket).refused
     }
 }
 
@@ -138,19 +224,23 @@ impl Drop for DemoPortal {
     }
 }
 
-async fn handle(
+async fn handle_rest(
     State(state): State<Arc<PortalState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    state
-        .requests
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(record(&method, &uri, &headers, &body));
+    let request = record(&method, &uri, &headers, &body);
+    if let Some(observer) = &state.data.observer {
+        (observer.0)(&request);
+    }
+    lock(&state.requests).push(request);
     let started = now();
+    if let Some(refusal) = state.admit() {
+        return refusal;
+    }
+    let params = params(uri.query(), &headers, &body);
     let segments: Vec<&str> = uri
         .path()
         .trim_start_matches("/rest/")
@@ -164,7 +254,14 @@ async fn handle(
         {
             method.to_ascii_lowercase()
         }
-        // A wrong user ID or code, or an OAuth-style call without a token this portal issued.
+        [method] if data.oauth.is_some() => {
+            let token = params.get("AUTH").and_then(Value::as_str);
+            if let Err(refusal) = lock(&state.tokens).check(token) {
+                return refusal;
+            }
+            method.to_ascii_lowercase()
+        }
+        // A wrong user ID or code, or a call without credentials this portal issued.
         _ => {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -174,47 +271,56 @@ async fn handle(
         }
     };
     let rest_method = rest_method.strip_suffix(".json").unwrap_or(&rest_method);
-    let params = params(uri.query(), &headers, &body);
-    match rest_method {
-        "im.chat.user.list" => chat_user_list(data, &params, started),
-        "scope" => success(json!(data.scopes), started),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "ERROR_METHOD_NOT_FOUND",
-            "Method not found!",
-        ),
-    }
+    rest::dispatch(data, rest_method, &params, started)
 }
 
-/// `im.chat.user.list` as the server implements it: `CHAT_ID` through PHP `intval` (or the
-/// undocumented `DIALOG_ID=chatNNN`), the general chat refused, unknown or foreign chats empty.
-fn chat_user_list(data: &PortalData, params: &Map<String, Value>, started: f64) -> Response {
-    let chat_id = match params.get("CHAT_ID") {
-        Some(value) => php::intval(value),
-        None => params
-            .get("DIALOG_ID")
-            .and_then(Value::as_str)
-            .and_then(|d| d.strip_prefix("chat"))
-            .map_or(0, |id| php::intval(&Value::String(id.to_owned()))),
-    };
-    if chat_id <= 0 {
+async fn handle_token(
+    State(state): State<Arc<PortalState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    lock(&state.requests).push(record(&method, &uri, &headers, &body));
+    let Some(app) = &state.data.oauth else {
         return error(
             StatusCode::BAD_REQUEST,
-            "CHAT_ID_EMPTY",
-            "Chat ID can't be empty",
+            "invalid_client",
+            "No application installed",
         );
+    };
+    let failing = state
+        .token_failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        let page = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
+        return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
     }
-    if chat_id == data.general_chat_id {
-        return error(StatusCode::FORBIDDEN, "ACCESS_ERROR", "Action unavailable");
+    let params = params(uri.query(), &headers, &body);
+    lock(&state.tokens).refresh(app, &params, &state.rest_root)
+}
+
+impl PortalState {
+    /// The portal's bucket: `None` to serve, or the refusal.
+    fn admit(&self) -> Option<Response> {
+        let (drain, burst) = self.data.rate_limit?;
+        let mut bucket = lock(&self.bucket);
+        let now = Instant::now();
+        let drained = now.duration_since(bucket.at).as_secs_f64() * drain;
+        bucket.level = (bucket.level - drained).max(0.0);
+        bucket.at = now;
+        if bucket.level + 1.0 > f64::from(burst) {
+            bucket.refused += 1;
+            return Some(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "QUERY_LIMIT_EXCEEDED",
+                "Too many requests",
+            ));
+        }
+        bucket.level += 1.0;
+        None
     }
-    let caller = data.webhook_user_id as i64;
-    let visible = data
-        .chats
-        .get(&chat_id)
-        .filter(|members| members.contains(&caller))
-        .cloned()
-        .unwrap_or_default();
-    success(json!(visible), started)
 }
 
 /// Query string and body merged, names upper-cased as the portal does. A body that cannot be
@@ -244,25 +350,6 @@ fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Map<String, 
     params
 }
 
-fn success(result: Value, started: f64) -> Response {
-    let finished = now();
-    let reset_at = started.floor() as i64 + 600;
-    let body = json!({
-        "result": result,
-        "time": {
-            "start": started,
-            "finish": finished,
-            "duration": finished - started,
-            "processing": 0,
-            "date_start": php::iso8601(started as i64),
-            "date_finish": php::iso8601(finished as i64),
-            "operating_reset_at": reset_at,
-            "operating": 0,
-        }
-    });
-    (StatusCode::OK, axum::Json(body)).into_response()
-}
-
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
     let body = json!({"error": code, "error_description": description});
     (status, axum::Json(body)).into_response()
@@ -284,6 +371,11 @@ fn record(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Recor
             .collect(),
         body: String::from_utf8_lossy(body).into_owned(),
     }
+}
+
+/// A lock that survives a panicked holder: the portal's data stays usable for the next request.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn now() -> f64 {

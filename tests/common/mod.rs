@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use bitrix24_mcp::bitrix::{Client, ClientOptions, HttpPolicy, RateOptions, RetryPolicy, WebhookUrl};
+use bitrix24_mcp::bitrix::{
+    Client, ClientOptions, HttpPolicy, RateOptions, RetryPolicy, WebhookUrl,
+};
 use bitrix24_mcp::tools::Bitrix24Tools;
 use bitrix24_mcp::transport::stdio::serve_io;
 use rmcp::ServiceExt;
@@ -113,4 +115,77 @@ pub fn success_object(result: &CallToolResult) -> Value {
     let text: Value = serde_json::from_str(text(result)).expect("text is JSON");
     assert_eq!(text, structured);
     structured
+}
+
+// ---- OAuth ----------------------------------------------------------------------------------
+
+use bitrix24_mcp::bitrix::{Auth, OAuthSession, OAuthSettings, Secret, ServiceUrl};
+use bitrix24_mcp::demo::{DemoPortal, OAuthApp, PortalData, RequestObserver};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const CLIENT_ID: &str = "local.5f3e2a.test";
+pub const CLIENT_SECRET: &str = "cl1ent5ecretv4lue";
+pub const REFRESH: &str = "r3freshT0kenInitial";
+pub const ACCESS: &str = "acc3ssT0kenInitial";
+
+/// Every OAuth secret a test starts with; none may ever be shown.
+pub const OAUTH_SECRETS: [&str; 3] = [CLIENT_SECRET, REFRESH, ACCESS];
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// An app whose refresh token is `REFRESH` and whose access token `ACCESS` is valid for an hour.
+pub fn oauth_app() -> OAuthApp {
+    let mut app = OAuthApp::new(CLIENT_ID, CLIENT_SECRET, REFRESH);
+    app.access_tokens = vec![(ACCESS.to_owned(), unix_now() + 3600.0)];
+    app
+}
+
+/// The sample portal with an installed app.
+pub async fn oauth_portal(app: OAuthApp, observer: Option<RequestObserver>) -> DemoPortal {
+    let mut data = PortalData::sample(CODE);
+    data.oauth = Some(app);
+    data.observer = observer;
+    DemoPortal::start(data).await.unwrap()
+}
+
+/// Settings for the portal's app, as the user would configure them.
+pub fn oauth_settings(
+    portal: &DemoPortal,
+    access: Option<&str>,
+    refresh: Option<&str>,
+    token_file: Option<PathBuf>,
+) -> OAuthSettings {
+    OAuthSettings {
+        portal: ServiceUrl::portal(&portal.rest_root(), HttpPolicy::HttpsOnly).unwrap(),
+        token_server: ServiceUrl::token_server(&portal.token_url(), HttpPolicy::HttpsOnly).unwrap(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        access_token: access.map(Secret::new),
+        refresh_token: refresh.map(Secret::new),
+        token_file,
+    }
+}
+
+pub fn oauth_client(settings: OAuthSettings, options: ClientOptions) -> Client {
+    let session = OAuthSession::open(settings).expect("oauth session opens");
+    Client::new(Auth::OAuth(Box::new(session)), options).expect("client builds")
+}
+
+/// A fresh, empty directory for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "bitrix24-mcp-{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
