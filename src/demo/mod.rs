@@ -256,7 +256,7 @@ async fn handle_rest(
         }
         [method] if data.oauth.is_some() => {
             let token = params.get("AUTH").and_then(Value::as_str);
-            if let Err(refusal) = lock(&state.tokens).check(token) {
+            if let Some(refusal) = lock(&state.tokens).refusal(token) {
                 return refusal;
             }
             method.to_ascii_lowercase()

@@ -66,16 +66,16 @@ impl TokenBook {
         }
     }
 
-    /// `Err` with the portal's answer when the token may not call.
-    pub fn check(&self, token: Option<&str>) -> Result<(), Response> {
+    /// The portal's refusal when the token may not call, `None` when it may.
+    pub fn refusal(&self, token: Option<&str>) -> Option<Response> {
         match token.and_then(|t| self.access.get(t)) {
-            Some(expires) if *expires > now() => Ok(()),
-            Some(_) => Err(error(
+            Some(expires) if *expires > now() => None,
+            Some(_) => Some(error(
                 StatusCode::UNAUTHORIZED,
                 "expired_token",
                 "The access token provided has expired.",
             )),
-            None => Err(error(
+            None => Some(error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 "The access token provided is invalid.",
