@@ -7,7 +7,8 @@
 //!   Knows nothing of MCP.
 //! - [`tools`] — the MCP face: tool definitions, argument coercion, the table that turns Bitrix24
 //!   errors into errors an assistant can act on. Knows nothing of transports.
-//! - [`transport`] — wiring from a byte stream to the tools (stdio).
+//! - [`transport`] — wiring from stdio or HTTP (streamable HTTP, legacy SSE) to the tools, and
+//!   the HTTP guard (Host, Origin, bearer token).
 //! - [`cli`] — one-shot commands (`call`, `tools`) over the same tool path.
 //! - [`config`] — flags and environment, validated into a [`config::Config`].
 //! - [`demo`] — the sample portal on loopback, used by `--demo` and by the tests.
@@ -35,7 +36,7 @@ use std::hash::{BuildHasher, Hasher};
 use tracing::{info, warn};
 
 use crate::bitrix::{Auth, Client, OAuthSession, WebhookUrl};
-use crate::config::{Command, Config, Portal};
+use crate::config::{Command, Config, Portal, Transport};
 use crate::demo::{DemoPortal, PortalData};
 use crate::tools::Bitrix24Tools;
 
@@ -52,20 +53,40 @@ pub enum RunError {
     OAuth(#[from] bitrix::auth::SetupError),
     #[error(transparent)]
     Serve(#[from] transport::stdio::ServeError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
 }
 
 /// Runs a command to completion and returns the process exit code. `shutdown` ends a server.
 pub async fn run(
     command: Command,
     config: Config,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<i32, RunError> {
     // Kept alive for the whole run: dropping it stops the sample portal.
     let (client, _demo) = connect(&config).await?;
     let tools = Bitrix24Tools::new(client);
     match command {
         Command::Serve => {
-            transport::stdio::serve(tools, shutdown).await?;
+            match config.transport {
+                Transport::Stdio => transport::stdio::serve(tools, shutdown).await?,
+                Transport::Http { bind, options } => {
+                    let listener = tokio::net::TcpListener::bind(bind)
+                        .await
+                        .map_err(|source| RunError::Bind {
+                            address: bind,
+                            source,
+                        })?;
+                    transport::http::serve(tools, listener, options, shutdown)
+                        .await
+                        .map_err(RunError::Http)?;
+                }
+            }
             Ok(0)
         }
         Command::Call { tool, arguments } => {
@@ -140,11 +161,12 @@ impl RunError {
     /// Setup problems the user must fix exit like configuration errors (2); others with 1.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::OAuth(_) => 2,
+            RunError::OAuth(_) | RunError::Bind { .. } => 2,
             RunError::Demo(_)
             | RunError::DemoAddress(_)
             | RunError::Client(_)
-            | RunError::Serve(_) => 1,
+            | RunError::Serve(_)
+            | RunError::Http(_) => 1,
         }
     }
 }

@@ -31,6 +31,9 @@ Errors are JSON objects: follow their hint, and retry only when retryable is tru
 #[derive(Debug, Clone)]
 pub struct Bitrix24Tools {
     client: Option<Arc<Client>>,
+    /// Named in each call's log line: which transport and session the call came through.
+    transport: &'static str,
+    session: Arc<str>,
 }
 
 /// A call named a tool this server does not have.
@@ -45,6 +48,17 @@ impl Bitrix24Tools {
     pub fn new(client: Option<Client>) -> Self {
         Self {
             client: client.map(Arc::new),
+            transport: "stdio",
+            session: Arc::from(""),
+        }
+    }
+
+    /// The same tools, labelled for logs with the transport and session serving them.
+    pub fn in_session(self, transport: &'static str, session: &str) -> Self {
+        Self {
+            transport,
+            session: Arc::from(session),
+            ..self
         }
     }
 
@@ -132,6 +146,8 @@ impl ServerHandler for Bitrix24Tools {
                 let _ = progress.send(describe(&wait));
             }
         };
+        let session = http_session(&context).unwrap_or_else(|| self.session.to_string());
+        info!(transport = self.transport, session = %session, tool = %request.name, "tool call");
         let call = self.call_observed(&request.name, request.arguments.as_ref(), &observer);
         tokio::select! {
             // A cancelled call drops the in-flight request at once; no answer is sent for it.
@@ -184,4 +200,11 @@ fn describe(wait: &Wait) -> String {
             delay.as_secs_f64()
         ),
     }
+}
+
+/// The streamable HTTP session of a request, from the HTTP request parts rmcp attaches.
+fn http_session(context: &RequestContext<RoleServer>) -> Option<String> {
+    let parts = context.extensions.get::<http::request::Parts>()?;
+    let id = parts.headers.get("mcp-session-id")?.to_str().ok()?;
+    Some(id.to_owned())
 }

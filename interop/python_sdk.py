@@ -1,0 +1,149 @@
+"""Interoperability with the official MCP Python SDK.
+
+Starts the bitrix24-mcp binary (path in BITRIX24_MCP_BIN) against its built-in demo portal and
+talks to it with the SDK's own clients over stdio, streamable HTTP and legacy SSE: initialize,
+list the tool, call it, and check a success and an error result. Prints one line per check and a
+closing "N passed, N failed" line; exits non-zero on any failure.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+BIN = os.environ["BITRIX24_MCP_BIN"]
+TOKEN = "interop-t0ken"
+EXPECTED = {"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3}
+
+results: list[tuple[str, bool, str]] = []
+
+
+async def exercise(name: str, session: ClientSession) -> None:
+    """The same checks over every transport."""
+    init = await session.initialize()
+    check(f"{name}: serverInfo names bitrix24-mcp", init.server_info.name == "bitrix24-mcp", init.server_info.name)
+
+    tools = (await session.list_tools()).tools
+    names = [t.name for t in tools]
+    check(f"{name}: lists exactly im_chat_user_list", names == ["im_chat_user_list"], str(names))
+    schema = tools[0].input_schema if tools else {}
+    check(
+        f"{name}: CHAT_ID is a required integer >= 1",
+        schema.get("required") == ["CHAT_ID"]
+        and schema["properties"]["CHAT_ID"]["type"] == "integer"
+        and schema["properties"]["CHAT_ID"]["minimum"] == 1,
+        json.dumps(schema),
+    )
+
+    ok = await session.call_tool("im_chat_user_list", {"CHAT_ID": 2935})
+    check(f"{name}: success is not an error", not ok.is_error, str(ok.is_error))
+    check(f"{name}: structuredContent holds the IDs", ok.structured_content == EXPECTED, str(ok.structured_content))
+    text = json.loads(ok.content[0].text) if ok.content else None
+    check(f"{name}: the same object as JSON text", text == EXPECTED, str(text))
+
+    bad = await session.call_tool("im_chat_user_list", {"CHAT_ID": 1})
+    error = json.loads(bad.content[0].text) if bad.content else {}
+    check(f"{name}: an error result is isError", bad.is_error is True, str(bad.is_error))
+    check(
+        f"{name}: the error object says ACCESS_ERROR / permission",
+        error.get("error") == "ACCESS_ERROR" and error.get("category") == "permission" and error.get("retryable") is False,
+        json.dumps(error),
+    )
+    check(f"{name}: an error carries no structuredContent", bad.structured_content is None, str(bad.structured_content))
+
+
+def check(name: str, passed: bool, detail: str) -> None:
+    results.append((name, passed, detail))
+    print(f"{'ok  ' if passed else 'FAIL'} {name}" + ("" if passed else f": {detail}"), flush=True)
+
+
+async def over_stdio() -> None:
+    params = StdioServerParameters(command=BIN, args=["--demo"], env={"RUST_LOG": "warn", "PATH": os.environ.get("PATH", "")})
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await exercise("stdio", session)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_http_server(extra: list[str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [BIN, "serve", "--transport", "http", "--bind", f"127.0.0.1:{port}", "--demo", *extra],
+        env={**os.environ, "MCP_HTTP_TOKEN": TOKEN, "RUST_LOG": "warn"},
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return process, base
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the HTTP server did not come up")
+            time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen, name: str) -> None:
+    process.terminate()
+    code = process.wait(timeout=10)
+    check(f"{name}: exits 0 on SIGTERM", code == 0, str(code))
+
+
+async def over_streamable_http(stateless: bool) -> None:
+    name = "streamable-http" + (" (stateless)" if stateless else "")
+    process, base = start_http_server(["--stateless"] if stateless else [])
+    try:
+        client = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
+        async with client:
+            async with streamable_http_client(f"{base}/mcp", http_client=client) as (read, write, *_):
+                async with ClientSession(read, write) as session:
+                    await exercise(name, session)
+    finally:
+        stop(process, name)
+
+
+async def over_sse() -> None:
+    process, base = start_http_server([])
+    try:
+        async with sse_client(f"{base}/sse", headers={"Authorization": f"Bearer {TOKEN}"}) as (read, write, *_):
+            async with ClientSession(read, write) as session:
+                await exercise("legacy-sse", session)
+    finally:
+        stop(process, "legacy-sse")
+
+
+async def main() -> int:
+    for name, run in [
+        ("stdio", over_stdio),
+        ("streamable-http", lambda: over_streamable_http(False)),
+        ("streamable-http (stateless)", lambda: over_streamable_http(True)),
+        ("legacy-sse", over_sse),
+    ]:
+        try:
+            await asyncio.wait_for(run(), timeout=60)
+        except Exception as error:  # a transport that fails outright is one failed check
+            check(f"{name}: session completes", False, f"{type(error).__name__}: {error}")
+    failed = sum(1 for _, passed, _ in results if not passed)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

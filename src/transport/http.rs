@@ -1,0 +1,190 @@
+//! MCP over HTTP: streamable HTTP at `/mcp` (rmcp's service, with sessions or stateless) and legacy
+//! HTTP+SSE at `/sse` + `/message`, behind one guard (Host, Origin, bearer token) and one session
+//! limit, with `/healthz` for deployments. Shutdown stops accepting, closes streams and gives
+//! in-flight calls a bounded time to finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Sessions;
+use super::security::{self, Guard};
+use super::sse::{self, SseState};
+use crate::tools::Bitrix24Tools;
+
+/// How the HTTP transports are served.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Streamable HTTP without sessions: JSON answers, any instance can serve any request.
+    pub stateless: bool,
+    pub guard: Guard,
+    /// Streamable HTTP sessions plus SSE sessions; past it new sessions get 503.
+    pub max_sessions: usize,
+    /// Streamable HTTP sessions idle this long are closed.
+    pub session_idle_timeout: Duration,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// After a shutdown signal, in-flight calls get this long to finish.
+    pub drain_timeout: Duration,
+    /// Keep-alive comments on event streams, so proxies and clients notice dead connections.
+    pub keep_alive: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            stateless: false,
+            guard: Guard {
+                token: None,
+                origins: Vec::new(),
+                hosts: Vec::new(),
+            },
+            max_sessions: 64,
+            session_idle_timeout: Duration::from_secs(300),
+            max_body_bytes: 1024 * 1024,
+            drain_timeout: Duration::from_millis(1500),
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains within the options' bound.
+pub async fn serve(
+    tools: Bitrix24Tools,
+    listener: TcpListener,
+    options: HttpOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let app = router(tools, &options, stop.clone());
+    info!(transport = "http", %address, stateless = options.stateless, "listening: streamable HTTP at /mcp, legacy SSE at /sse");
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            // Ends the sessions and event streams, so graceful shutdown is not held up by them.
+            stop.cancel();
+        }
+    };
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        () = async { stop.cancelled().await; tokio::time::sleep(options.drain_timeout).await } => {
+            warn!(drain_ms = options.drain_timeout.as_millis() as u64, "in-flight requests did not finish in time; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationToken) -> Router {
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(options.session_idle_timeout);
+    let manager = Arc::new(manager);
+    let limits = Arc::new(Sessions::new(options.max_sessions, manager.clone()));
+
+    let config = StreamableHttpServerConfig::default()
+        // The guard checks Host and Origin for every endpoint, SSE included.
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(options.max_body_bytes)
+        .with_sse_keep_alive(Some(options.keep_alive))
+        .with_cancellation_token(stop.child_token());
+    let config = if options.stateless {
+        config
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+    } else {
+        config
+    };
+    let factory_tools = tools.clone();
+    let streamable = StreamableHttpService::new(
+        move || Ok(factory_tools.clone().in_session("streamable-http", "")),
+        manager,
+        config,
+    );
+    let sse_state = Arc::new(SseState::new(
+        tools,
+        limits.clone(),
+        stop,
+        options.keep_alive,
+    ));
+
+    let mcp = Router::new()
+        // Both spellings answered directly: a redirect would lose the POST body in some clients.
+        .route_service("/mcp", streamable.clone())
+        .route_service("/mcp/", streamable)
+        .layer(middleware::from_fn_with_state(
+            (limits, options.stateless),
+            session_rules,
+        ));
+    let sse = Router::new()
+        .route("/sse", get(sse::open))
+        .route("/message", post(sse::post))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(sse_state);
+    let guarded = mcp.merge(sse).layer(middleware::from_fn_with_state(
+        Arc::new(options.guard.clone()),
+        security::guard,
+    ));
+    Router::new().route("/healthz", get(health)).merge(guarded)
+}
+
+/// Refuses a new streamable HTTP session (a POST without `Mcp-Session-Id`) when full, and answers
+/// a session's termination with 204: rmcp says 202, which the official Python SDK reports as a
+/// failed termination (it expects 200 or 204).
+async fn session_rules(
+    State((limits, stateless)): State<(Arc<Sessions>, bool)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let opens_session = !stateless
+        && request.method() == Method::POST
+        && !request.headers().contains_key("mcp-session-id");
+    if opens_session && !limits.has_room().await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many sessions; try again later",
+        )
+            .into_response();
+    }
+    let terminates = request.method() == Method::DELETE;
+    let mut response = next.run(request).await;
+    if terminates && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
+}
+
+async fn health() -> Response {
+    axum::Json(json!({
+        "status": "ok",
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}

@@ -1,0 +1,457 @@
+//! MCP over HTTP on loopback: the rmcp streamable HTTP client (sessions and stateless), the legacy
+//! SSE flow end to end, and raw HTTP for every refusal the guard and limits make.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bitrix24_mcp::bitrix::Secret;
+use bitrix24_mcp::demo::{DemoPortal, PortalData};
+use bitrix24_mcp::tools::Bitrix24Tools;
+use bitrix24_mcp::transport::http::{self, HttpOptions};
+use bitrix24_mcp::transport::security::{DEFAULT_HOSTS, DEFAULT_ORIGINS, Guard, OriginPattern};
+use common::*;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "http-t0ken-for-tests";
+
+/// A server on a random loopback port, against the sample portal; stopped when dropped.
+struct Server {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _portal: DemoPortal,
+}
+
+impl Server {
+    async fn start(configure: impl FnOnce(&mut HttpOptions)) -> Self {
+        let portal = DemoPortal::start(PortalData::sample(CODE)).await.unwrap();
+        let tools = Bitrix24Tools::new(Some(demo_client(&portal)));
+        let mut options = HttpOptions {
+            guard: Guard {
+                token: Some(Secret::new(TOKEN)),
+                origins: DEFAULT_ORIGINS
+                    .iter()
+                    .map(|o| OriginPattern::parse(o).unwrap())
+                    .collect(),
+                hosts: DEFAULT_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+            },
+            ..HttpOptions::default()
+        };
+        configure(&mut options);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address: SocketAddr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(tools, listener, options, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("http://{address}"),
+            stop: Some(stop),
+            task: Some(task),
+            _portal: portal,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Signals shutdown and waits for the server to finish.
+    async fn shutdown(mut self) -> std::io::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+async fn rmcp_client(url: String) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
+async fn list_and_call(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) {
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].name, "im_chat_user_list");
+    let arguments = json!({"CHAT_ID": 2935}).as_object().unwrap().clone();
+    let result = client
+        .call_tool(CallToolRequestParams::new("im_chat_user_list").with_arguments(arguments))
+        .await
+        .unwrap();
+    assert_eq!(
+        result.structured_content,
+        Some(json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3}))
+    );
+    let error = call(client, json!({"CHAT_ID": 1})).await;
+    assert_eq!(error_object(&error)["error"], "ACCESS_ERROR");
+}
+
+#[tokio::test]
+async fn the_rmcp_client_lists_and_calls_over_streamable_http_with_sessions() {
+    let server = Server::start(|_| {}).await;
+    for path in ["/mcp", "/mcp/"] {
+        let client = rmcp_client(server.url(path)).await;
+        assert_eq!(
+            client
+                .peer_info()
+                .unwrap()
+                .server_info
+                .as_ref()
+                .unwrap()
+                .name,
+            "bitrix24-mcp"
+        );
+        list_and_call(&client).await;
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_rmcp_client_lists_and_calls_over_stateless_streamable_http() {
+    let server = Server::start(|o| o.stateless = true).await;
+    let client = rmcp_client(server.url("/mcp")).await;
+    list_and_call(&client).await;
+    client.cancel().await.unwrap();
+    // Stateless answers are plain JSON and carry no session.
+    let response = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none());
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw-http", "version": "0"}}})
+}
+
+/// A POST to /mcp as a well-behaved client sends it, before any changes.
+fn mcp_post(server: &Server) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+}
+
+#[tokio::test]
+async fn requests_without_the_right_token_get_401() {
+    let server = Server::start(|_| {}).await;
+    let http = reqwest::Client::new();
+    for token in [None, Some("wrong"), Some("http-t0ken-for-test")] {
+        for (method, path) in [
+            ("POST", "/mcp"),
+            ("GET", "/sse"),
+            ("POST", "/message?sessionId=x"),
+        ] {
+            let mut request = http
+                .request(method.parse().unwrap(), server.url(path))
+                .body(initialize().to_string());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with {token:?}");
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                r#"Bearer realm="bitrix24-mcp""#
+            );
+        }
+    }
+    // Health stays open.
+    let health: Value = http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn a_foreign_origin_or_host_gets_403_on_every_endpoint() {
+    let server = Server::start(|_| {}).await;
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        ("POST", "/mcp"),
+        ("GET", "/sse"),
+        ("POST", "/message?sessionId=x"),
+    ] {
+        let request = |header: &str, value: &str| {
+            http.request(method.parse().unwrap(), server.url(path))
+                .bearer_auth(TOKEN)
+                .header(header, value)
+                .body(initialize().to_string())
+        };
+        for origin in ["http://evil.example", "https://localhost:3000", "null"] {
+            assert_eq!(
+                request("origin", origin).send().await.unwrap().status(),
+                403,
+                "{path} {origin}"
+            );
+        }
+        assert_eq!(
+            request("host", "evil.example")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            403,
+            "{path}"
+        );
+    }
+    // Loopback origins of local tools are fine.
+    let allowed = mcp_post(&server)
+        .header("origin", "http://localhost:6274")
+        .json(&initialize());
+    assert_eq!(allowed.send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let server = Server::start(|_| {}).await;
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(1_100_000)
+    );
+    let response = mcp_post(&server).body(huge.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    let response = reqwest::Client::new()
+        .post(server.url("/message?sessionId=whatever"))
+        .bearer_auth(TOKEN)
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn unknown_sessions_get_404_and_a_wrong_accept_gets_406() {
+    let server = Server::start(|_| {}).await;
+    let response = reqwest::Client::new()
+        .post(server.url("/message?sessionId=no-such-session"))
+        .bearer_auth(TOKEN)
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let response = mcp_post(&server)
+        .header("mcp-session-id", "no-such-session")
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/html")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 406);
+}
+
+/// Reads server-sent events from a response, one `(event, data)` at a time.
+struct EventReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventReader {
+    async fn next(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = "message".to_owned();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event:") {
+                        event = name.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return (event, data.join("\n"));
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("an event within 10 s")
+                .unwrap()
+                .expect("the stream stays open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+async fn open_sse(server: &Server) -> (EventReader, String) {
+    let response = reqwest::Client::new()
+        .get(server.url("/sse"))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = EventReader {
+        response,
+        buffer: String::new(),
+    };
+    let (event, endpoint) = events.next().await;
+    assert_eq!(event, "endpoint");
+    assert!(endpoint.starts_with("/message?sessionId="), "{endpoint}");
+    (events, endpoint)
+}
+
+#[tokio::test]
+async fn the_legacy_sse_flow_works_end_to_end() {
+    let server = Server::start(|_| {}).await;
+    let (mut events, endpoint) = open_sse(&server).await;
+    let post = |message: Value| {
+        reqwest::Client::new()
+            .post(server.url(&endpoint))
+            .bearer_auth(TOKEN)
+            .json(&message)
+            .send()
+    };
+    assert_eq!(post(initialize()).await.unwrap().status(), 202);
+    let (event, data) = events.next().await;
+    assert_eq!(event, "message");
+    let answer: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(answer["id"], 1);
+    assert_eq!(answer["result"]["serverInfo"]["name"], "bitrix24-mcp");
+    assert_eq!(
+        post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "im_chat_user_list", "arguments": {"CHAT_ID": 2935}}});
+    assert_eq!(post(call).await.unwrap().status(), 202);
+    let (_, data) = events.next().await;
+    let answer: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(answer["id"], 2);
+    assert_eq!(
+        answer["result"]["structuredContent"]["user_ids"],
+        json!([99, 1269, 1271])
+    );
+    // Not JSON-RPC: 400, and the session carries on.
+    let bad = reqwest::Client::new()
+        .post(server.url(&endpoint))
+        .bearer_auth(TOKEN)
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    // Closing the stream ends the session: its endpoint is gone.
+    drop(events);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = post(json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}))
+            .await
+            .unwrap()
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "session still open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_session_ends_it_with_204() {
+    let server = Server::start(|_| {}).await;
+    let created = mcp_post(&server).json(&initialize()).send().await.unwrap();
+    let id = created.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let deleted = reqwest::Client::new()
+        .delete(server.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let gone = mcp_post(&server)
+        .header("mcp-session-id", &id)
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn sessions_past_the_limit_get_503() {
+    let server = Server::start(|o| o.max_sessions = 2).await;
+    let (_first, _) = open_sse(&server).await;
+    let created = mcp_post(&server).json(&initialize()).send().await.unwrap();
+    assert_eq!(created.status(), 200);
+    assert!(created.headers().contains_key("mcp-session-id"));
+    let refused = reqwest::Client::new()
+        .get(server.url("/sse"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let refused = mcp_post(&server).json(&initialize()).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+}
+
+#[tokio::test]
+async fn shutdown_closes_open_streams_and_returns() {
+    let server = Server::start(|_| {}).await;
+    let (mut events, _) = open_sse(&server).await;
+    let client = rmcp_client(server.url("/mcp")).await;
+    list_and_call(&client).await;
+    let started = std::time::Instant::now();
+    server.shutdown().await.unwrap();
+    eprintln!("shutdown with open sessions took {:?}", started.elapsed());
+    // The SSE stream has ended rather than hanging.
+    let end = tokio::time::timeout(Duration::from_secs(5), events.response.chunk())
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, Ok(None) | Err(_)),
+        "stream still open: {end:?}"
+    );
+    let _ = events.buffer;
+}

@@ -1,0 +1,118 @@
+//! The real binary serving HTTP: it refuses an unprotected public bind, and SIGTERM with open
+//! sessions and SSE streams ends it cleanly (exit 0) within the shutdown bound.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::BIN;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// The bound: in-flight work gets 1.5 s, the whole exit must take under 2 s.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
+#[tokio::test]
+async fn a_public_bind_without_a_token_is_refused() {
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--transport",
+            "http",
+            "--bind",
+            "0.0.0.0:0",
+            "--demo",
+        ])
+        .env_remove("MCP_HTTP_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without a token"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("MCP_HTTP_TOKEN"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_with_open_sessions_and_streams_exits_0_promptly() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--transport",
+            "http",
+            "--bind",
+            "127.0.0.1:0",
+            "--demo",
+        ])
+        .env("MCP_HTTP_TOKEN", "t0ken")
+        .env("RUST_LOG", "info")
+        .env("BITRIX24_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The address it bound is in the "listening" log line.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server logs where it listens");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = entry["fields"]["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let http = reqwest::Client::new();
+    let base = format!("http://{address}");
+
+    // An SSE stream and a streamable HTTP session, both open.
+    let mut stream = http
+        .get(format!("{base}/sse"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("endpoint"));
+    let session = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth("t0ken")
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "shutdown-test", "version": "0"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(session.headers().contains_key("mcp-session-id"));
+
+    let started = Instant::now();
+    // SAFETY: kill(2) with a valid signal number on our own child process.
+    assert_eq!(
+        unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) },
+        0
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    let took = started.elapsed();
+    eprintln!("SIGTERM with open sessions: exit after {took:?}");
+    assert_eq!(status.code(), Some(0));
+    assert!(took < SHUTDOWN_BOUND, "took {took:?}");
+    // The stream was closed, not left hanging.
+    assert!(matches!(stream.chunk().await, Ok(None) | Err(_)));
+}
