@@ -41,6 +41,12 @@ pub enum Command {
     },
     /// Print the tool definitions as the server lists them.
     Tools,
+    /// Check the configuration and the portal: reachable, authenticated, scope im granted.
+    Check {
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by every command. Each flag also reads an environment variable.

@@ -65,9 +65,15 @@ pub enum RunError {
 /// Runs a command to completion and returns the process exit code. `shutdown` ends a server.
 pub async fn run(
     command: Command,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<i32, RunError> {
+    // The check reports the settings as configured, but probes with one attempt: retries would
+    // hide what happens now.
+    let configured = config.clone();
+    if matches!(command, Command::Check { .. }) {
+        config.client.retry.max_retries = 0;
+    }
     // Kept alive for the whole run: dropping it stops the sample portal.
     let (client, _demo) = connect(&config).await?;
     let tools = Bitrix24Tools::new(client);
@@ -98,6 +104,20 @@ pub async fn run(
             let outcome = cli::tools();
             print(&outcome);
             Ok(outcome.exit_code)
+        }
+        Command::Check { json } => {
+            let report = cli::check::run(&configured, tools.client()).await;
+            let text = if json {
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            } else {
+                cli::check::render(&report)
+            };
+            println!("{}", text.trim_end());
+            Ok(if report.ready {
+                0
+            } else {
+                cli::EXIT_TOOL_ERROR
+            })
         }
     }
 }

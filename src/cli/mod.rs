@@ -1,5 +1,8 @@
 //! One-shot commands: `call` runs a tool through the same path as an MCP `tools/call` and prints
-//! the result; `tools` prints the definitions as `tools/list` shows them.
+//! the result; `tools` prints the definitions as `tools/list` shows them; `check` (in its own
+//! module) tells whether the configuration works.
+
+pub mod check;
 
 use rmcp::model::{CallToolResult, JsonObject};
 use serde_json::{Value, json};

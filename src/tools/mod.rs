@@ -62,6 +62,11 @@ impl Bitrix24Tools {
         }
     }
 
+    /// The portal client, when one is configured.
+    pub fn client(&self) -> Option<&Client> {
+        self.client.as_deref()
+    }
+
     /// Every tool, as `tools/list` shows it.
     pub fn definitions() -> Vec<Tool> {
         vec![chat_user_list::definition()]
