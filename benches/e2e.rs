@@ -1,0 +1,604 @@
+//! End-to-end benchmarks of the built binary against a fast fake portal on loopback (the sample
+//! portal): cold start, per-call latency over stdio beside the same request made directly, HTTP
+//! throughput at several concurrencies, memory, and binary size. Prints a table and writes it to
+//! BENCHMARKS.md (or, with `--short`, a quick run to target/BENCHMARKS.short.md, as CI does).
+//!
+//!     cargo bench --bench e2e            # the full run, ~1 minute
+//!     cargo bench --bench e2e -- --short # proves the suite works, ~10 seconds
+
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitrix24_mcp::demo::{DemoPortal, PortalData};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bitrix24-mcp");
+
+/// How much to measure.
+struct Plan {
+    short: bool,
+    cold_starts: usize,
+    calls: usize,
+    load_seconds: f64,
+    concurrencies: [usize; 3],
+}
+
+impl Plan {
+    fn new(short: bool) -> Self {
+        Self {
+            short,
+            cold_starts: if short { 5 } else { 40 },
+            calls: if short { 100 } else { 2000 },
+            load_seconds: if short { 0.5 } else { 5.0 },
+            concurrencies: [1, 8, 64],
+        }
+    }
+}
+
+fn main() {
+    let short =
+        std::env::args().any(|a| a == "--short") || std::env::var_os("BENCH_SHORT").is_some();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run(Plan::new(short)));
+}
+
+async fn run(plan: Plan) {
+    let portal = DemoPortal::start(PortalData::sample("benchmarkcode0001"))
+        .await
+        .expect("fake portal");
+    let mut rows = Vec::new();
+
+    let (initialize, first_call) = cold_start(&plan, &portal).await;
+    rows.push(Row::new(
+        "cold start: spawn → initialize result (median)",
+        ms(median(&initialize)),
+        "< 10 ms",
+        median(&initialize) < 0.010,
+    ));
+    rows.push(Row::new(
+        "cold start: spawn → initialize result (p90)",
+        ms(percentile(&initialize, 0.90)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "cold start: spawn → first tools/call result (median)",
+        ms(median(&first_call)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "cold start: spawn → first tools/call result (p90)",
+        ms(percentile(&first_call, 0.90)),
+        "",
+        true,
+    ));
+
+    let latency = per_call_latency(&plan, &portal).await;
+    let overhead_p50 = median(&latency.through_server) - median(&latency.direct);
+    let overhead_p99 =
+        percentile(&latency.through_server, 0.99) - percentile(&latency.direct, 0.99);
+    rows.push(Row::new(
+        &format!("tools/call over stdio, p50 ({} calls)", plan.calls),
+        us(median(&latency.through_server)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "tools/call over stdio, p99",
+        us(percentile(&latency.through_server, 0.99)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "same request straight to the portal, p50",
+        us(median(&latency.direct)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "same request straight to the portal, p99",
+        us(percentile(&latency.direct, 0.99)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "server overhead per call, p50",
+        us(overhead_p50),
+        "< 150 µs",
+        overhead_p50 < 0.000_150,
+    ));
+    rows.push(Row::new(
+        "server overhead per call, p99",
+        us(overhead_p99),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "idle RSS after initialize",
+        mib(latency.idle_rss),
+        "< 10 MB",
+        latency.idle_rss < 10_000_000,
+    ));
+
+    let load = http_throughput(&plan, &portal).await;
+    for level in &load.levels {
+        let target = if level.concurrency == 64 {
+            "≥ 5,000/s"
+        } else {
+            ""
+        };
+        let meets = level.concurrency != 64 || level.calls_per_second >= 5000.0;
+        rows.push(Row::new(
+            &format!(
+                "streamable HTTP, concurrency {}: calls/s",
+                level.concurrency
+            ),
+            format!("{:.0}", level.calls_per_second),
+            target,
+            meets,
+        ));
+        rows.push(Row::new(
+            &format!(
+                "streamable HTTP, concurrency {}: p99 latency",
+                level.concurrency
+            ),
+            us(level.p99),
+            "",
+            true,
+        ));
+    }
+    rows.push(Row::new(
+        "peak RSS under 64-way HTTP load",
+        mib(load.peak_rss),
+        "",
+        true,
+    ));
+    let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
+    rows.push(Row::new("release binary size", mib(size), "", true));
+
+    let report = render(&plan, &rows);
+    println!("{report}");
+    let path = if plan.short {
+        "target/BENCHMARKS.short.md"
+    } else {
+        "BENCHMARKS.md"
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    match std::fs::write(&path, report) {
+        Ok(()) => println!("written to {}", path.display()),
+        Err(err) => eprintln!("could not write {}: {err}", path.display()),
+    }
+}
+
+// ---- 1. cold start ---------------------------------------------------------------------------
+
+/// A server process speaking stdio, with the rate limit out of the way.
+fn spawn_stdio(portal: &DemoPortal) -> Child {
+    Command::new(BIN)
+        .env_clear()
+        .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
+        .env("BITRIX24_RATE_LIMIT", "1000000")
+        .env("BITRIX24_RATE_BURST", "1000000")
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server")
+}
+
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Session {
+    fn new(mut child: Child) -> Self {
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    async fn request(&mut self, message: &Value) -> Value {
+        self.stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .expect("write");
+        let line = self
+            .stdout
+            .next_line()
+            .await
+            .expect("read")
+            .expect("an answer");
+        serde_json::from_str(&line).expect("JSON-RPC")
+    }
+
+    async fn notify(&mut self, message: &Value) {
+        self.stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .expect("write");
+    }
+
+    async fn initialize(&mut self) {
+        let answer = self.request(&initialize_message()).await;
+        assert_eq!(answer["result"]["serverInfo"]["name"], "bitrix24-mcp");
+        self.notify(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+    }
+
+    async fn close(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait().await;
+    }
+}
+
+fn initialize_message() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "0"}}})
+}
+
+fn call_message(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": "im_chat_user_list", "arguments": {"CHAT_ID": 2935}}})
+}
+
+async fn cold_start(plan: &Plan, portal: &DemoPortal) -> (Vec<f64>, Vec<f64>) {
+    let (mut initialize, mut first_call) = (Vec::new(), Vec::new());
+    for _ in 0..plan.cold_starts {
+        let started = Instant::now();
+        let mut session = Session::new(spawn_stdio(portal));
+        session.initialize().await;
+        initialize.push(started.elapsed().as_secs_f64());
+        let answer = session.request(&call_message(1)).await;
+        first_call.push(started.elapsed().as_secs_f64());
+        assert_eq!(answer["result"]["structuredContent"]["count"], 3);
+        session.close().await;
+    }
+    (initialize, first_call)
+}
+
+// ---- 2. per-call latency ---------------------------------------------------------------------
+
+struct Latency {
+    through_server: Vec<f64>,
+    direct: Vec<f64>,
+    idle_rss: u64,
+}
+
+async fn per_call_latency(plan: &Plan, portal: &DemoPortal) -> Latency {
+    let mut session = Session::new(spawn_stdio(portal));
+    session.initialize().await;
+    let idle_rss = proc_status(session.child.id(), "VmRSS");
+    let direct_client = reqwest::Client::new();
+    let url = format!("{}im.chat.user.list", portal.webhook_url());
+    // Warm both paths (connection pools, allocator) before measuring.
+    for id in 0..20 {
+        session.request(&call_message(id)).await;
+        direct(&direct_client, &url).await;
+    }
+    let (mut through_server, mut direct_times) = (Vec::new(), Vec::new());
+    // Interleaved, so both see the same machine conditions.
+    for id in 0..plan.calls as u64 {
+        let started = Instant::now();
+        let answer = session.request(&call_message(1000 + id)).await;
+        through_server.push(started.elapsed().as_secs_f64());
+        assert_eq!(answer["result"]["isError"], false);
+        let started = Instant::now();
+        direct(&direct_client, &url).await;
+        direct_times.push(started.elapsed().as_secs_f64());
+    }
+    session.close().await;
+    Latency {
+        through_server,
+        direct: direct_times,
+        idle_rss,
+    }
+}
+
+async fn direct(client: &reqwest::Client, url: &str) {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(r#"{"CHAT_ID":2935}"#)
+        .send()
+        .await
+        .expect("portal answers");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["result"], json!([99, 1269, 1271]));
+}
+
+// ---- 3. throughput over streamable HTTP ------------------------------------------------------
+
+struct Level {
+    concurrency: usize,
+    calls_per_second: f64,
+    p99: f64,
+}
+
+struct Load {
+    levels: Vec<Level>,
+    peak_rss: u64,
+}
+
+async fn http_throughput(plan: &Plan, portal: &DemoPortal) -> Load {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--transport",
+            "http",
+            "--stateless",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_clear()
+        .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
+        .env("BITRIX24_RATE_LIMIT", "1000000")
+        .env("BITRIX24_RATE_BURST", "1000000")
+        .env("MCP_HTTP_TOKEN", "bench-token")
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the HTTP server");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()
+        .expect("client");
+    wait_for_health(&client, &base).await;
+    let url = Arc::new(format!("{base}/mcp"));
+    let mut levels = Vec::new();
+    for concurrency in plan.concurrencies {
+        // A short warm-up at this concurrency, then the measured window.
+        load(&client, &url, concurrency, Duration::from_millis(200)).await;
+        let (count, latencies, elapsed) = load(
+            &client,
+            &url,
+            concurrency,
+            Duration::from_secs_f64(plan.load_seconds),
+        )
+        .await;
+        levels.push(Level {
+            concurrency,
+            calls_per_second: count as f64 / elapsed,
+            p99: percentile(&latencies, 0.99),
+        });
+    }
+    let peak_rss = proc_status(child.id(), "VmHWM");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    Load { levels, peak_rss }
+}
+
+async fn load(
+    client: &reqwest::Client,
+    url: &Arc<String>,
+    concurrency: usize,
+    window: Duration,
+) -> (usize, Vec<f64>, f64) {
+    let started = Instant::now();
+    let deadline = started + window;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut id = (worker as u64) << 32;
+                while Instant::now() < deadline {
+                    id += 1;
+                    let sent = Instant::now();
+                    let response = client
+                        .post(url.as_str())
+                        .bearer_auth("bench-token")
+                        .header("accept", "application/json, text/event-stream")
+                        .header("content-type", "application/json")
+                        .header("mcp-protocol-version", "2025-06-18")
+                        .body(call_message(id).to_string())
+                        .send()
+                        .await
+                        .expect("server answers");
+                    let body: Value = response.json().await.expect("JSON");
+                    assert_eq!(body["result"]["isError"], false, "{body}");
+                    latencies.push(sent.elapsed().as_secs_f64());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.expect("worker"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (all.len(), all, elapsed)
+}
+
+async fn wait_for_health(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the HTTP server did not come up");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+// ---- measurements and the report -------------------------------------------------------------
+
+/// A `/proc/<pid>/status` field in bytes (Linux; 0 elsewhere).
+fn proc_status(pid: Option<u32>, field: &str) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(field)?
+                .trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn median(samples: &[f64]) -> f64 {
+    percentile(samples, 0.5)
+}
+
+fn ms(seconds: f64) -> String {
+    format!("{:.2} ms", seconds * 1e3)
+}
+
+fn us(seconds: f64) -> String {
+    format!("{:.0} µs", seconds * 1e6)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+struct Row {
+    name: String,
+    value: String,
+    target: String,
+    meets: bool,
+}
+
+impl Row {
+    fn new(name: &str, value: String, target: &str, meets: bool) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            target: target.into(),
+            meets,
+        }
+    }
+}
+
+fn render(plan: &Plan, rows: &[Row]) -> String {
+    let mut out = String::from("# Benchmarks\n\n");
+    let _ = writeln!(
+        out,
+        "Measured by `cargo bench --bench e2e`{}: the release binary, end to end, against the sample portal on loopback.\n",
+        if plan.short {
+            " -- --short (a quick run: too few samples to quote)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "- date: {}",
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    );
+    let _ = writeln!(out, "- machine: {}", machine());
+    let _ = writeln!(out, "- commit: {}", commit());
+    let _ = writeln!(
+        out,
+        "- samples: {} cold starts, {} stdio calls, {} s of HTTP load per concurrency level\n",
+        plan.cold_starts, plan.calls, plan.load_seconds
+    );
+    out.push_str("| measure | value | target | |\n|---|---:|---|---|\n");
+    for row in rows {
+        let mark = match (row.target.is_empty(), row.meets) {
+            (true, _) => "",
+            (false, true) => "met",
+            (false, false) => "missed",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            row.name, row.value, row.target, mark
+        );
+    }
+    out
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{cores} cores, {model}{memory}, {}", std::env::consts::OS)
+}
+
+fn commit() -> String {
+    let hash = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty =
+        !command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    if dirty {
+        format!("{hash} (with uncommitted changes)")
+    } else {
+        hash
+    }
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
