@@ -436,10 +436,9 @@ async fn load(
 async fn wait_for_health(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
-            if response.status().is_success() {
-                return;
-            }
+        let response = client.get(format!("{base}/healthz")).send().await;
+        if response.is_ok_and(|r| r.status().is_success()) {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
