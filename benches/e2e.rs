@@ -162,7 +162,12 @@ async fn run(plan: Plan) {
         true,
     ));
     let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
-    rows.push(Row::new("release binary size", mib(size), "", true));
+    rows.push(Row::new(
+        "binary size (as built for the bench)",
+        mib(size),
+        "",
+        true,
+    ));
 
     let report = render(&plan, &rows);
     println!("{report}");
