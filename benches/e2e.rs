@@ -128,6 +128,20 @@ async fn run(plan: Plan) {
         latency.idle_rss < 10_000_000,
     ));
 
+    let (calls, ratio, refused) = bucket_burst(&plan).await;
+    rows.push(Row::new(
+        &format!("{calls} calls at once over stdio, portal enforcing 100/s burst 50: time vs the bucket's minimum"),
+        format!("{:.1}%", ratio * 100.0),
+        "≤ 110%",
+        ratio <= 1.10,
+    ));
+    rows.push(Row::new(
+        "… of which refused with QUERY_LIMIT_EXCEEDED",
+        refused.to_string(),
+        "0",
+        refused == 0,
+    ));
+
     let load = http_throughput(&plan, &portal).await;
     for level in &load.levels {
         let target = if level.concurrency == 64 {
@@ -327,6 +341,61 @@ async fn direct(client: &reqwest::Client, url: &str) {
         .expect("portal answers");
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["result"], json!([99, 1269, 1271]));
+}
+
+// ---- the rate bucket -------------------------------------------------------------------------
+
+/// 200 calls written at once to one stdio session; the portal enforces the same bucket as the
+/// server's client side. Returns the calls made, elapsed time over the bucket's minimum, and
+/// refusals seen.
+async fn bucket_burst(plan: &Plan) -> (u64, f64, usize) {
+    let (drain, burst, calls) = (100.0, 50_u32, if plan.short { 100 } else { 200 });
+    let mut data = PortalData::sample("benchmarkcode0002");
+    data.rate_limit = Some((drain, burst));
+    let portal = DemoPortal::start(data).await.expect("fake portal");
+    let child = Command::new(BIN)
+        .env_clear()
+        .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
+        .env("BITRIX24_RATE_LIMIT", drain.to_string())
+        .env("BITRIX24_RATE_BURST", burst.to_string())
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let mut session = Session::new(child);
+    session.initialize().await;
+    let started = Instant::now();
+    let burst_of_calls: String = (1..=calls)
+        .map(|id| format!("{}\n", call_message(id)))
+        .collect();
+    session
+        .stdin
+        .write_all(burst_of_calls.as_bytes())
+        .await
+        .expect("write");
+    let mut refused = 0;
+    for _ in 0..calls {
+        let line = session
+            .stdout
+            .next_line()
+            .await
+            .expect("read")
+            .expect("an answer");
+        if line.contains("QUERY_LIMIT_EXCEEDED") {
+            refused += 1;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    session.close().await;
+    let minimum = f64::from(calls as u32 - burst) / drain;
+    (
+        calls,
+        elapsed / minimum,
+        refused + portal.rate_limited() as usize,
+    )
 }
 
 // ---- 3. throughput over streamable HTTP ------------------------------------------------------
