@@ -11,7 +11,7 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::process::Command;
 use wiremock::matchers::body_json;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -150,4 +150,132 @@ async fn a_refused_configuration_never_shows_the_webhook_code() {
     let output = traced(&["serve"], &url).output().await.unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert_no_code(&String::from_utf8_lossy(&output.stderr));
+}
+
+/// An OAuth session at trace level: an expired token, a refresh, a failed refresh, a rejected one.
+#[tokio::test]
+async fn an_oauth_session_at_trace_level_never_shows_a_token_or_the_client_secret() {
+    use common::{
+        ACCESS, CLIENT_ID, CLIENT_SECRET, OAUTH_SECRETS, REFRESH, oauth_app, oauth_portal, temp_dir,
+    };
+    let portal = oauth_portal(oauth_app(), None).await;
+    portal.expire_access_tokens();
+    let file = temp_dir("secrets").join("tokens.json");
+    let mut command = Command::new(BIN);
+    command
+        .env_remove("BITRIX24_WEBHOOK_URL")
+        .env("BITRIX24_PORTAL_URL", portal.rest_root())
+        .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
+        .env("BITRIX24_CLIENT_ID", CLIENT_ID)
+        .env("BITRIX24_CLIENT_SECRET", CLIENT_SECRET)
+        .env("BITRIX24_ACCESS_TOKEN", ACCESS)
+        .env("BITRIX24_REFRESH_TOKEN", REFRESH)
+        .env("BITRIX24_TOKEN_FILE", &file)
+        .env("BITRIX24_MAX_RETRIES", "0")
+        .env("RUST_LOG", "trace");
+    let (transport, stderr) = TokioChildProcess::builder(command)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = stderr.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        text
+    });
+    let client = ().serve(transport).await.unwrap();
+    let mut seen = String::new();
+    let call = |chat: i64| {
+        CallToolRequestParams::new("im_chat_user_list")
+            .with_arguments(json!({"CHAT_ID": chat}).as_object().unwrap().clone())
+    };
+    // Expired at the portal: refresh and repeat.
+    seen.push_str(&serde_json::to_string(&client.call_tool(call(2935)).await.unwrap()).unwrap());
+    // The refresh fails once (an HTML 503 from the token server), then works again.
+    portal.expire_access_tokens();
+    portal.fail_token_requests(1);
+    seen.push_str(&serde_json::to_string(&client.call_tool(call(2935)).await.unwrap()).unwrap());
+    seen.push_str(&serde_json::to_string(&client.call_tool(call(1)).await.unwrap()).unwrap());
+    client.cancel().await.unwrap();
+    let logs = reader.await.unwrap();
+    assert!(
+        logs.contains("oauth tokens refreshed"),
+        "the refresh was logged"
+    );
+    assert!(logs.contains("TRACE"), "trace logs were on");
+    // The rotated tokens, read back from the file, must not show either.
+    let stored = bitrix24_mcp::bitrix::token_store::TokenStore::new(&file)
+        .load()
+        .unwrap()
+        .unwrap();
+    let rotated = [
+        stored.tokens.access_token.expose().to_owned(),
+        stored.tokens.refresh_token.expose().to_owned(),
+    ];
+    for secret in OAUTH_SECRETS
+        .iter()
+        .copied()
+        .chain(rotated.iter().map(String::as_str))
+    {
+        assert!(!logs.contains(secret), "a secret is in the logs:\n{logs}");
+        assert!(!seen.contains(secret), "a secret is in a result: {seen}");
+    }
+}
+
+/// The HTTP bearer token at trace level, presented right and wrong.
+#[tokio::test]
+async fn the_http_token_never_shows_in_the_logs() {
+    const HTTP_TOKEN: &str = "h77p-b34r3r-t0k3n-value";
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--transport",
+            "http",
+            "--bind",
+            "127.0.0.1:0",
+            "--demo",
+        ])
+        .env("MCP_HTTP_TOKEN", HTTP_TOKEN)
+        .env("RUST_LOG", "trace")
+        .env("BITRIX24_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut logs = String::new();
+    let address = loop {
+        let line = lines.next_line().await.unwrap().expect("a listening line");
+        logs.push_str(&line);
+        let entry: Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = entry["fields"]["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    let http = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    for token in [HTTP_TOKEN, "wrong-token"] {
+        let _ = http
+            .post(format!("http://{address}/mcp"))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize)
+            .send()
+            .await
+            .unwrap();
+    }
+    // SAFETY: kill(2) with a valid signal number on our own child process.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    while let Ok(Some(line)) = lines.next_line().await {
+        logs.push_str(&line);
+    }
+    child.wait().await.unwrap();
+    assert!(logs.contains("\"level\":\"TRACE\""), "trace logs were on");
+    assert!(
+        !logs.contains(HTTP_TOKEN),
+        "the HTTP token is in the logs:\n{logs}"
+    );
 }

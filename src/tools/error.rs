@@ -517,13 +517,15 @@ mod tests {
     }
 
     #[test]
-    fn table_has_no_duplicate_codes() {
-        for (i, a) in BITRIX_CODES.iter().enumerate() {
-            assert!(
-                BITRIX_CODES[i + 1..].iter().all(|b| b.code != a.code),
-                "{}",
-                a.code
-            );
+    fn tables_have_no_duplicate_codes() {
+        for table in [BITRIX_CODES, REFRESH_CODES] {
+            for (i, a) in table.iter().enumerate() {
+                assert!(
+                    table[i + 1..].iter().all(|b| b.code != a.code),
+                    "{}",
+                    a.code
+                );
+            }
         }
     }
 
