@@ -199,13 +199,16 @@ async fn run(plan: Plan) {
 
 // ---- 1. cold start ---------------------------------------------------------------------------
 
-/// A server process speaking stdio, with the rate limit out of the way.
-fn spawn_stdio(portal: &DemoPortal) -> Child {
+/// The client-side bucket raised out of the way, to measure the server.
+const UNLIMITED: (f64, u32) = (1_000_000.0, 1_000_000);
+
+/// A server process speaking stdio to `portal` with the given client-side bucket.
+fn spawn_stdio(portal: &DemoPortal, (rate, burst): (f64, u32)) -> Child {
     Command::new(BIN)
         .env_clear()
         .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
-        .env("BITRIX24_RATE_LIMIT", "1000000")
-        .env("BITRIX24_RATE_BURST", "1000000")
+        .env("BITRIX24_RATE_LIMIT", rate.to_string())
+        .env("BITRIX24_RATE_BURST", burst.to_string())
         .env("RUST_LOG", "off")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -281,7 +284,7 @@ async fn cold_start(plan: &Plan, portal: &DemoPortal) -> (Vec<f64>, Vec<f64>) {
     let (mut initialize, mut first_call) = (Vec::new(), Vec::new());
     for _ in 0..plan.cold_starts {
         let started = Instant::now();
-        let mut session = Session::new(spawn_stdio(portal));
+        let mut session = Session::new(spawn_stdio(portal, UNLIMITED));
         session.initialize().await;
         initialize.push(started.elapsed().as_secs_f64());
         let answer = session.request(&call_message(1)).await;
@@ -301,7 +304,7 @@ struct Latency {
 }
 
 async fn per_call_latency(plan: &Plan, portal: &DemoPortal) -> Latency {
-    let mut session = Session::new(spawn_stdio(portal));
+    let mut session = Session::new(spawn_stdio(portal, UNLIMITED));
     session.initialize().await;
     let idle_rss = proc_status(session.child.id(), "VmRSS");
     let direct_client = reqwest::Client::new();
@@ -353,19 +356,7 @@ async fn bucket_burst(plan: &Plan) -> (u64, f64, usize) {
     let mut data = PortalData::sample("benchmarkcode0002");
     data.rate_limit = Some((drain, burst));
     let portal = DemoPortal::start(data).await.expect("fake portal");
-    let child = Command::new(BIN)
-        .env_clear()
-        .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
-        .env("BITRIX24_RATE_LIMIT", drain.to_string())
-        .env("BITRIX24_RATE_BURST", burst.to_string())
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server");
-    let mut session = Session::new(child);
+    let mut session = Session::new(spawn_stdio(&portal, (drain, burst)));
     session.initialize().await;
     let started = Instant::now();
     let burst_of_calls: String = (1..=calls)
@@ -424,8 +415,8 @@ async fn http_throughput(plan: &Plan, portal: &DemoPortal) -> Load {
         ])
         .env_clear()
         .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
-        .env("BITRIX24_RATE_LIMIT", "1000000")
-        .env("BITRIX24_RATE_BURST", "1000000")
+        .env("BITRIX24_RATE_LIMIT", UNLIMITED.0.to_string())
+        .env("BITRIX24_RATE_BURST", UNLIMITED.1.to_string())
         .env("MCP_HTTP_TOKEN", "bench-token")
         .env("RUST_LOG", "off")
         .stdin(Stdio::null())

@@ -1,7 +1,7 @@
 //! Limits and retries end to end: the client-side bucket keeps a portal that enforces the same
-//! bucket from ever refusing, throttling and server faults are retried within bounds, a blocked
-//! method fails fast until its reset, waits are reported as progress, and a cancelled call drops
-//! its request at once.
+//! bucket from ever refusing, server faults and network failures are retried within bounds and
+//! other errors never, waits are reported as progress, and a cancelled call drops its request at
+//! once. (Throttling and operating-limit faults are in the fault suite, `faults.rs`.)
 
 mod common;
 
@@ -131,40 +131,6 @@ fn ok() -> ResponseTemplate {
 }
 
 #[tokio::test]
-async fn query_limit_exceeded_twice_then_success() {
-    let server = portal_answering(vec![query_limit(), query_limit(), ok()]).await;
-    let client = webhook_client(&server.uri(), with_retries(3));
-    assert_eq!(
-        client.chat_user_list(2935, &|_| {}).await.unwrap(),
-        [99, 1269, 1271]
-    );
-    assert_eq!(server.received_requests().await.unwrap().len(), 3);
-}
-
-#[tokio::test]
-async fn query_limit_exceeded_forever_gives_up_keeping_the_code() {
-    let server = portal_answering(vec![query_limit()]).await;
-    let tools = mcp_client(Bitrix24Tools::new(Some(webhook_client(
-        &server.uri(),
-        with_retries(3),
-    ))))
-    .await;
-    let error = error_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
-    assert_eq!(error["error"], "QUERY_LIMIT_EXCEEDED");
-    assert_eq!(error["http_status"], 503);
-    assert_eq!(error["category"], "rate_limit");
-    assert_eq!(error["retryable"], true);
-    assert_eq!(error["attempts"], 4);
-    assert!(
-        error["error_description"]
-            .as_str()
-            .unwrap()
-            .ends_with("(gave up after 4 attempts)")
-    );
-    assert_eq!(server.received_requests().await.unwrap().len(), 4);
-}
-
-#[tokio::test]
 async fn server_faults_are_retried_once() {
     let fault = ResponseTemplate::new(500).set_body_json(
         json!({"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal error"}),
@@ -208,79 +174,6 @@ async fn network_failures_are_retried_up_to_the_maximum() {
         err.to_string().ends_with("(gave up after 3 attempts)"),
         "{err}"
     );
-}
-
-#[tokio::test]
-async fn operation_time_limit_blocks_the_method_until_its_reset() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let reset_at = now + 1;
-    let server = MockServer::start().await;
-    let with_budget = ResponseTemplate::new(200).set_body_json(json!({
-        "result": [99], "time": {"operating": 479.5, "operating_reset_at": reset_at}
-    }));
-    let blocked = ResponseTemplate::new(429).set_body_json(json!({
-        "error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked due to operation time limit."
-    }));
-    Mock::given(method("POST"))
-        .respond_with(with_budget)
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(blocked)
-        .up_to_n_times(1)
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ok())
-        .with_priority(3)
-        .mount(&server)
-        .await;
-    let options = ClientOptions {
-        min_operating_block: Duration::ZERO,
-        ..with_retries(3)
-    };
-    let client = webhook_client(&server.uri(), options);
-    let tools = mcp_client(Bitrix24Tools::new(Some(client))).await;
-
-    success_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
-    let refused = error_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
-    assert_eq!(refused["error"], "OPERATION_TIME_LIMIT");
-    assert_eq!(refused["http_status"], 429);
-    assert_eq!(refused["category"], "rate_limit");
-    assert_eq!(refused["retryable"], true);
-    let wait = refused["retry_after_secs"].as_u64().unwrap();
-    assert!((1..=3).contains(&wait), "{wait}");
-    assert_eq!(
-        server.received_requests().await.unwrap().len(),
-        2,
-        "no retry of a blocked method"
-    );
-
-    let fast = error_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
-    assert_eq!(fast["error"], "OPERATION_TIME_LIMIT");
-    assert!(fast.get("http_status").is_none());
-    assert!(
-        fast["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("no request was sent")
-    );
-    assert_eq!(
-        server.received_requests().await.unwrap().len(),
-        2,
-        "failed fast"
-    );
-
-    // Once the reported reset has passed, calls go through again.
-    tokio::time::sleep(Duration::from_secs(wait)).await;
-    success_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
-    assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
 
 /// A client that keeps every progress notification it receives.

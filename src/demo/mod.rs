@@ -46,7 +46,7 @@ pub struct PortalData {
     pub oauth: Option<OAuthApp>,
     /// The request-rate bucket (drain per second, burst) the portal enforces, if any.
     pub rate_limit: Option<(f64, u32)>,
-    /// Called with each REST request as it arrives, before it is answered.
+    /// Called with each request (REST and token server) as it arrives, before it is answered.
     pub observer: Option<RequestObserver>,
 }
 
@@ -231,11 +231,7 @@ async fn handle_rest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = record(&method, &uri, &headers, &body);
-    if let Some(observer) = &state.data.observer {
-        (observer.0)(&request);
-    }
-    lock(&state.requests).push(request);
+    state.receive(&method, &uri, &headers, &body);
     let started = now();
     if let Some(refusal) = state.admit() {
         return refusal;
@@ -281,7 +277,7 @@ async fn handle_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    lock(&state.requests).push(record(&method, &uri, &headers, &body));
+    state.receive(&method, &uri, &headers, &body);
     let Some(app) = &state.data.oauth else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -302,6 +298,15 @@ async fn handle_token(
 }
 
 impl PortalState {
+    /// Records a request (showing it to the observer first) before it is answered.
+    fn receive(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
+        let request = record(method, uri, headers, body);
+        if let Some(observer) = &self.data.observer {
+            (observer.0)(&request);
+        }
+        lock(&self.requests).push(request);
+    }
+
     /// The portal's bucket: `None` to serve, or the refusal.
     fn admit(&self) -> Option<Response> {
         let (drain, burst) = self.data.rate_limit?;
