@@ -3,6 +3,7 @@
 //! [`Bitrix24Tools::call`].
 
 pub mod chat_user_list;
+pub mod codes;
 pub mod error;
 
 use std::sync::Arc;

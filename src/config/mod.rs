@@ -1,7 +1,10 @@
-//! The command line and environment (clap), and their validation into a [`Config`]. Secrets stay
-//! wrapped from the moment they are read; no message made here contains one.
+//! The command line and environment (clap), and their validation into a [`Config`]: portal and
+//! authentication here, the HTTP transport's settings in [`http`]. Secrets stay wrapped from the
+//! moment they are read; no message made here contains one.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod http;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,8 +14,7 @@ use crate::bitrix::{
     ClientOptions, EndpointError, HttpPolicy, OAuthSettings, RateOptions, RetryPolicy, Secret,
     ServiceUrl, WebhookUrl,
 };
-use crate::transport::http::HttpOptions;
-use crate::transport::security::{DEFAULT_HOSTS, DEFAULT_ORIGINS, Guard, OriginPattern};
+pub use http::{HttpSettings, Transport, TransportKind};
 
 /// Where Bitrix24's OAuth server lives (east-region apps use https://oauth.bitrix24.tech/).
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth.bitrix.info/oauth/token/";
@@ -152,81 +154,8 @@ pub struct Settings {
     #[arg(long, global = true)]
     pub demo: bool,
 
-    /// How `serve` talks MCP: stdio, or HTTP (streamable HTTP at /mcp and legacy SSE at /sse).
-    #[arg(long, env = "MCP_TRANSPORT", global = true, value_enum, default_value_t = TransportKind::Stdio,
-          help_heading = "HTTP transport")]
-    pub transport: TransportKind,
-
-    /// Address to listen on with --transport http. Non-loopback addresses need --http-token.
-    #[arg(
-        long,
-        env = "MCP_BIND",
-        global = true,
-        default_value = "127.0.0.1:8000",
-        help_heading = "HTTP transport"
-    )]
-    pub bind: String,
-
-    /// Bearer token every MCP request over HTTP must carry (Authorization: Bearer <token>).
-    #[arg(
-        long,
-        env = "MCP_HTTP_TOKEN",
-        global = true,
-        hide_env_values = true,
-        help_heading = "HTTP transport"
-    )]
-    pub http_token: Option<String>,
-
-    /// Streamable HTTP without sessions, with JSON answers: for deployments behind a load balancer.
-    #[arg(long, env = "MCP_STATELESS", global = true, help_heading = "HTTP transport",
-          action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
-    pub stateless: bool,
-
-    /// Another allowed browser Origin, e.g. https://app.example.com or http://localhost:* (repeatable).
-    #[arg(
-        long = "allowed-origin",
-        env = "MCP_ALLOWED_ORIGINS",
-        global = true,
-        value_delimiter = ',',
-        help_heading = "HTTP transport"
-    )]
-    pub allowed_origins: Vec<String>,
-
-    /// Another allowed Host header, e.g. the name a reverse proxy forwards (repeatable).
-    #[arg(
-        long = "allowed-host",
-        env = "MCP_ALLOWED_HOSTS",
-        global = true,
-        value_delimiter = ',',
-        help_heading = "HTTP transport"
-    )]
-    pub allowed_hosts: Vec<String>,
-
-    /// Most sessions open at once (streamable HTTP and SSE together); more get 503.
-    #[arg(long, env = "MCP_MAX_SESSIONS", global = true, default_value = "64",
-          value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "HTTP transport")]
-    pub max_sessions: u32,
-
-    /// Streamable HTTP sessions idle this long are closed.
-    #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", global = true, default_value = "5m",
-          value_parser = parse_duration, help_heading = "HTTP transport")]
-    pub session_idle_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TransportKind {
-    Stdio,
-    Http,
-}
-
-/// How `serve` is reached.
-#[derive(Debug, Clone)]
-pub enum Transport {
-    Stdio,
-    Http {
-        bind: SocketAddr,
-        options: HttpOptions,
-    },
+    #[command(flatten)]
+    pub http: HttpSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -331,56 +260,7 @@ impl Settings {
             },
             http_policy,
             log_format: self.log_format,
-            transport: self.transport()?,
-        })
-    }
-
-    fn transport(&self) -> Result<Transport, ConfigError> {
-        if self.transport == TransportKind::Stdio {
-            return Ok(Transport::Stdio);
-        }
-        let bind = parse_bind(&self.bind)?;
-        let token = given("MCP_HTTP_TOKEN", &self.http_token)?.map(Secret::new);
-        if token.is_none() && !bind.ip().is_loopback() {
-            return Err(ConfigError::UnprotectedBind(bind));
-        }
-        let origins = DEFAULT_ORIGINS
-            .iter()
-            .map(|o| (*o).to_owned())
-            .chain(
-                self.allowed_origins
-                    .iter()
-                    .filter(|o| !o.trim().is_empty())
-                    .cloned(),
-            )
-            .map(|o| OriginPattern::parse(&o).map_err(ConfigError::Origin))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut hosts: Vec<String> = DEFAULT_HOSTS.iter().map(|h| (*h).to_owned()).collect();
-        if !bind.ip().is_unspecified() {
-            hosts.push(match bind.ip() {
-                IpAddr::V6(ip) => format!("[{ip}]"),
-                IpAddr::V4(ip) => ip.to_string(),
-            });
-        }
-        hosts.extend(
-            self.allowed_hosts
-                .iter()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty()),
-        );
-        Ok(Transport::Http {
-            bind,
-            options: HttpOptions {
-                stateless: self.stateless,
-                guard: Guard {
-                    token,
-                    origins,
-                    hosts,
-                },
-                max_sessions: self.max_sessions as usize,
-                session_idle_timeout: self.session_idle_timeout,
-                ..HttpOptions::default()
-            },
+            transport: self.http.transport()?,
         })
     }
 
@@ -457,18 +337,6 @@ fn given<'a>(
             Err(ConfigError::Placeholder(name, format!("{placeholder}}}")))
         }
         Some(raw) => Ok(Some(raw)),
-    }
-}
-
-/// `127.0.0.1:8000`, `[::1]:8000`, `0.0.0.0:8000`, or `localhost:8000`.
-fn parse_bind(text: &str) -> Result<SocketAddr, ConfigError> {
-    let text = text.trim();
-    if let Ok(address) = text.parse::<SocketAddr>() {
-        return Ok(address);
-    }
-    match text.strip_prefix("localhost:").map(str::parse::<u16>) {
-        Some(Ok(port)) => Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
-        _ => Err(ConfigError::Bind(text.to_owned())),
     }
 }
 
@@ -650,62 +518,6 @@ mod tests {
         assert_eq!(config.client.retry.max_retries, 0);
         assert!(Cli::try_parse_from(["bitrix24-mcp", "--rate-limit", "0"]).is_err());
         assert!(Cli::try_parse_from(["bitrix24-mcp", "--rate-burst", "0"]).is_err());
-    }
-
-    #[test]
-    fn http_binds_to_loopback_by_default_and_refuses_open_binds_without_a_token() {
-        let config = settings(&["--transport", "http"]).validate().unwrap();
-        let Transport::Http { bind, options } = config.transport else {
-            panic!()
-        };
-        assert_eq!(bind, "127.0.0.1:8000".parse().unwrap());
-        assert_eq!(options.guard.token, None);
-        let err = settings(&["--transport", "http", "--bind", "0.0.0.0:8000"])
-            .validate()
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("refusing to listen on 0.0.0.0:8000 without a token"),
-            "{err}"
-        );
-        let open = settings(&[
-            "--transport",
-            "http",
-            "--bind",
-            "0.0.0.0:8000",
-            "--http-token",
-            "t0ken",
-        ]);
-        assert!(open.validate().is_ok());
-        assert!(
-            settings(&["--transport", "http", "--bind", "nowhere"])
-                .validate()
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn extra_origins_and_hosts_extend_the_defaults() {
-        let config = settings(&[
-            "--transport",
-            "http",
-            "--allowed-origin",
-            "https://app.example.com",
-            "--allowed-host",
-            "mcp.example.com",
-            "--bind",
-            "[::1]:9000",
-        ])
-        .validate()
-        .unwrap();
-        let Transport::Http { options, .. } = config.transport else {
-            panic!()
-        };
-        assert_eq!(options.guard.origins.len(), 4);
-        assert!(options.guard.hosts.contains(&"mcp.example.com".to_owned()));
-        assert!(options.guard.hosts.contains(&"[::1]".to_owned()));
-        let bad = settings(&["--transport", "http", "--allowed-origin", "app.example.com"]);
-        assert!(matches!(bad.validate(), Err(ConfigError::Origin(_))));
     }
 
     #[test]

@@ -1,0 +1,229 @@
+//! The one table of error codes: every Bitrix24 code of `im.chat.user.list` and of any method
+//! (reference sections 1 and 2), and the OAuth server's refresh codes (section 4), each with the
+//! category, retry flag and next step the assistant is given.
+
+use super::error::Category::{self, *};
+
+/// How one Bitrix24 error code is presented.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub category: Category,
+    pub retryable: bool,
+    /// Used when the portal sends no `error_description` of its own.
+    pub meaning: &'static str,
+    pub hint: &'static str,
+}
+
+const fn code(
+    code: &'static str,
+    category: Category,
+    retryable: bool,
+    meaning: &'static str,
+    hint: &'static str,
+) -> CodeInfo {
+    CodeInfo {
+        code,
+        category,
+        retryable,
+        meaning,
+        hint,
+    }
+}
+
+/// Every code of `im.chat.user.list` and every code any method may return, per the Bitrix24 REST
+/// reference (sections 1 and 2). Codes are case-sensitive.
+pub const BITRIX_CODES: &[CodeInfo] = &[
+    code(
+        "CHAT_ID_EMPTY",
+        InvalidInput,
+        false,
+        "Chat ID can't be empty",
+        "Pass CHAT_ID as the chat's positive integer ID (get it from im.chat.get), e.g. {\"CHAT_ID\": 2935}.",
+    ),
+    code(
+        "ACCESS_ERROR",
+        Permission,
+        false,
+        "Action unavailable",
+        "Bitrix24 does not allow listing this chat's participants (it refuses it for the portal's general chat); do not retry with the same chat ID.",
+    ),
+    code(
+        "INTERNAL_SERVER_ERROR",
+        Upstream,
+        true,
+        "Internal server error",
+        "The portal failed internally; retry once after a few seconds, and if it persists ask the portal administrator or Bitrix24 support.",
+    ),
+    code(
+        "ERROR_UNEXPECTED_ANSWER",
+        Upstream,
+        true,
+        "The server returned an unexpected response",
+        "The portal failed internally; retry once after a few seconds, and if it persists ask the portal administrator or Bitrix24 support.",
+    ),
+    code(
+        "QUERY_LIMIT_EXCEEDED",
+        RateLimit,
+        true,
+        "Request rate limit exceeded",
+        "The portal's request-rate limit is exhausted (2 requests/s on most plans); wait a few seconds before retrying and avoid parallel calls.",
+    ),
+    code(
+        "OPERATION_TIME_LIMIT",
+        RateLimit,
+        true,
+        "Method blocked: its execution-time limit was exceeded",
+        "The portal blocked this method for up to 10 minutes because its accumulated execution time passed the limit; other methods still work, retry this one later.",
+    ),
+    code(
+        "ERROR_BATCH_METHOD_NOT_ALLOWED",
+        Upstream,
+        false,
+        "Method not allowed in batch",
+        "This server does not send batches, so the portal answered unexpectedly; do not retry, and report it as a bug of bitrix24-mcp.",
+    ),
+    code(
+        "ERROR_BATCH_LENGTH_EXCEEDED",
+        Upstream,
+        false,
+        "Batch too long",
+        "This server does not send batches, so the portal answered unexpectedly; do not retry, and report it as a bug of bitrix24-mcp.",
+    ),
+    code(
+        "NO_AUTH_FOUND",
+        Authentication,
+        false,
+        "Wrong authorization data",
+        "The portal rejected the webhook code: the webhook may have been deleted, expired or mistyped; ask the user to check BITRIX24_WEBHOOK_URL against the portal's webhook settings.",
+    ),
+    code(
+        "INVALID_REQUEST",
+        Configuration,
+        false,
+        "HTTPS required",
+        "The portal requires HTTPS; ask the user to change BITRIX24_WEBHOOK_URL to start with https://.",
+    ),
+    code(
+        "OVERLOAD_LIMIT",
+        RateLimit,
+        false,
+        "REST API blocked due to overload",
+        "Bitrix24 blocked the REST API for this portal by hand; only Bitrix24 support can lift it, so do not retry.",
+    ),
+    code(
+        "ACCESS_DENIED",
+        Permission,
+        false,
+        "REST API is available only on commercial plans",
+        "The portal's plan does not include the REST API; the portal must move to a commercial plan, so do not retry.",
+    ),
+    code(
+        "INVALID_CREDENTIALS",
+        Permission,
+        false,
+        "The user lacks permission for this method",
+        "The employee the webhook acts for lacks the rights for this method; ask the user for a webhook created by an employee with access, do not retry.",
+    ),
+    code(
+        "ERROR_MANIFEST_IS_NOT_AVAILABLE",
+        Upstream,
+        false,
+        "Manifest not available",
+        "The portal reports a manifest problem unrelated to this call's input; do not retry, and ask the portal administrator.",
+    ),
+    code(
+        "insufficient_scope",
+        Permission,
+        false,
+        "The webhook or application lacks the required scope",
+        "The webhook lacks the im scope; ask the user to add the \"im\" scope in the portal's webhook settings, then retry.",
+    ),
+    code(
+        "expired_token",
+        Authentication,
+        false,
+        "The access token has expired",
+        "The access token was rejected as expired even after a refresh; ask the user to check the OAuth app's settings and authorize it again.",
+    ),
+    code(
+        "invalid_token",
+        Authentication,
+        false,
+        "The access token is not valid",
+        "The access token was rejected even after a refresh; ask the user to check the OAuth app's settings and authorize it again.",
+    ),
+    code(
+        "user_access_error",
+        Permission,
+        false,
+        "The user does not have access to the application",
+        "The portal administrator limited the application to other users; ask them to grant this user access, do not retry.",
+    ),
+    code(
+        "PORTAL_DELETED",
+        Configuration,
+        false,
+        "Portal deleted or its public part closed",
+        "The portal was deleted or its public part is closed (an on-premise setting); ask the user to check the portal address, do not retry.",
+    ),
+    code(
+        "ERROR_METHOD_NOT_FOUND",
+        Configuration,
+        false,
+        "Method not found",
+        "The portal does not offer this method (its Chat module may be off, or the portal is too old); ask the portal administrator, do not retry.",
+    ),
+];
+
+/// The OAuth server's codes for a failed refresh (reference section 4). Kept apart from
+/// [`BITRIX_CODES`] because `insufficient_scope` means something else there.
+pub const REFRESH_CODES: &[CodeInfo] = &[
+    code(
+        "invalid_grant",
+        Authentication,
+        false,
+        "The refresh token has expired or was already used",
+        "The app's refresh token is no longer valid (expired after 180 days, or used elsewhere); the user must authorize the app again and configure the new tokens.",
+    ),
+    code(
+        "invalid_client",
+        Authentication,
+        false,
+        "The client ID or secret was rejected",
+        "The OAuth server rejected the application; ask the user to check BITRIX24_CLIENT_ID and BITRIX24_CLIENT_SECRET and that the app is still installed on the portal.",
+    ),
+    code(
+        "invalid_request",
+        Configuration,
+        false,
+        "The refresh request was malformed",
+        "The OAuth server refused the refresh request; ask the user to check BITRIX24_OAUTH_TOKEN_URL and the app's credentials.",
+    ),
+    code(
+        "invalid_scope",
+        Permission,
+        false,
+        "The requested scope is not valid for this application",
+        "The application's scopes do not cover this call; ask the user to add the im scope to the app and authorize it again.",
+    ),
+    code(
+        "insufficient_scope",
+        Permission,
+        false,
+        "The application lacks the required scope",
+        "The application's scopes do not cover this call; ask the user to add the im scope to the app and authorize it again.",
+    ),
+    code(
+        "PAYMENT_REQUIRED",
+        Permission,
+        false,
+        "The application requires payment",
+        "The application's subscription has lapsed on this portal; the portal administrator must renew it, do not retry.",
+    ),
+];
+
+/// Looks up a Bitrix24 code, case-sensitively.
+pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
+    BITRIX_CODES.iter().find(|info| info.code == code)
+}
