@@ -13,6 +13,8 @@ use bitrix24_mcp::{logging, run, transport};
 
 #[tokio::main]
 async fn main() {
+    // First of all, so that no signal finds the process without its handlers.
+    let shutdown = transport::shutdown_signal();
     let cli = Cli::parse();
     let config = match cli.settings.validate() {
         Ok(config) => config,
@@ -28,7 +30,7 @@ async fn main() {
         Command::Call { .. } | Command::Tools | Command::Check { .. } => "warn",
     };
     logging::init(config.log_format, default_level);
-    let code = match run(command, config, transport::shutdown_signal()).await {
+    let code = match run(command, config, shutdown).await {
         Ok(code) => code,
         Err(err) => {
             tracing::error!(error = %err, "fatal");

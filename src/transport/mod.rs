@@ -55,33 +55,40 @@ pub fn session_id() -> String {
     id
 }
 
-/// Resolves on the first SIGINT or SIGTERM (Ctrl-C elsewhere).
-pub async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that resolves on the first
+/// of them (Ctrl-C elsewhere). Installing at once, before any I/O, leaves no window in which a
+/// signal that a client sends right after `initialize` would kill the process by default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut interrupt), Ok(mut terminate)) => {
-                tokio::select! {
-                    _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
-                    _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        let handlers = signal(SignalKind::interrupt()).and_then(|interrupt| {
+            signal(SignalKind::terminate()).map(|terminate| (interrupt, terminate))
+        });
+        async move {
+            match handlers {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+                        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                    }
                 }
-            }
-            _ => {
-                // Without signal handlers the process still dies of the default action.
-                std::future::pending::<()>().await;
+                Err(err) => {
+                    // The process still dies of the default action; it just cannot clean up.
+                    tracing::warn!(error = %err, "cannot install signal handlers");
+                    std::future::pending::<()>().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!(signal = "ctrl-c", "shutting down");
-        } else {
-            std::future::pending::<()>().await;
+        async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!(signal = "ctrl-c", "shutting down");
+            } else {
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
