@@ -136,6 +136,7 @@ impl TokenStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "tokens".into());
+        create_private_dir(&dir).map_err(write_error)?;
         let tmp = dir.join(format!(
             ".{name}.tmp-{}-{}",
             std::process::id(),
@@ -163,6 +164,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// The token file's directory, created (mode 0700) when it does not exist yet.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Makes the rename itself durable.
@@ -237,6 +253,20 @@ mod tests {
         store.save(&stored(1)).unwrap();
         let mode = fs::metadata(store.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_missing_directory_is_created() {
+        let dir = temp_dir("nested").join("config").join("bitrix24-mcp");
+        let store = TokenStore::new(dir.join("tokens.json"));
+        store.save(&stored(3)).unwrap();
+        assert_eq!(store.load().unwrap(), Some(stored(3)));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
     }
 
     #[test]
