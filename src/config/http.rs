@@ -36,8 +36,8 @@ pub struct HttpSettings {
         global = true,
         hide_env_values = true,
         help_heading = "HTTP transport"
-    )]
-    pub http_token: Option<String>,
+    , value_parser = super::secret)]
+    pub http_token: Option<Secret>,
 
     /// Streamable HTTP without sessions, with JSON answers: for deployments behind a load balancer.
     #[arg(long, env = "MCP_STATELESS", global = true, help_heading = "HTTP transport",
@@ -97,7 +97,8 @@ impl HttpSettings {
             return Ok(Transport::Stdio);
         }
         let bind = parse_bind(&self.bind)?;
-        let token = super::given("MCP_HTTP_TOKEN", &self.http_token)?.map(Secret::new);
+        let token =
+            super::given("MCP_HTTP_TOKEN", super::exposed(&self.http_token))?.map(Secret::new);
         if token.is_none() && !bind.ip().is_loopback() {
             return Err(ConfigError::UnprotectedBind(bind));
         }

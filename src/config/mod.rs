@@ -60,8 +60,8 @@ pub struct Settings {
         env = "BITRIX24_WEBHOOK_URL",
         global = true,
         hide_env_values = true
-    )]
-    pub webhook_url: Option<String>,
+    , value_parser = secret)]
+    pub webhook_url: Option<Secret>,
 
     /// OAuth app: the portal's REST address (client_endpoint), e.g. https://x.bitrix24.com/rest/
     #[arg(long, env = "BITRIX24_PORTAL_URL", global = true)]
@@ -73,8 +73,8 @@ pub struct Settings {
         env = "BITRIX24_ACCESS_TOKEN",
         global = true,
         hide_env_values = true
-    )]
-    pub access_token: Option<String>,
+    , value_parser = secret)]
+    pub access_token: Option<Secret>,
 
     /// OAuth app: the refresh token to start from.
     #[arg(
@@ -82,8 +82,8 @@ pub struct Settings {
         env = "BITRIX24_REFRESH_TOKEN",
         global = true,
         hide_env_values = true
-    )]
-    pub refresh_token: Option<String>,
+    , value_parser = secret)]
+    pub refresh_token: Option<Secret>,
 
     /// OAuth app: client ID (application code).
     #[arg(long, env = "BITRIX24_CLIENT_ID", global = true)]
@@ -95,8 +95,8 @@ pub struct Settings {
         env = "BITRIX24_CLIENT_SECRET",
         global = true,
         hide_env_values = true
-    )]
-    pub client_secret: Option<String>,
+    , value_parser = secret)]
+    pub client_secret: Option<Secret>,
 
     /// OAuth token server [default: https://oauth.bitrix.info/oauth/token/]
     #[arg(long, env = "BITRIX24_OAUTH_TOKEN_URL", global = true)]
@@ -224,7 +224,7 @@ impl Settings {
         } else {
             HttpPolicy::HttpsOnly
         };
-        let webhook = given("BITRIX24_WEBHOOK_URL", &self.webhook_url)?;
+        let webhook = given("BITRIX24_WEBHOOK_URL", exposed(&self.webhook_url))?;
         let oauth_named: Vec<&str> = self
             .oauth_values()
             .iter()
@@ -267,10 +267,10 @@ impl Settings {
     fn oauth_values(&self) -> [(&'static str, Option<&str>); 7] {
         [
             ("BITRIX24_PORTAL_URL", self.portal_url.as_deref()),
-            ("BITRIX24_ACCESS_TOKEN", self.access_token.as_deref()),
-            ("BITRIX24_REFRESH_TOKEN", self.refresh_token.as_deref()),
+            ("BITRIX24_ACCESS_TOKEN", exposed(&self.access_token)),
+            ("BITRIX24_REFRESH_TOKEN", exposed(&self.refresh_token)),
             ("BITRIX24_CLIENT_ID", self.client_id.as_deref()),
-            ("BITRIX24_CLIENT_SECRET", self.client_secret.as_deref()),
+            ("BITRIX24_CLIENT_SECRET", exposed(&self.client_secret)),
             ("BITRIX24_OAUTH_TOKEN_URL", self.oauth_token_url.as_deref()),
             (
                 "BITRIX24_TOKEN_FILE",
@@ -280,12 +280,12 @@ impl Settings {
     }
 
     fn oauth(&self, policy: HttpPolicy) -> Result<OAuthSettings, ConfigError> {
-        let portal = given("BITRIX24_PORTAL_URL", &self.portal_url)?;
-        let client_id = given("BITRIX24_CLIENT_ID", &self.client_id)?;
-        let client_secret = given("BITRIX24_CLIENT_SECRET", &self.client_secret)?;
-        let refresh_token = given("BITRIX24_REFRESH_TOKEN", &self.refresh_token)?;
-        let access_token = given("BITRIX24_ACCESS_TOKEN", &self.access_token)?;
-        let token_url = given("BITRIX24_OAUTH_TOKEN_URL", &self.oauth_token_url)?;
+        let portal = given("BITRIX24_PORTAL_URL", self.portal_url.as_deref())?;
+        let client_id = given("BITRIX24_CLIENT_ID", self.client_id.as_deref())?;
+        let client_secret = given("BITRIX24_CLIENT_SECRET", exposed(&self.client_secret))?;
+        let refresh_token = given("BITRIX24_REFRESH_TOKEN", exposed(&self.refresh_token))?;
+        let access_token = given("BITRIX24_ACCESS_TOKEN", exposed(&self.access_token))?;
+        let token_url = given("BITRIX24_OAUTH_TOKEN_URL", self.oauth_token_url.as_deref())?;
         let token_file = self
             .token_file
             .clone()
@@ -326,11 +326,8 @@ impl Settings {
 
 /// A setting's value, with empty meaning unset — how `${VAR}` expands when the user has not set
 /// it — and an unexpanded placeholder refused by name.
-fn given<'a>(
-    name: &'static str,
-    value: &'a Option<String>,
-) -> Result<Option<&'a str>, ConfigError> {
-    match value.as_deref().map(str::trim) {
+fn given<'a>(name: &'static str, value: Option<&'a str>) -> Result<Option<&'a str>, ConfigError> {
+    match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(raw) if raw.starts_with("${") => {
             let placeholder: String = raw.chars().take_while(|c| *c != '}').collect();
@@ -338,6 +335,16 @@ fn given<'a>(
         }
         Some(raw) => Ok(Some(raw)),
     }
+}
+
+/// Wraps a secret the moment clap reads it, so `Settings` never holds one in the clear.
+fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text))
+}
+
+/// The value of a secret setting, for validation only.
+fn exposed(value: &Option<Secret>) -> Option<&str> {
+    value.as_ref().map(Secret::expose)
 }
 
 /// A rate in requests per second: positive, at most a million (benchmarks lift the limit that
@@ -518,6 +525,21 @@ mod tests {
         assert_eq!(config.client.retry.max_retries, 0);
         assert!(Cli::try_parse_from(["bitrix24-mcp", "--rate-limit", "0"]).is_err());
         assert!(Cli::try_parse_from(["bitrix24-mcp", "--rate-burst", "0"]).is_err());
+    }
+
+    #[test]
+    fn debug_output_of_the_parsed_settings_shows_no_secret() {
+        let mut args = OAUTH.to_vec();
+        args.extend(["--access-token", "acc3ss", "--http-token", "h77p"]);
+        let debug = format!("{:?}", settings(&args));
+        for secret in ["s3cret", "r3fresh", "acc3ss", "h77p"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        let webhook = format!(
+            "{:?}",
+            settings(&["--webhook-url", "https://a.b/rest/1/c0de/"])
+        );
+        assert!(!webhook.contains("c0de"), "{webhook}");
     }
 
     #[test]
