@@ -616,8 +616,38 @@ fn render(plan: &Plan, rows: &[Row]) -> String {
             row.name, row.value, row.target, mark
         );
     }
+    out.push_str(NOTES);
     out
 }
+
+/// How to read the table; part of every report.
+const NOTES: &str = "
+## How these are measured
+
+- **Cold start**: from spawning the process to reading the `initialize` result on its stdout (and,
+  separately, the first `tools/call` result), a new process each time, configured with a webhook
+  to the fake portal.
+- **Server overhead**: one stdio session makes the calls one after another; each call is followed
+  by the same `im.chat.user.list` request sent straight to the portal with a plain HTTP client, so
+  both paths see the same machine. The overhead is the difference of the two percentiles: JSON-RPC
+  over the pipe, argument checks, the bucket, the HTTP exchange's setup, parsing, shaping.
+- **Rate bucket**: one stdio session receives all calls at once; the fake portal enforces the
+  same leaky bucket as the server's client side (scaled up from Bitrix24's 2/s so the run takes
+  seconds). The minimum is (calls - burst) / drain; the server keeps one burst slot in hand for
+  network jitter, so exactly 100% is not reachable by design.
+- **Throughput**: `serve --transport http --stateless` with a bearer token; N workers each send
+  `tools/call` as a plain JSON POST and wait for the answer, for the whole window. The load
+  generator, the server and the fake portal share the machine's cores, so these are lower bounds
+  and vary from run to run. The client-side rate limit is raised out of the way
+  (`BITRIX24_RATE_LIMIT=1000000`): against a real portal the bucket (2/s by default) is the limit,
+  by design.
+- **Memory**: `VmRSS` of the stdio server right after `initialize`, and `VmHWM` (peak) of the HTTP
+  server after the 64-way run. Most idle memory is the binary's own mapped code and relocated data,
+  which is why the release profile uses LTO and one codegen unit.
+- **Binary size**: the bench builds the binary together with the test-only features of its
+  dependencies (rmcp's client side among them); `cargo build --release` leaves those out and is
+  smaller (about 11.6 MB when last measured).
+";
 
 fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

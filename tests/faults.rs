@@ -570,6 +570,15 @@ async fn query_limit_exceeded_forever() {
         (error["error"].as_str(), error["attempts"].as_u64()),
         (Some("QUERY_LIMIT_EXCEEDED"), Some(4))
     );
+    assert_eq!(error["http_status"], 503);
+    assert_eq!(error["category"], "rate_limit");
+    assert_eq!(error["retryable"], true);
+    let description = error["error_description"].as_str().unwrap();
+    assert!(
+        description.ends_with("(gave up after 4 attempts)"),
+        "{description}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
     // The portal has recovered (the fault ran out): the next call works.
     harness.recovers().await;
     harness.assert_clean();
@@ -610,15 +619,26 @@ async fn operation_time_limit_then_blocked_until_reset() {
     };
     let mut harness = webhook_harness(&server, options).await;
     harness.recovers().await;
-    let error = harness.error(2935).await;
-    assert_eq!(error["error"], "OPERATION_TIME_LIMIT");
-    let wait = error["retry_after_secs"].as_u64().unwrap();
+    let refused = harness.error(2935).await;
+    assert_eq!(refused["error"], "OPERATION_TIME_LIMIT");
+    assert_eq!(refused["http_status"], 429);
+    assert_eq!(refused["category"], "rate_limit");
+    assert_eq!(refused["retryable"], true);
+    let wait = refused["retry_after_secs"].as_u64().unwrap();
+    assert!((1..=3).contains(&wait), "{wait}");
+    let sent = server.received_requests().await.unwrap().len();
+    assert_eq!(sent, 2, "a blocked method is not retried");
+    // Until the reset, calls fail fast without a request.
+    let fast = harness.error(2935).await;
+    assert_eq!(fast["error"], "OPERATION_TIME_LIMIT");
+    assert!(fast.get("http_status").is_none());
+    let description = fast["error_description"].as_str().unwrap();
+    assert!(description.contains("no request was sent"), "{description}");
     assert_eq!(
-        harness.error(2935).await["error"],
-        "OPERATION_TIME_LIMIT",
-        "blocked"
+        server.received_requests().await.unwrap().len(),
+        2,
+        "failed fast"
     );
-    assert_eq!(server.received_requests().await.unwrap().len(), 2);
     tokio::time::sleep(Duration::from_secs(wait)).await;
     harness.recovers().await;
     harness.assert_clean();

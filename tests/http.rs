@@ -419,6 +419,41 @@ async fn deleting_a_session_ends_it_with_204() {
 }
 
 #[tokio::test]
+async fn idle_sessions_are_reclaimed_and_free_their_slot() {
+    let server = Server::start(|o| {
+        o.session_idle_timeout = Duration::from_millis(200);
+        o.max_sessions = 1;
+    })
+    .await;
+    let created = mcp_post(&server).json(&initialize()).send().await.unwrap();
+    let id = created.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    drop(created);
+    // Left idle, the session is closed: its ID is unknown, and a new session fits again. Each
+    // probe is activity that would keep a live session open, so probes are further apart than
+    // the idle timeout.
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let probe = mcp_post(&server).header("mcp-session-id", &id).json(&ping);
+        let status = probe.send().await.unwrap().status();
+        if status == 404 {
+            break;
+        }
+        let now = std::time::Instant::now();
+        assert!(
+            now < deadline,
+            "the idle session was never closed (last answer {status})"
+        );
+    }
+    let again = mcp_post(&server).json(&initialize()).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+}
+
+#[tokio::test]
 async fn sessions_past_the_limit_get_503() {
     let server = Server::start(|o| o.max_sessions = 2).await;
     let (_first, _) = open_sse(&server).await;
