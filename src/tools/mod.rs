@@ -153,7 +153,7 @@ impl ServerHandler for Bitrix24Tools {
             }
         };
         let session = http_session(&context).unwrap_or_else(|| self.session.to_string());
-        info!(transport = self.transport, session = %session, tool = %request.name, "tool call");
+        info!(transport = self.transport, session = %session, method = "tools/call", tool = %request.name, "tool call");
         let call = self.call_observed(&request.name, request.arguments.as_ref(), &observer);
         tokio::select! {
             // A cancelled call drops the in-flight request at once; no answer is sent for it.
