@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use common::{BIN, spawn_http_server};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// The bound: in-flight work gets 1.5 s, the whole exit must take under 2 s.
@@ -40,37 +38,7 @@ async fn a_public_bind_without_a_token_is_refused() {
 
 #[tokio::test]
 async fn sigterm_with_open_sessions_and_streams_exits_0_promptly() {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--transport",
-            "http",
-            "--bind",
-            "127.0.0.1:0",
-            "--demo",
-        ])
-        .env("MCP_HTTP_TOKEN", "t0ken")
-        .env("RUST_LOG", "info")
-        .env("BITRIX24_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // The address it bound is in the "listening" log line.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the server logs where it listens");
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if let Some(address) = entry["fields"]["address"].as_str() {
-            break address.to_owned();
-        }
-    };
+    let (mut child, address, _, mut lines) = spawn_http_server("t0ken", "info").await;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let http = reqwest::Client::new();
     let base = format!("http://{address}");

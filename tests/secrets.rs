@@ -11,7 +11,7 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use wiremock::matchers::body_json;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -226,34 +226,8 @@ async fn an_oauth_session_at_trace_level_never_shows_a_token_or_the_client_secre
 #[tokio::test]
 async fn the_http_token_never_shows_in_the_logs() {
     const HTTP_TOKEN: &str = "h77p-b34r3r-t0k3n-value";
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--transport",
-            "http",
-            "--bind",
-            "127.0.0.1:0",
-            "--demo",
-        ])
-        .env("MCP_HTTP_TOKEN", HTTP_TOKEN)
-        .env("RUST_LOG", "trace")
-        .env("BITRIX24_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut logs = String::new();
-    let address = loop {
-        let line = lines.next_line().await.unwrap().expect("a listening line");
-        logs.push_str(&line);
-        let entry: Value = serde_json::from_str(&line).unwrap();
-        if let Some(address) = entry["fields"]["address"].as_str() {
-            break address.to_owned();
-        }
-    };
+    let (mut child, address, mut logs, mut lines) =
+        common::spawn_http_server(HTTP_TOKEN, "trace").await;
     let http = reqwest::Client::new();
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});

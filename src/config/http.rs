@@ -157,15 +157,8 @@ fn parse_bind(text: &str) -> Result<SocketAddr, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Cli, Settings};
+    use super::super::tests::settings;
     use super::*;
-    use clap::Parser;
-
-    fn settings(args: &[&str]) -> Settings {
-        let mut argv = vec!["bitrix24-mcp"];
-        argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).unwrap().settings
-    }
 
     #[test]
     fn http_binds_to_loopback_by_default_and_refuses_open_binds_without_a_token() {

@@ -385,7 +385,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    fn settings(args: &[&str]) -> Settings {
+    /// Parses a command line the way `main` does (also used by the `http` module's tests).
+    pub(super) fn settings(args: &[&str]) -> Settings {
         let mut argv = vec!["bitrix24-mcp"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).unwrap().settings

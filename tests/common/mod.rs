@@ -189,3 +189,53 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+// ---- the binary over HTTP --------------------------------------------------------------------
+
+/// The binary serving HTTP on a free loopback port with the demo portal, a bearer token and JSON
+/// logs at `log_level`. Returns the process, the address it bound (read from its "listening" log
+/// line), the log lines read so far, and the rest of its log.
+pub async fn spawn_http_server(
+    token: &str,
+    log_level: &str,
+) -> (
+    tokio::process::Child,
+    String,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--transport",
+            "http",
+            "--bind",
+            "127.0.0.1:0",
+            "--demo",
+        ])
+        .env("MCP_HTTP_TOKEN", token)
+        .env("RUST_LOG", log_level)
+        .env("BITRIX24_LOG_FORMAT", "json")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut logs = String::new();
+    let address = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server logs where it listens");
+        logs.push_str(&line);
+        let entry: Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = entry["fields"]["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    (child, address, logs, lines)
+}
