@@ -118,6 +118,16 @@ impl OAuthSession {
     /// token that differs from both the file's and its seed means the user authorized anew.
     pub fn open(settings: OAuthSettings) -> Result<Self, SetupError> {
         let store = settings.token_file.map(TokenStore::new);
+        if let Some(removed) = store
+            .as_ref()
+            .map(TokenStore::remove_stale_temps)
+            .filter(|n| *n > 0)
+        {
+            info!(
+                removed,
+                "removed temp files an interrupted save left beside the token file"
+            );
+        }
         let stored = match &store {
             Some(store) => store.load()?,
             None => None,

@@ -63,6 +63,9 @@ pub struct TokenStore {
     path: PathBuf,
 }
 
+/// A temp file this old cannot belong to a save still under way.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Distinguishes temp files of concurrent saves within one process.
 static SAVE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -110,6 +113,37 @@ impl TokenStore {
             seed: file.seed,
             saved_at: file.saved_at,
         }))
+    }
+
+    /// Removes temp files a killed process left beside the token file. Only ones older than
+    /// [`STALE_TEMP`] go: a younger one may belong to a save under way in another process.
+    /// Returns how many were removed.
+    pub fn remove_stale_temps(&self) -> usize {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return 0;
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+            .filter(|entry| {
+                let age = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                age.is_some_and(|age| age >= STALE_TEMP)
+            })
+            .filter(|entry| fs::remove_file(entry.path()).is_ok())
+            .count()
     }
 
     /// Replaces the file atomically with `stored`.
@@ -267,6 +301,29 @@ mod tests {
             let mode = fs::metadata(&dir).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o700);
         }
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_fresh_ones_kept() {
+        let dir = temp_dir("stale");
+        let store = TokenStore::new(dir.join("tokens.json"));
+        let stale = dir.join(".tokens.json.tmp-1-0");
+        let fresh = dir.join(".tokens.json.tmp-2-0");
+        let other = dir.join(".other.json.tmp-1-0");
+        for path in [&stale, &fresh, &other] {
+            fs::write(path, "{").unwrap();
+        }
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for path in [&stale, &other] {
+            File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert_eq!(store.remove_stale_temps(), 1);
+        assert!(!stale.exists() && fresh.exists() && other.exists());
     }
 
     #[test]
