@@ -61,8 +61,8 @@ impl RateLimiter {
     }
 }
 
-/// Per-method operating-time bookkeeping: what the portal reported, and which methods are
-/// blocked until when. Times are Unix seconds, as the portal gives them.
+/// Per-method operating-time bookkeeping: when each method's window resets, and which methods
+/// are blocked until when. Times are Unix seconds, as the portal gives them.
 #[derive(Debug)]
 pub struct OperatingGate {
     methods: Mutex<HashMap<String, MethodState>>,
@@ -71,13 +71,11 @@ pub struct OperatingGate {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct MethodState {
-    /// Seconds of execution used in the current 10-minute window, as last reported.
-    pub operating: Option<f64>,
-    /// When the oldest minute of the window drops out.
-    pub reset_at: Option<f64>,
+struct MethodState {
+    /// When the oldest minute of the window drops out, as last reported.
+    reset_at: Option<f64>,
     /// Calls fail fast until then.
-    pub blocked_until: Option<f64>,
+    blocked_until: Option<f64>,
 }
 
 /// When the portal gives no reset time, wait out the whole 10-minute window.
@@ -115,15 +113,13 @@ impl OperatingGate {
         }
     }
 
-    /// Notes what a successful response said about the method's budget.
+    /// Notes when the method's window resets, if a successful response said.
     pub fn record(&self, method: &str, timing: &Timing) {
-        if timing.operating.is_none() && timing.operating_reset_at.is_none() {
+        let Some(reset_at) = timing.operating_reset_at else {
             return;
-        }
+        };
         let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = methods.entry(method.to_owned()).or_default();
-        state.operating = timing.operating.or(state.operating);
-        state.reset_at = timing.operating_reset_at.or(state.reset_at);
+        methods.entry(method.to_owned()).or_default().reset_at = Some(reset_at);
     }
 
     /// The portal answered `OPERATION_TIME_LIMIT`: block the method until its window resets
@@ -141,8 +137,8 @@ impl OperatingGate {
         until - now
     }
 
-    /// What is known about a method.
-    pub fn state(&self, method: &str) -> Option<MethodState> {
+    #[cfg(test)]
+    fn state(&self, method: &str) -> Option<MethodState> {
         let methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
         methods.get(method).copied()
     }
@@ -234,7 +230,6 @@ mod tests {
             &Timing {
                 operating: Some(479.0),
                 operating_reset_at: Some(now + 120.0),
-                ..Timing::default()
             },
         );
         assert_eq!(gate.check("im.chat.user.list", now), Ok(()));

@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 pub use auth::{Auth, OAuthSession, OAuthSettings};
 pub use endpoint::{EndpointError, HttpPolicy, ServiceUrl, WebhookUrl};
 pub use error::{ApiError, ApiErrorKind, CallError};
-pub use limits::{MethodState, OperatingGate, RateLimiter};
+pub use limits::{OperatingGate, RateLimiter};
 pub use response::{Envelope, Timing};
 pub use retry::{Decision, RetryPolicy};
 pub use secret::Secret;
@@ -146,15 +146,6 @@ impl Client {
 
     pub fn auth(&self) -> &Auth {
         &self.auth
-    }
-
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
-    }
-
-    /// What the portal last reported about a method's operating-time budget.
-    pub fn operating(&self, method: &str) -> Option<MethodState> {
-        self.gate.state(method)
     }
 
     /// Calls a REST method with JSON parameters (an object) and returns the parsed envelope.

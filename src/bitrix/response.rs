@@ -17,8 +17,9 @@ pub struct Envelope {
 /// `operating`/`operating_reset_at` are absent when the portal's limiter is off.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timing {
-    pub duration: Option<f64>,
+    /// Seconds of execution the method used in the current 10-minute window.
     pub operating: Option<f64>,
+    /// Unix time when the oldest minute of that window drops out.
     pub operating_reset_at: Option<f64>,
 }
 
@@ -98,7 +99,6 @@ fn timing(time: Option<&Value>) -> Timing {
         })
     };
     Timing {
-        duration: field("duration"),
         operating: field("operating"),
         operating_reset_at: field("operating_reset_at"),
     }
@@ -160,9 +160,9 @@ mod tests {
     #[test]
     fn time_block_and_its_fields_are_optional() {
         assert_eq!(ok(200, r#"{"result":[]}"#).time, Timing::default());
-        let env = ok(200, r#"{"result":[],"time":{"duration":"0.5"}}"#);
-        assert_eq!(env.time.duration, Some(0.5));
-        assert_eq!(env.time.operating, None);
+        let env = ok(200, r#"{"result":[],"time":{"operating":"0.5"}}"#);
+        assert_eq!(env.time.operating, Some(0.5));
+        assert_eq!(env.time.operating_reset_at, None);
     }
 
     #[test]

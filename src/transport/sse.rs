@@ -58,17 +58,6 @@ impl SseState {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.sessions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn remove(&self, id: &str) {
         let removed = self
             .sessions
