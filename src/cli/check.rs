@@ -364,6 +364,64 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bitrix::ApiError;
+    use crate::tools::codes::{BITRIX_CODES, REFRESH_CODES};
+
+    /// Every hint the server can give: the code tables and the server's own errors.
+    fn every_hint() -> Vec<String> {
+        let own = [
+            CallError::Network { detail: "x".into() },
+            CallError::Timeout {
+                after: std::time::Duration::from_secs(1),
+            },
+            CallError::Redirect {
+                status: 302,
+                location_host: None,
+            },
+            CallError::UnexpectedResponse {
+                status: 502,
+                detail: "x".into(),
+            },
+            CallError::UnexpectedResponse {
+                status: 200,
+                detail: "x".into(),
+            },
+            CallError::OperationBlocked {
+                method: "m".into(),
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            CallError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            CallError::TokenRefresh(Box::new(CallError::Api(ApiError::new("weird", "", 400)))),
+            CallError::TokenRefresh(Box::new(CallError::Network { detail: "x".into() })),
+            CallError::Api(ApiError::new("UNKNOWN_CODE", "", 400)),
+        ];
+        BITRIX_CODES
+            .iter()
+            .chain(REFRESH_CODES)
+            .map(|info| info.hint.to_owned())
+            .chain(own.iter().map(|err| ToolError::from_call(err).hint))
+            .chain([
+                ToolError::not_configured().hint,
+                ToolError::invalid_argument("x").hint,
+            ])
+            .collect()
+    }
+
+    /// The rewording is a special case on top of the shared hints: this keeps it complete, so a
+    /// hint phrased some new way fails here rather than reaching a user half-reworded.
+    #[test]
+    fn every_hint_reads_as_an_instruction_to_the_user() {
+        for hint in every_hint() {
+            let fix = addressed_to_the_user(&hint);
+            assert!(
+                !fix.to_lowercase().contains("the user"),
+                "{hint:?} became {fix:?}"
+            );
+            assert!(fix.starts_with(char::is_uppercase), "{fix:?}");
+        }
+    }
 
     #[test]
     fn hints_for_the_assistant_become_instructions_for_the_user() {
