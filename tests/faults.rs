@@ -188,87 +188,52 @@ async fn every_system_error_code() {
     }
 }
 
+/// A portal that answers once with something that is not a Bitrix24 envelope: the error is
+/// `UNEXPECTED_RESPONSE` naming `detail`, and the next call works. Returns the error.
+async fn unexpected_once(fault: ResponseTemplate, detail: &str) -> Value {
+    let server = faulty_portal(fault, 1).await;
+    let mut harness = webhook_harness(&server, fast_options()).await;
+    let error = harness.error(2935).await;
+    assert_eq!(error["error"], "UNEXPECTED_RESPONSE");
+    let description = error["error_description"].as_str().unwrap();
+    assert!(description.contains(detail), "{description}");
+    harness.recovers().await;
+    harness.assert_clean();
+    error
+}
+
 #[tokio::test]
 async fn an_html_502_page() {
     let page = format!(
         "<html><head><title>502 Bad Gateway</title></head><body>nginx /rest/1/{CODE}/</body></html>"
     );
-    let server = faulty_portal(ResponseTemplate::new(502).set_body_string(page), 1).await;
-    let mut harness = webhook_harness(&server, fast_options()).await;
-    let error = harness.error(2935).await;
-    assert_eq!(error["error"], "UNEXPECTED_RESPONSE");
+    let fault = ResponseTemplate::new(502).set_body_string(page);
+    let error = unexpected_once(fault, "502 Bad Gateway").await;
     assert_eq!(error["http_status"], 502);
-    assert!(
-        error["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("502 Bad Gateway")
-    );
-    harness.recovers().await;
-    harness.assert_clean();
+    assert_eq!(error["retryable"], true);
 }
 
 #[tokio::test]
 async fn an_empty_body() {
-    let server = faulty_portal(ResponseTemplate::new(200), 1).await;
-    let mut harness = webhook_harness(&server, fast_options()).await;
-    let error = harness.error(2935).await;
-    assert_eq!(error["error"], "UNEXPECTED_RESPONSE");
-    assert!(
-        error["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("empty body")
-    );
-    harness.recovers().await;
-    harness.assert_clean();
+    unexpected_once(ResponseTemplate::new(200), "empty body").await;
 }
 
 #[tokio::test]
 async fn truncated_json() {
-    let server = faulty_portal(
-        ResponseTemplate::new(200).set_body_string(r#"{"result":[99,12"#),
-        1,
-    )
-    .await;
-    let mut harness = webhook_harness(&server, fast_options()).await;
-    assert_eq!(harness.error(2935).await["error"], "UNEXPECTED_RESPONSE");
-    harness.recovers().await;
-    harness.assert_clean();
+    let fault = ResponseTemplate::new(200).set_body_string(r#"{"result":[99,12"#);
+    unexpected_once(fault, "body is not JSON").await;
 }
 
 #[tokio::test]
 async fn a_result_of_the_wrong_type() {
     let fault = ResponseTemplate::new(200).set_body_json(json!({"result": {"users": [99]}}));
-    let server = faulty_portal(fault, 1).await;
-    let mut harness = webhook_harness(&server, fast_options()).await;
-    let error = harness.error(2935).await;
-    assert_eq!(error["error"], "UNEXPECTED_RESPONSE");
-    assert!(
-        error["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("not a list of user IDs")
-    );
-    harness.recovers().await;
-    harness.assert_clean();
+    unexpected_once(fault, "not a list of user IDs").await;
 }
 
 #[tokio::test]
 async fn a_huge_body_past_the_cap() {
     let huge = json!({"result": vec![99; 2_000_000]});
-    let server = faulty_portal(ResponseTemplate::new(200).set_body_json(huge), 1).await;
-    let mut harness = webhook_harness(&server, fast_options()).await;
-    let error = harness.error(2935).await;
-    assert_eq!(error["error"], "UNEXPECTED_RESPONSE");
-    assert!(
-        error["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("byte limit")
-    );
-    harness.recovers().await;
-    harness.assert_clean();
+    unexpected_once(ResponseTemplate::new(200).set_body_json(huge), "byte limit").await;
 }
 
 #[tokio::test]
@@ -477,8 +442,7 @@ async fn connection_refused_until_the_portal_comes_up() {
 // ---- OAuth faults ------------------------------------------------------------------------------
 
 async fn oauth_harness(portal: &DemoPortal, access: Option<&str>) -> Harness {
-    let settings = oauth_settings(portal, access, Some(REFRESH), None);
-    Harness::new(move || oauth_client(settings, fast_options())).await
+    Harness::new(|| app_client(portal, access)).await
 }
 
 #[tokio::test]
@@ -511,7 +475,7 @@ async fn expired_token_with_a_failing_refresh() {
 async fn invalid_grant() {
     let portal = oauth_portal(oauth_app(), None).await;
     let settings = oauth_settings(&portal, None, Some("already-used-refresh"), None);
-    let mut harness = Harness::new(move || oauth_client(settings, fast_options())).await;
+    let mut harness = Harness::new(move || oauth_client(settings)).await;
     let error = harness.error(2935).await;
     assert_eq!(
         (error["error"].as_str(), error["category"].as_str()),

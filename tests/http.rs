@@ -13,7 +13,6 @@ use bitrix24_mcp::transport::http::{self, HttpOptions};
 use bitrix24_mcp::transport::security::{DEFAULT_HOSTS, DEFAULT_ORIGINS, Guard, OriginPattern};
 use common::*;
 use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
@@ -77,23 +76,6 @@ async fn rmcp_client(url: String) -> rmcp::service::RunningService<rmcp::RoleCli
         .unwrap()
 }
 
-async fn list_and_call(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) {
-    let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 1);
-    assert_eq!(tools[0].name, "im_chat_user_list");
-    let arguments = json!({"CHAT_ID": 2935}).as_object().unwrap().clone();
-    let result = client
-        .call_tool(CallToolRequestParams::new("im_chat_user_list").with_arguments(arguments))
-        .await
-        .unwrap();
-    assert_eq!(
-        result.structured_content,
-        Some(json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3}))
-    );
-    let error = call(client, json!({"CHAT_ID": 1})).await;
-    assert_eq!(error_object(&error)["error"], "ACCESS_ERROR");
-}
-
 #[tokio::test]
 async fn the_rmcp_client_lists_and_calls_over_streamable_http_with_sessions() {
     let server = Server::start(|_| {}).await;
@@ -109,7 +91,7 @@ async fn the_rmcp_client_lists_and_calls_over_streamable_http_with_sessions() {
                 .name,
             "bitrix24-mcp"
         );
-        list_and_call(&client).await;
+        assert_lists_and_calls(&client).await;
         client.cancel().await.unwrap();
     }
 }
@@ -118,7 +100,7 @@ async fn the_rmcp_client_lists_and_calls_over_streamable_http_with_sessions() {
 async fn the_rmcp_client_lists_and_calls_over_stateless_streamable_http() {
     let server = Server::start(|o| o.stateless = true).await;
     let client = rmcp_client(server.url("/mcp")).await;
-    list_and_call(&client).await;
+    assert_lists_and_calls(&client).await;
     client.cancel().await.unwrap();
     // Stateless answers are plain JSON and carry no session.
     let response = reqwest::Client::new()
@@ -137,12 +119,6 @@ async fn the_rmcp_client_lists_and_calls_over_stateless_streamable_http() {
             .unwrap()
             .starts_with("application/json")
     );
-}
-
-fn initialize() -> Value {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "raw-http", "version": "0"}}})
 }
 
 /// A POST to /mcp as a well-behaved client sends it, before any changes.
@@ -476,7 +452,7 @@ async fn shutdown_closes_open_streams_and_returns() {
     let server = Server::start(|_| {}).await;
     let (mut events, _) = open_sse(&server).await;
     let client = rmcp_client(server.url("/mcp")).await;
-    list_and_call(&client).await;
+    assert_lists_and_calls(&client).await;
     let started = std::time::Instant::now();
     server.shutdown().await.unwrap();
     eprintln!("shutdown with open sessions took {:?}", started.elapsed());

@@ -5,8 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BIN, spawn_http_server};
-use serde_json::json;
+use common::{BIN, initialize, spawn_http_server};
 use tokio::process::Command;
 
 /// The bound: in-flight work gets 1.5 s, the whole exit must take under 2 s.
@@ -57,11 +56,7 @@ async fn sigterm_with_open_sessions_and_streams_exits_0_promptly() {
         .post(format!("{base}/mcp"))
         .bearer_auth("t0ken")
         .header("accept", "application/json, text/event-stream")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "shutdown-test", "version": "0"}}}),
-        )
+        .json(&initialize())
         .send()
         .await
         .unwrap();

@@ -24,10 +24,7 @@ fn form(request: &bitrix24_mcp::demo::RecordedRequest) -> Vec<(String, String)> 
 #[tokio::test]
 async fn calls_carry_the_access_token_in_the_body_to_the_client_endpoint() {
     let portal = oauth_portal(oauth_app(), None).await;
-    let client = oauth_client(
-        oauth_settings(&portal, Some(ACCESS), Some(REFRESH), None),
-        fast_options(),
-    );
+    let client = app_client(&portal, Some(ACCESS));
     assert_eq!(
         client.chat_user_list(2935, &|_| {}).await.unwrap(),
         [99, 1269, 1271]
@@ -42,10 +39,7 @@ async fn calls_carry_the_access_token_in_the_body_to_the_client_endpoint() {
 #[tokio::test]
 async fn without_an_access_token_the_first_call_refreshes_first() {
     let portal = oauth_portal(oauth_app(), None).await;
-    let client = oauth_client(
-        oauth_settings(&portal, None, Some(REFRESH), None),
-        fast_options(),
-    );
+    let client = app_client(&portal, None);
     assert_eq!(
         client.chat_user_list(2935, &|_| {}).await.unwrap(),
         [99, 1269, 1271]
@@ -58,10 +52,7 @@ async fn without_an_access_token_the_first_call_refreshes_first() {
 async fn expired_token_triggers_one_refresh_and_one_repeat() {
     let portal = oauth_portal(oauth_app(), None).await;
     portal.expire_access_tokens();
-    let client = oauth_client(
-        oauth_settings(&portal, Some(ACCESS), Some(REFRESH), None),
-        fast_options(),
-    );
+    let client = app_client(&portal, Some(ACCESS));
     assert_eq!(
         client.chat_user_list(2935, &|_| {}).await.unwrap(),
         [99, 1269, 1271]
@@ -125,10 +116,12 @@ async fn fifty_concurrent_calls_with_an_expired_token_make_exactly_one_refresh()
     };
     let portal = oauth_portal(oauth_app(), Some(observer)).await;
     portal.expire_access_tokens();
-    let client = Arc::new(oauth_client(
-        oauth_settings(&portal, Some(ACCESS), Some(REFRESH), Some(file.clone())),
-        fast_options(),
-    ));
+    let client = Arc::new(oauth_client(oauth_settings(
+        &portal,
+        Some(ACCESS),
+        Some(REFRESH),
+        Some(file.clone()),
+    )));
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let client = client.clone();
@@ -166,10 +159,12 @@ async fn fifty_concurrent_calls_with_an_expired_token_make_exactly_one_refresh()
         assert_eq!(mode & 0o777, 0o600);
     }
     portal.expire_access_tokens();
-    let restarted = oauth_client(
-        oauth_settings(&portal, Some(ACCESS), Some(REFRESH), Some(file.clone())),
-        fast_options(),
-    );
+    let restarted = oauth_client(oauth_settings(
+        &portal,
+        Some(ACCESS),
+        Some(REFRESH),
+        Some(file.clone()),
+    ));
     assert_eq!(
         restarted.chat_user_list(2935, &|_| {}).await.unwrap(),
         [99, 1269, 1271]
@@ -179,10 +174,7 @@ async fn fifty_concurrent_calls_with_an_expired_token_make_exactly_one_refresh()
 #[tokio::test]
 async fn invalid_grant_tells_the_assistant_the_app_must_be_authorized_again() {
     let portal = oauth_portal(oauth_app(), None).await;
-    let client = oauth_client(
-        oauth_settings(&portal, None, Some("spent-token"), None),
-        fast_options(),
-    );
+    let client = oauth_client(oauth_settings(&portal, None, Some("spent-token"), None));
     let tools = mcp_client(Bitrix24Tools::new(Some(client))).await;
     let error = error_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
     assert_eq!(error["error"], "invalid_grant");
@@ -208,11 +200,7 @@ async fn a_wrong_client_secret_is_invalid_client() {
     let portal = oauth_portal(oauth_app(), None).await;
     let mut settings = oauth_settings(&portal, None, Some(REFRESH), None);
     settings.client_secret = bitrix24_mcp::bitrix::Secret::new("wrong-secret");
-    let tools = mcp_client(Bitrix24Tools::new(Some(oauth_client(
-        settings,
-        fast_options(),
-    ))))
-    .await;
+    let tools = mcp_client(Bitrix24Tools::new(Some(oauth_client(settings)))).await;
     let error = error_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
     assert_eq!(error["error"], "invalid_client");
     assert!(
@@ -228,10 +216,7 @@ async fn a_failing_refresh_is_retryable_and_the_next_call_refreshes_again() {
     let portal = oauth_portal(oauth_app(), None).await;
     portal.expire_access_tokens();
     portal.fail_token_requests(1);
-    let client = oauth_client(
-        oauth_settings(&portal, Some(ACCESS), Some(REFRESH), None),
-        fast_options(),
-    );
+    let client = app_client(&portal, Some(ACCESS));
     let tools = mcp_client(Bitrix24Tools::new(Some(client))).await;
     let error = error_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
     assert_eq!(error["error"], "UNEXPECTED_RESPONSE");
@@ -260,11 +245,7 @@ async fn an_unreachable_token_server_is_a_retryable_network_error() {
         bitrix24_mcp::bitrix::HttpPolicy::HttpsOnly,
     )
     .unwrap();
-    let tools = mcp_client(Bitrix24Tools::new(Some(oauth_client(
-        settings,
-        fast_options(),
-    ))))
-    .await;
+    let tools = mcp_client(Bitrix24Tools::new(Some(oauth_client(settings)))).await;
     let error = error_object(&call(&tools, json!({"CHAT_ID": 2935})).await);
     assert_eq!(error["error"], "NETWORK_ERROR");
     assert_eq!(error["category"], "network");
@@ -277,10 +258,7 @@ async fn concurrent_callers_share_one_failed_refresh() {
     let portal = oauth_portal(oauth_app(), None).await;
     portal.expire_access_tokens();
     portal.fail_token_requests(1);
-    let client = Arc::new(oauth_client(
-        oauth_settings(&portal, Some(ACCESS), Some(REFRESH), None),
-        fast_options(),
-    ));
+    let client = Arc::new(app_client(&portal, Some(ACCESS)));
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let client = client.clone();
@@ -305,10 +283,7 @@ async fn a_client_endpoint_on_another_host_is_not_followed() {
     let mut app = oauth_app();
     app.client_endpoint = Some("https://elsewhere.example/rest/".into());
     let portal = oauth_portal(app, None).await;
-    let client = oauth_client(
-        oauth_settings(&portal, None, Some(REFRESH), None),
-        fast_options(),
-    );
+    let client = app_client(&portal, None);
     for _ in 0..2 {
         assert_eq!(
             client.chat_user_list(2935, &|_| {}).await.unwrap(),
@@ -329,19 +304,23 @@ async fn the_token_file_outlives_the_process_and_a_new_refresh_token_replaces_it
     let portal = oauth_portal(oauth_app(), None).await;
 
     // First run: no access token, so it refreshes; the rotated pair lands in the file.
-    let first = oauth_client(
-        oauth_settings(&portal, None, Some(REFRESH), Some(file.clone())),
-        fast_options(),
-    );
+    let first = oauth_client(oauth_settings(
+        &portal,
+        None,
+        Some(REFRESH),
+        Some(file.clone()),
+    ));
     first.chat_user_list(2935, &|_| {}).await.unwrap();
     drop(first);
     let saved = TokenStore::new(&file).load().unwrap().unwrap();
 
     // Second run with the same (now spent) environment: the file wins, no refresh needed.
-    let second = oauth_client(
-        oauth_settings(&portal, None, Some(REFRESH), Some(file.clone())),
-        fast_options(),
-    );
+    let second = oauth_client(oauth_settings(
+        &portal,
+        None,
+        Some(REFRESH),
+        Some(file.clone()),
+    ));
     second.chat_user_list(2935, &|_| {}).await.unwrap();
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
     drop(second);

@@ -229,8 +229,7 @@ async fn the_http_token_never_shows_in_the_logs() {
     let (mut child, address, mut logs, mut lines) =
         common::spawn_http_server(HTTP_TOKEN, "trace").await;
     let http = reqwest::Client::new();
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    let initialize = common::initialize();
     for token in [HTTP_TOKEN, "wrong-token"] {
         let _ = http
             .post(format!("http://{address}/mcp"))

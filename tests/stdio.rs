@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::BIN;
 use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -38,20 +37,7 @@ async fn an_mcp_client_lists_and_calls_the_tool_over_stdio() {
         (server.name.as_str(), server.version.as_str()),
         ("bitrix24-mcp", env!("CARGO_PKG_VERSION"))
     );
-
-    let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 1);
-    assert_eq!(tools[0].name, "im_chat_user_list");
-
-    let arguments = json!({"CHAT_ID": 2935}).as_object().unwrap().clone();
-    let result = client
-        .call_tool(CallToolRequestParams::new("im_chat_user_list").with_arguments(arguments))
-        .await
-        .unwrap();
-    let expected = json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3});
-    assert_eq!(result.structured_content, Some(expected.clone()));
-    let text = &result.content[0].as_text().unwrap().text;
-    assert_eq!(serde_json::from_str::<Value>(text).unwrap(), expected);
+    common::assert_lists_and_calls(&client).await;
     client.cancel().await.unwrap();
 }
 
@@ -78,15 +64,7 @@ impl RawSession {
             stdin,
             stdout,
         };
-        session
-            .send(
-                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw-test", "version": "0"}
-                }}),
-            )
-            .await;
+        session.send(common::initialize()).await;
         let answer = session.receive().await;
         assert_eq!(answer["id"], 1);
         assert_eq!(answer["result"]["serverInfo"]["name"], "bitrix24-mcp");

@@ -50,9 +50,7 @@ async fn the_token_file_is_always_complete_after_a_kill_during_refreshes() {
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let driver = tokio::spawn(async move {
-            let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "crash-test", "version": "0"}}});
+            let initialize = initialize();
             let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
             if stdin
                 .write_all(format!("{initialize}\n{initialized}\n").as_bytes())

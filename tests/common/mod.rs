@@ -70,6 +70,13 @@ pub async fn mcp_client(tools: Bitrix24Tools) -> RunningService<RoleClient, ()> 
     ().serve(client_io).await.expect("client initializes")
 }
 
+/// A JSON-RPC `initialize` request (id 1), for tests that speak the protocol by hand.
+pub fn initialize() -> Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bitrix24-mcp-tests", "version": "0"}}})
+}
+
 /// Calls `im_chat_user_list` with raw JSON arguments.
 pub async fn call(client: &RunningService<RoleClient, ()>, arguments: Value) -> CallToolResult {
     let Value::Object(arguments) = arguments else {
@@ -79,6 +86,21 @@ pub async fn call(client: &RunningService<RoleClient, ()>, arguments: Value) -> 
         .call_tool(CallToolRequestParams::new("im_chat_user_list").with_arguments(arguments))
         .await
         .expect("tools/call answers")
+}
+
+/// What every transport must deliver: exactly one tool, a call to chat 2935 answered with the
+/// IDs as structured content and as the same JSON text, and chat 1 answered with `ACCESS_ERROR`.
+pub async fn assert_lists_and_calls(client: &RunningService<RoleClient, ()>) {
+    let tools = client.list_all_tools().await.expect("tools/list answers");
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].name, "im_chat_user_list");
+    let success = call(client, serde_json::json!({"CHAT_ID": 2935})).await;
+    assert_eq!(
+        success_object(&success),
+        serde_json::json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3})
+    );
+    let refused = call(client, serde_json::json!({"CHAT_ID": 1})).await;
+    assert_eq!(error_object(&refused)["error"], "ACCESS_ERROR");
 }
 
 /// The single text content of a result.
@@ -172,9 +194,15 @@ pub fn oauth_settings(
     }
 }
 
-pub fn oauth_client(settings: OAuthSettings, options: ClientOptions) -> Client {
+/// A client for an OAuth app, with [`fast_options`].
+pub fn oauth_client(settings: OAuthSettings) -> Client {
     let session = OAuthSession::open(settings).expect("oauth session opens");
-    Client::new(Auth::OAuth(Box::new(session)), options).expect("client builds")
+    Client::new(Auth::OAuth(Box::new(session)), fast_options()).expect("client builds")
+}
+
+/// The usual OAuth client: the app's initial refresh token, the given access token, no file.
+pub fn app_client(portal: &DemoPortal, access: Option<&str>) -> Client {
+    oauth_client(oauth_settings(portal, access, Some(REFRESH), None))
 }
 
 /// A fresh, empty directory for one test's files.
