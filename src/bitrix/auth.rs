@@ -7,15 +7,16 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tracing::{debug, error, info, warn};
 
+use super::clock::unix_now;
 use super::endpoint::{ServiceUrl, WebhookUrl};
 use super::error::{ApiError, CallError};
 use super::request::{self, Exchange};
 use super::response;
+use super::untrusted;
 use super::secret::Secret;
 use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
 
@@ -93,6 +94,9 @@ pub struct Generation {
 /// A token this close to its expiry is refreshed before use rather than sent to fail.
 const EXPIRY_MARGIN_SECS: i64 = 30;
 
+/// Access tokens live an hour; an expiry further out than this is not believed.
+const MAX_TOKEN_LIFETIME_SECS: i64 = 7 * 86_400;
+
 /// The live OAuth state of one installed application.
 #[derive(Debug)]
 pub struct OAuthSession {
@@ -132,6 +136,17 @@ impl OAuthSession {
             Some(store) => store.load()?,
             None => None,
         };
+        if let Some(store) = &store {
+            match store.make_private() {
+                Ok(Some(mode)) => warn!(
+                    path = %store.path().display(),
+                    mode = format!("{mode:o}"),
+                    "the token file was readable by others; its mode is now 600"
+                ),
+                Ok(None) => {}
+                Err(err) => warn!(error = %err, "the token file is readable by others and its mode could not be fixed"),
+            }
+        }
         let configured = settings.refresh_token.clone().map(|refresh| Tokens {
             // No access token yet: expired from the start, so the first call refreshes.
             expires_at: if settings.access_token.is_some() {
@@ -207,7 +222,7 @@ impl OAuthSession {
     pub async fn usable(&self, exchange: &Exchange<'_>) -> Result<Arc<Generation>, CallError> {
         let generation = self.current();
         match generation.tokens.expires_at {
-            Some(expires) if unix_now() >= expires - EXPIRY_MARGIN_SECS => {
+            Some(expires) if unix_now() >= expires.saturating_sub(EXPIRY_MARGIN_SECS) => {
                 debug!("access token expired by its stored expiry");
                 self.refresh(exchange, generation.number).await
             }
@@ -322,7 +337,7 @@ impl OAuthSession {
         let value: Value = serde_json::from_slice(body).map_err(|_| {
             unexpected(format!(
                 "the token server's answer is not JSON: \"{}\"",
-                response::excerpt(&String::from_utf8_lossy(body), secrets)
+                untrusted::excerpt(&String::from_utf8_lossy(body), secrets)
             ))
         })?;
         if let Some(code) = value.get("error") {
@@ -334,8 +349,8 @@ impl OAuthSession {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             return Err(CallError::Api(ApiError::new(
-                response::scrub(&code, secrets),
-                response::scrub(description, secrets),
+                untrusted::sanitize(&code, secrets, untrusted::MAX_CODE_CHARS),
+                untrusted::sanitize(description, secrets, untrusted::MAX_DESCRIPTION_CHARS),
                 status,
             )));
         }
@@ -351,7 +366,7 @@ impl OAuthSession {
             ));
         };
         let number = |name: &str| value.get(name).and_then(response::lenient_integer);
-        let expires_at = number("expires").or_else(|| number("expires_in").map(|s| unix_now() + s));
+        let expires_at = plausible_expiry(number("expires"), number("expires_in"), unix_now());
         if let Some(endpoint) = text("client_endpoint") {
             self.check_endpoint(endpoint);
         }
@@ -365,7 +380,8 @@ impl OAuthSession {
     /// Tokens go only to the portal the user configured: a `client_endpoint` elsewhere is noted
     /// and ignored.
     fn check_endpoint(&self, offered: &str) {
-        let host = url::Url::parse(offered).map(|u| super::endpoint::authority(&u));
+        let host = url::Url::parse(offered)
+            .map(|u| untrusted::bounded(&super::endpoint::authority(&u), 260));
         match host {
             Ok(host) if host == self.portal.host() => {}
             Ok(host) => warn!(
@@ -400,21 +416,35 @@ impl OAuthSession {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// The access token's expiry from a refresh answer: `expires` (absolute) when it lies in the
+/// plausible future, else `expires_in` (relative) when plausible, else unknown — the token is then
+/// used until the portal says `expired_token`. A past, absurd or hostile value never turns into a
+/// refresh on every call or an overflow.
+fn plausible_expiry(expires: Option<i64>, expires_in: Option<i64>, now: i64) -> Option<i64> {
+    let horizon = now.saturating_add(MAX_TOKEN_LIFETIME_SECS);
+    expires
+        .filter(|at| *at > now && *at <= horizon)
+        .or_else(|| {
+            expires_in
+                .filter(|secs| (1..=MAX_TOKEN_LIFETIME_SECS).contains(secs))
+                .map(|secs| now + secs)
+        })
 }
 
-/// Seconds since the Unix epoch, with fractions, as the portal's `time` block counts.
-pub fn unix_now_f64() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Rounds a wait up to whole seconds, for `retry_after_secs`.
-pub fn whole_seconds(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    #[test]
+    fn only_a_plausible_expiry_is_believed() {
+        let now = 1_800_000_000;
+        assert_eq!(plausible_expiry(Some(now + 3600), None, now), Some(now + 3600));
+        assert_eq!(plausible_expiry(None, Some(3600), now), Some(now + 3600));
+        assert_eq!(plausible_expiry(Some(-1), Some(3600), now), Some(now + 3600));
+        assert_eq!(plausible_expiry(Some(i64::MAX), None, now), None);
+        assert_eq!(plausible_expiry(Some(now - 5), None, now), None);
+        assert_eq!(plausible_expiry(None, Some(-1), now), None);
+        assert_eq!(plausible_expiry(None, Some(i64::MAX), now), None);
+        assert_eq!(plausible_expiry(None, None, now), None);
+    }
 }

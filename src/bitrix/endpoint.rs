@@ -70,19 +70,23 @@ impl WebhookUrl {
                     "the path must continue after /rest/ with the user ID and the webhook code",
                 ));
             }
-            [_, _, extra, ..] => {
+            [_, _, rest @ ..] => {
                 return Err(malformed(&format!(
-                    "the path goes on after the code with {:?}; remove everything after the code",
-                    safe_excerpt(extra)
+                    "the path has {} segment{} after the code (such as a method name like \
+                     profile.json); remove everything after the code",
+                    rest.len(),
+                    if rest.len() == 1 { "" } else { "s" }
                 )));
             }
         };
+        // Neither segment is quoted: when they are swapped, the "user ID" is the code.
         let user_id = match user.parse::<u64>() {
             Ok(id) if id > 0 => id,
             _ => {
                 return Err(malformed(&format!(
-                    "the user ID {:?} is not a positive number",
-                    safe_excerpt(user)
+                    "the first segment after /rest/ must be the user ID, a positive number, but \
+                     it is {} (are the user ID and the code swapped?)",
+                    describe_segment(user)
                 )));
             }
         };
@@ -266,9 +270,16 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// A path segment that is not the code, shortened so a pasted blob cannot flood the message.
-fn safe_excerpt(segment: &str) -> String {
-    segment.chars().take(40).collect()
+/// What a segment looks like, without quoting it: it may be the webhook code.
+fn describe_segment(segment: &str) -> String {
+    let chars = segment.chars().count();
+    let digits = segment.chars().filter(char::is_ascii_digit).count();
+    match (digits, chars) {
+        (_, 0) => "empty".to_owned(),
+        (d, n) if d == n => "zero".to_owned(),
+        (0, n) => format!("{n} characters without digits"),
+        (_, n) => format!("{n} characters of letters and digits"),
+    }
 }
 
 #[cfg(test)]
@@ -352,15 +363,23 @@ mod tests {
             ),
             (
                 format!("https://acme.bitrix24.com/rest/abc/{CODE}/"),
-                "user ID \"abc\"",
+                "user ID, a positive number, but it is 3 characters without digits",
             ),
             (
                 format!("https://acme.bitrix24.com/rest/0/{CODE}/"),
-                "user ID \"0\"",
+                "it is zero",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/{CODE}/1/"),
+                "it is 16 characters of letters and digits (are the user ID and the code swapped?)",
             ),
             (
                 format!("https://acme.bitrix24.com/rest/1/{CODE}/profile.json"),
-                "\"profile.json\"",
+                "1 segment after the code",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1/x/{CODE}"),
+                "1 segment after the code",
             ),
             (
                 format!("https://acme.bitrix24.com/rest/1/{CODE}/?x=1"),

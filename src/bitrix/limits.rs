@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::clock::{MAX_BLOCK, clamped_secs};
 use super::response::Timing;
 
 /// The portal's leaky bucket mirrored on the client: each request adds 1, the level drains at
@@ -29,7 +30,7 @@ impl RateLimiter {
     /// One slot of the burst is kept in hand: requests leave here spaced exactly, but reach the
     /// portal with some network jitter, and the portal's bucket counts arrivals.
     pub fn new(per_second: f64, burst: u32) -> Self {
-        let interval = Duration::from_secs_f64(1.0 / per_second.max(f64::MIN_POSITIVE));
+        let interval = clamped_secs(1.0 / per_second, MAX_BLOCK);
         let usable = burst.saturating_sub(1).max(1);
         Self {
             interval,
@@ -93,7 +94,7 @@ impl OperatingGate {
     pub fn new(min_block: Duration) -> Self {
         Self {
             methods: Mutex::new(HashMap::new()),
-            min_block_secs: min_block.as_secs_f64(),
+            min_block_secs: min_block.min(MAX_BLOCK).as_secs_f64(),
         }
     }
 
@@ -123,16 +124,18 @@ impl OperatingGate {
     }
 
     /// The portal answered `OPERATION_TIME_LIMIT`: block the method until its window resets
-    /// (one second past the reported reset, at least the minimum block). Returns the seconds
-    /// until then.
+    /// (one second past the reported reset, at least the minimum block, at most [`MAX_BLOCK`]
+    /// whatever the portal claimed). Returns the seconds until then.
     pub fn block(&self, method: &str, now: f64) -> f64 {
         let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
         let state = methods.entry(method.to_owned()).or_default();
+        let longest = now + MAX_BLOCK.as_secs_f64();
         let until = match state.reset_at {
-            Some(reset) if reset > now => reset + 1.0,
+            Some(reset) if reset.is_finite() && reset > now => reset + 1.0,
             _ => now + WINDOW_SECS,
         }
-        .max(now + self.min_block_secs);
+        .max(now + self.min_block_secs)
+        .min(longest);
         state.blocked_until = Some(until);
         until - now
     }
@@ -242,6 +245,24 @@ mod tests {
         );
         assert_eq!(gate.check("im.chat.user.list", now + 121.0), Ok(()));
         assert_eq!(gate.state("im.chat.user.list").unwrap().blocked_until, None);
+    }
+
+    #[test]
+    fn an_absurd_reset_time_blocks_for_at_most_an_hour() {
+        let gate = OperatingGate::default();
+        for (i, reset) in [1e300, f64::INFINITY, f64::NAN, -1.0].into_iter().enumerate() {
+            let method = format!("m{i}");
+            gate.record(
+                &method,
+                &Timing {
+                    operating_reset_at: Some(reset),
+                    ..Timing::default()
+                },
+            );
+            let wait = gate.block(&method, 100.0);
+            assert!((10.0..=3600.0).contains(&wait), "{reset}: {wait}");
+            assert!(gate.check(&method, 100.0).is_err());
+        }
     }
 
     #[test]

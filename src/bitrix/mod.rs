@@ -5,6 +5,7 @@
 //! token) → envelope → retry policy → the answer or one [`CallError`].
 
 pub mod auth;
+pub mod clock;
 pub mod endpoint;
 pub mod error;
 pub mod limits;
@@ -13,6 +14,7 @@ pub mod response;
 pub mod retry;
 pub mod secret;
 pub mod token_store;
+pub mod untrusted;
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,7 @@ pub use response::{Envelope, Timing};
 pub use retry::{Decision, RetryPolicy};
 pub use secret::Secret;
 
-use auth::{unix_now_f64, whole_seconds};
+use clock::{MAX_BLOCK, clamped_secs, unix_now_f64};
 use request::Exchange;
 
 /// Sent with every request, so portal admins can tell our traffic apart.
@@ -220,7 +222,7 @@ impl Client {
             status: 200,
             detail: format!(
                 "\"result\" is not a list of user IDs: \"{}\"",
-                response::excerpt(&envelope.result.to_string(), &self.auth.secrets())
+                untrusted::excerpt(&envelope.result.to_string(), &self.auth.secrets())
             ),
         })
     }
@@ -236,7 +238,7 @@ impl Client {
         if let Err(wait) = self.gate.check(method, unix_now_f64()) {
             return Err(CallError::OperationBlocked {
                 method: method.to_owned(),
-                retry_after: Duration::from_secs_f64(wait),
+                retry_after: clamped_secs(wait, MAX_BLOCK),
             });
         }
         match &self.auth {
@@ -324,13 +326,11 @@ impl Client {
         match api.kind() {
             ApiErrorKind::QueryLimit => {
                 self.limiter.saturate();
-                api.retry_after = Some(Duration::from_secs_f64(1.0 / self.options.rate.per_second));
+                api.retry_after = Some(clamped_secs(1.0 / self.options.rate.per_second, MAX_BLOCK));
             }
             ApiErrorKind::OperationLimit => {
                 let wait = self.gate.block(method, unix_now_f64());
-                api.retry_after = Some(Duration::from_secs(whole_seconds(
-                    Duration::from_secs_f64(wait),
-                )));
+                api.retry_after = Some(clamped_secs(wait, MAX_BLOCK));
             }
             ApiErrorKind::ServerFault | ApiErrorKind::TokenExpired | ApiErrorKind::Other => {}
         }

@@ -5,7 +5,7 @@ use reqwest::header::{CONTENT_LENGTH, LOCATION};
 
 use super::ClientOptions;
 use super::error::CallError;
-use super::response;
+use super::untrusted;
 
 /// What one exchange needs: the HTTP client, its limits, the host for messages and the secrets to
 /// scrub from anything quoted back.
@@ -101,7 +101,7 @@ fn transport_error(exchange: &Exchange<'_>, err: reqwest::Error) -> CallError {
         format!("request to {host} failed: {cause}")
     };
     CallError::Network {
-        detail: response::scrub(&detail, &exchange.secrets),
+        detail: untrusted::sanitize(&detail, &exchange.secrets, untrusted::MAX_DESCRIPTION_CHARS),
     }
 }
 
@@ -123,5 +123,6 @@ fn location_host(response: &reqwest::Response) -> Option<String> {
     let location = response.headers().get(LOCATION)?.to_str().ok()?;
     let target = response.url().join(location).ok()?;
     target.host()?;
-    Some(super::endpoint::authority(&target))
+    // A host name is at most 253 characters; a longer one is not worth quoting in full.
+    Some(untrusted::bounded(&super::endpoint::authority(&target), 260))
 }

@@ -4,7 +4,10 @@
 
 use serde_json::{Map, Value};
 
+use super::clock::plausible_secs;
 use super::error::{ApiError, CallError};
+use super::untrusted::{MAX_CODE_CHARS, MAX_DESCRIPTION_CHARS, excerpt, sanitize};
+pub use super::untrusted::scrub;
 
 /// A successful answer: the `result` value and what the portal said about timing.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,9 +25,6 @@ pub struct Timing {
     /// Unix time when the oldest minute of that window drops out.
     pub operating_reset_at: Option<f64>,
 }
-
-/// How much of an unexpected body is quoted back.
-const EXCERPT_CHARS: usize = 160;
 
 /// Turns a complete HTTP answer into an [`Envelope`] or the [`CallError`] it carries.
 /// `secrets` are scrubbed from any excerpt of the body (a proxy's error page may echo the URL).
@@ -45,7 +45,8 @@ pub fn parse(status: u16, body: &[u8], secrets: &[String]) -> Result<Envelope, C
             excerpt(&value.to_string(), secrets)
         )));
     };
-    if let Some(code) = object.get("error") {
+    // `"error": null` beside a result is how some proxies and older portals say "no error".
+    if let Some(code) = object.get("error").filter(|code| !code.is_null()) {
         return Err(CallError::Api(api_error(status, code, &object, secrets)));
     }
     match object.remove("result") {
@@ -87,48 +88,28 @@ fn api_error(
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
     };
-    ApiError::new(scrub(&code, secrets), scrub(&description, secrets), status)
+    ApiError::new(
+        sanitize(&code, secrets, MAX_CODE_CHARS),
+        sanitize(&description, secrets, MAX_DESCRIPTION_CHARS),
+        status,
+    )
 }
 
 fn timing(time: Option<&Value>) -> Timing {
+    // Rust's float parser takes "inf" and "NaN": only finite, non-negative values are kept.
     let field = |name: &str| {
-        time.and_then(|t| t.get(name)).and_then(|v| match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        })
+        time.and_then(|t| t.get(name))
+            .and_then(|v| match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            })
+            .and_then(plausible_secs)
     };
     Timing {
         operating: field("operating"),
         operating_reset_at: field("operating_reset_at"),
     }
-}
-
-/// A short, single-line, secret-free quote of a body.
-pub fn excerpt(text: &str, secrets: &[String]) -> String {
-    let flat: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    let scrubbed = scrub(&flat, secrets);
-    let mut short: String = scrubbed.chars().take(EXCERPT_CHARS).collect();
-    if scrubbed.chars().count() > EXCERPT_CHARS {
-        short.push('…');
-    }
-    short
-}
-
-/// Replaces every occurrence of a secret with a marker.
-pub fn scrub(text: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |acc, secret| {
-            acc.replace(secret.as_str(), "<redacted>")
-        })
 }
 
 #[cfg(test)]
@@ -212,11 +193,34 @@ mod tests {
     }
 
     #[test]
-    fn excerpt_is_one_short_line() {
-        let long = format!("line one\nline\ttwo {}", "x".repeat(500));
-        let e = excerpt(&long, &[]);
-        assert!(e.starts_with("line one line two x"));
-        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+    fn a_null_error_beside_a_result_is_a_success() {
+        assert_eq!(ok(200, r#"{"result":[1],"error":null}"#).result, json!([1]));
+        assert!(matches!(
+            err(200, r#"{"error":null}"#),
+            CallError::UnexpectedResponse { .. }
+        ));
+    }
+
+    #[test]
+    fn hostile_time_fields_are_ignored() {
+        for value in [r#""inf""#, r#""NaN""#, "-1", r#""-inf""#, "null", "{}", r#""soon""#] {
+            let body = format!(r#"{{"result":[],"time":{{"operating":{value},"operating_reset_at":{value}}}}}"#);
+            assert_eq!(ok(200, &body).time, Timing::default(), "{value}");
+        }
+    }
+
+    #[test]
+    fn error_texts_are_escaped_bounded_and_scrubbed() {
+        let body = format!(
+            r#"{{"error":"X\nY","error_description":"S3CR3T\u001b[2J{}"}}"#,
+            "d".repeat(10_000)
+        );
+        let CallError::Api(api) = err(400, &body) else {
+            panic!()
+        };
+        assert_eq!(api.code, "X\\nY");
+        assert!(api.description.starts_with("<redacted>\\u{1b}[2J"), "{}", api.description);
+        assert!(api.description.len() < 600);
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub enum StoreError {
     Corrupt { path: PathBuf, detail: String },
     #[error("cannot write the token file {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "the token file {path} is {kind}, not a regular file; point BITRIX24_TOKEN_FILE at a \
+         regular file (or a path where one can be created)"
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
 }
 
 /// The token file at one path.
@@ -78,8 +83,26 @@ impl TokenStore {
         &self.path
     }
 
-    /// The stored tokens, or `None` when there is no file yet.
+    /// The stored tokens, or `None` when there is no file yet. Anything but a regular file (a
+    /// FIFO would block the read for ever, a device could be endless) is refused before it is
+    /// opened.
     pub fn load(&self) -> Result<Option<StoredTokens>, StoreError> {
+        match fs::metadata(&self.path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(StoreError::NotRegular {
+                    path: self.path.clone(),
+                    kind: file_kind(&meta),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        }
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -146,12 +169,61 @@ impl TokenStore {
             .count()
     }
 
+    /// Makes an existing token file private (0600) if others may read it. Returns the mode it
+    /// had when it was changed.
+    pub fn make_private(&self) -> Result<Option<u32>, StoreError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let write_error = |source| StoreError::Write {
+                path: self.path.clone(),
+                source,
+            };
+            let meta = match fs::metadata(&self.path) {
+                Ok(meta) if meta.is_file() => meta,
+                _ => return Ok(None),
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 == 0 {
+                return Ok(None);
+            }
+            fs::set_permissions(&self.path, fs::Permissions::from_mode(0o600))
+                .map_err(write_error)?;
+            Ok(Some(mode))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(None)
+        }
+    }
+
+    /// The file a save replaces: the configured path, or — when it is a symbolic link — the
+    /// link's target, so the link itself survives (a dotfiles setup keeps working).
+    fn target(&self) -> io::Result<PathBuf> {
+        let mut path = self.path.clone();
+        // A bounded walk: a cycle of links is an error, not a hang.
+        for _ in 0..40 {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let link = fs::read_link(&path)?;
+                    path = match path.parent() {
+                        Some(dir) if link.is_relative() => dir.join(link),
+                        _ => link,
+                    };
+                }
+                _ => return Ok(path),
+            }
+        }
+        Err(io::Error::other("too many levels of symbolic links"))
+    }
+
     /// Replaces the file atomically with `stored`.
     pub fn save(&self, stored: &StoredTokens) -> Result<(), StoreError> {
         let write_error = |source| StoreError::Write {
             path: self.path.clone(),
             source,
         };
+        let target = self.target().map_err(write_error)?;
         let file = FileFormat {
             access_token: stored.tokens.access_token.expose().to_owned(),
             refresh_token: stored.tokens.refresh_token.expose().to_owned(),
@@ -161,12 +233,11 @@ impl TokenStore {
         };
         let json = serde_json::to_vec_pretty(&file)
             .map_err(|e| write_error(io::Error::other(e.to_string())))?;
-        let dir = match self.path.parent() {
+        let dir = match target.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = self
-            .path
+        let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "tokens".into());
@@ -177,7 +248,7 @@ impl TokenStore {
             SAVE_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = write_private(&tmp, &json)
-            .and_then(|()| fs::rename(&tmp, &self.path))
+            .and_then(|()| fs::rename(&tmp, &target))
             .and_then(|()| sync_dir(&dir));
         if result.is_err() {
             // Best effort: a leftover temp file is harmless but untidy.
@@ -213,6 +284,29 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+/// A file type in words, for the refusal message.
+fn file_kind(meta: &fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
 }
 
 /// Makes the rename itself durable.
@@ -333,6 +427,49 @@ mod tests {
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("not a valid token file"), "{err}");
         assert!(!err.contains("leaky-secret"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_directory_is_refused_without_opening_it() {
+        let dir = temp_dir("fifo");
+        let fifo = dir.join("tokens.json");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        let err = TokenStore::new(&fifo).load().unwrap_err().to_string();
+        assert!(err.contains("a named pipe (FIFO), not a regular file"), "{err}");
+        let err = TokenStore::new(&dir).load().unwrap_err().to_string();
+        assert!(err.contains("a directory"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_token_file_is_written_through_and_stays_a_link() {
+        let dir = temp_dir("symlink");
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        let target = dir.join("real").join("tokens.json");
+        let link = dir.join("tokens.json");
+        std::os::unix::fs::symlink("real/tokens.json", &link).unwrap();
+        let store = TokenStore::new(&link);
+        store.save(&stored(1)).unwrap();
+        store.save(&stored(2)).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(TokenStore::new(&target).load().unwrap(), Some(stored(2)));
+        assert_eq!(store.load().unwrap(), Some(stored(2)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_readable_by_others_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let store = TokenStore::new(temp_dir("loose").join("tokens.json"));
+        assert_eq!(store.make_private().unwrap(), None, "no file yet");
+        store.save(&stored(1)).unwrap();
+        fs::set_permissions(store.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(store.make_private().unwrap(), Some(0o644));
+        let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(store.make_private().unwrap(), None);
     }
 
     #[test]

@@ -221,12 +221,12 @@ fn settings(config: &Config, client: Option<&Client>) -> Vec<Setting> {
         add(
             "access token",
             match expires {
-                Some(at) if at <= crate::bitrix::auth::unix_now() => {
+                Some(at) if at <= crate::bitrix::clock::unix_now() => {
                     "expired (refreshed on first use)".into()
                 }
                 Some(at) => format!(
                     "valid for {} more",
-                    human_seconds(at - crate::bitrix::auth::unix_now())
+                    human_seconds(at - crate::bitrix::clock::unix_now())
                 ),
                 None => "set, expiry unknown".into(),
             },
@@ -282,7 +282,7 @@ fn token_file(path: Option<&std::path::Path>) -> String {
         Ok(Some(stored)) if stored.saved_at > 0 => format!(
             "{}, saved {} ago",
             path.display(),
-            human_seconds(crate::bitrix::auth::unix_now() - stored.saved_at)
+            human_seconds(crate::bitrix::clock::unix_now() - stored.saved_at)
         ),
         Ok(Some(_)) => format!("{}, present", path.display()),
         Ok(None) => format!("{}, not written yet", path.display()),

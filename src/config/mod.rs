@@ -329,11 +329,37 @@ impl Settings {
 fn given<'a>(name: &'static str, value: Option<&'a str>) -> Result<Option<&'a str>, ConfigError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(raw) if raw.starts_with("${") => {
-            let placeholder: String = raw.chars().take_while(|c| *c != '}').collect();
-            Err(ConfigError::Placeholder(name, format!("{placeholder}}}")))
-        }
+        Some(raw) if raw.starts_with("${") => Err(ConfigError::Placeholder(name, placeholder(raw))),
         Some(raw) => Ok(Some(raw)),
+    }
+}
+
+/// An unexpanded `${…}` placeholder, described without its default value (which may be a webhook
+/// URL or a token) and naming the variable only when it looks like one (upper case, digits and
+/// underscores, optionally behind `env:`).
+fn placeholder(raw: &str) -> String {
+    let inner = raw[2..].split('}').next().unwrap_or_default();
+    let (name, has_default) = match inner.find([':', '-', '=', '?', '+']) {
+        Some(at) if !inner[..at].eq_ignore_ascii_case("env") => (&inner[..at], true),
+        Some(at) if inner[..at].eq_ignore_ascii_case("env") => {
+            let rest = &inner[at + 1..];
+            match rest.find([':', '-', '=', '?', '+']) {
+                Some(end) => (&inner[..at + 1 + end], true),
+                None => (inner, false),
+            }
+        }
+        _ => (inner, false),
+    };
+    let bare = name.strip_prefix("env:").unwrap_or(name);
+    let looks_like_a_variable = !bare.is_empty()
+        && bare.len() <= 64
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    match (looks_like_a_variable, has_default) {
+        (true, false) => format!("${{{name}}}"),
+        (true, true) => format!("${{{name}:-…}} (its default is not shown)"),
+        (false, _) => "${…} (not shown)".to_owned(),
     }
 }
 
@@ -442,6 +468,30 @@ mod tests {
             ConfigError::Placeholder("BITRIX24_WEBHOOK_URL", "${BITRIX24_WEBHOOK_URL}".into())
         );
         assert!(err.to_string().contains("${env:NAME}"), "{err}");
+    }
+
+    #[test]
+    fn a_placeholder_with_a_default_is_described_without_the_default() {
+        let cases = [
+            (
+                "${BITRIX24_WEBHOOK_URL:-https://x.bitrix24.com/rest/1/s3cr3t/}",
+                "${BITRIX24_WEBHOOK_URL:-…} (its default is not shown)",
+            ),
+            ("${env:BITRIX24_WEBHOOK_URL}", "${env:BITRIX24_WEBHOOK_URL}"),
+            ("${s3cr3tvalue}", "${…} (not shown)"),
+            ("${MCP_HTTP_TOKEN-s3cr3t}", "${MCP_HTTP_TOKEN:-…} (its default is not shown)"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(placeholder(raw), expected, "{raw}");
+        }
+        for args in [
+            vec!["--webhook-url", "${BITRIX24_WEBHOOK_URL:-https://x.bitrix24.com/rest/1/s3cr3t/}"],
+            vec!["--transport", "http", "--http-token", "${MCP_HTTP_TOKEN:-s3cr3t}"],
+        ] {
+            let err = settings(&args).validate().unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+            assert!(err.contains("default is not shown"), "{err}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde::Serialize;
 
 use super::codes::{CodeInfo, REFRESH_CODES, lookup};
-use crate::bitrix::{ApiError, CallError, auth::whole_seconds};
+use crate::bitrix::{ApiError, CallError, clock::whole_seconds};
 use Category::*;
 
 /// What kind of problem an error is, so the assistant can decide between fixing its input,
@@ -53,6 +53,20 @@ impl ToolError {
             retry_after_secs: None,
             attempts: None,
             hint: "Call again with CHAT_ID set to the chat's positive integer ID, e.g. {\"CHAT_ID\": 2935} (a dialog ID like \"chat2935\" also works); im.chat.get finds a chat's ID.".into(),
+        }
+    }
+
+    /// The server itself failed during the call (a bug); the session goes on.
+    pub fn internal() -> Self {
+        Self {
+            error: "INTERNAL_ERROR".into(),
+            error_description: "The server failed while handling this call; nothing is known about whether a request reached the portal.".into(),
+            http_status: None,
+            category: Upstream,
+            retryable: false,
+            retry_after_secs: None,
+            attempts: None,
+            hint: "This is a bug in bitrix24-mcp: report it with the server's log, and do not repeat the call in a loop.".into(),
         }
     }
 

@@ -6,7 +6,10 @@ pub mod chat_user_list;
 pub mod codes;
 pub mod error;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures::FutureExt;
 
 use rmcp::{
     ErrorData, Peer, RoleServer, ServerHandler,
@@ -99,7 +102,15 @@ impl Bitrix24Tools {
             info!(tool = name, "tool called without a configured portal");
             return Ok(ToolError::not_configured().into_result());
         };
-        let result = chat_user_list::run(client, arguments, observer).await;
+        // A bug in a tool must cost one call, not the session: the panic becomes an error result
+        // and every lock and gate on the way uses poison-free access.
+        let result = AssertUnwindSafe(chat_user_list::run(client, arguments, observer))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(tool = name, "tool call panicked");
+                ToolError::internal().into_result()
+            });
         debug!(
             tool = name,
             is_error = result.is_error == Some(true),
