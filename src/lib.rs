@@ -39,6 +39,7 @@ use crate::bitrix::{Auth, Client, OAuthSession, WebhookUrl};
 use crate::config::{Command, Config, Portal, Transport};
 use crate::demo::{DemoPortal, PortalData};
 use crate::tools::Bitrix24Tools;
+use crate::transport::Signal;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +63,26 @@ pub enum RunError {
     Http(std::io::Error),
 }
 
-/// Runs a command to completion and returns the process exit code. `shutdown` ends a server.
+/// Runs a command to completion and returns the process exit code. `shutdown` ends a server
+/// cleanly (exit 0) and interrupts a one-shot command (exit 130 or 143, as the shell expects).
 pub async fn run(
+    command: Command,
+    config: Config,
+    shutdown: impl Future<Output = Signal> + Send + 'static,
+) -> Result<i32, RunError> {
+    if matches!(command, Command::Serve) {
+        return execute(command, config, async {
+            shutdown.await;
+        })
+        .await;
+    }
+    tokio::select! {
+        result = execute(command, config, std::future::pending()) => result,
+        signal = shutdown => Ok(signal.exit_code()),
+    }
+}
+
+async fn execute(
     command: Command,
     mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -74,8 +93,12 @@ pub async fn run(
     if matches!(command, Command::Check { .. }) {
         config.client.retry.max_retries = 0;
     }
+    if matches!(command, Command::Tools) {
+        // The definitions need no portal: nothing is started, nothing is warned about.
+        return Ok(print_tools());
+    }
     // Kept alive for the whole run: dropping it stops the sample portal.
-    let (client, _demo) = connect(&config).await?;
+    let (client, _demo) = connect(&config, matches!(command, Command::Serve)).await?;
     let tools = Bitrix24Tools::new(client);
     match command {
         Command::Serve => {
@@ -100,11 +123,7 @@ pub async fn run(
             print(&outcome);
             Ok(outcome.exit_code)
         }
-        Command::Tools => {
-            let outcome = cli::tools();
-            print(&outcome);
-            Ok(outcome.exit_code)
-        }
+        Command::Tools => Ok(print_tools()),
         Command::Check { json } => {
             let report = cli::check::run(&configured, tools.client()).await;
             let text = if json {
@@ -122,8 +141,18 @@ pub async fn run(
     }
 }
 
-/// Builds the portal client the configuration asks for, starting the demo portal if needed.
-async fn connect(config: &Config) -> Result<(Option<Client>, Option<DemoPortal>), RunError> {
+fn print_tools() -> i32 {
+    let outcome = cli::tools();
+    print(&outcome);
+    outcome.exit_code
+}
+
+/// Builds the portal client the configuration asks for, starting the demo portal if needed. A
+/// server warns when no portal is configured; one-shot commands say so in their own output.
+async fn connect(
+    config: &Config,
+    serving: bool,
+) -> Result<(Option<Client>, Option<DemoPortal>), RunError> {
     match &config.portal {
         Portal::Webhook(webhook) => {
             info!(portal = %webhook.host(), user_id = webhook.user_id(), "using bitrix24 webhook");
@@ -160,6 +189,9 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<DemoPortal>)
             ))
         }
         Portal::Unconfigured => {
+            if !serving {
+                return Ok((None, None));
+            }
             warn!(
                 "no portal configured: set BITRIX24_WEBHOOK_URL, or start with --demo; tool calls will answer NOT_CONFIGURED"
             );

@@ -8,14 +8,14 @@
 
 use clap::Parser;
 
-use bitrix24_mcp::config::{Cli, Command};
+use bitrix24_mcp::config::{self, Cli, Command};
 use bitrix24_mcp::{logging, run, transport};
 
 #[tokio::main]
 async fn main() {
     // First of all, so that no signal finds the process without its handlers.
     let shutdown = transport::shutdown_signal();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| config::explain_parse_error(err));
     let config = match cli.settings.validate() {
         Ok(config) => config,
         Err(err) => {
@@ -33,7 +33,7 @@ async fn main() {
     let code = match run(command, config, shutdown).await {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!(error = %err, "fatal");
+            // One line, once: a log line as well would say the same thing twice.
             eprintln!("bitrix24-mcp: {err}");
             err.exit_code()
         }

@@ -139,7 +139,12 @@ fn a_malformed_webhook_url_is_refused_in_one_line_without_the_code() {
     let cases = [
         (
             format!("https://acme.bitrix24.com/rest/x/{CODE}/"),
-            "user ID \"x\"",
+            "must be the user ID, a positive number, but it is 1 character without digits",
+        ),
+        (
+            // Swapped segments: the code stands where the user ID belongs, and is not quoted.
+            format!("https://acme.bitrix24.com/rest/{CODE}/1/"),
+            "are the user ID and the code swapped?",
         ),
         (
             format!("https://acme.bitrix24.com/{CODE}/"),

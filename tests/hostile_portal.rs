@@ -84,15 +84,24 @@ async fn hostile_time_fields_then_an_operating_limit_never_brick_the_tool() {
                 .await;
             let tools = Bitrix24Tools::new(Some(webhook_client(&server.uri(), fast_options())));
             let case = format!("time.{field} = {value}");
-            assert_eq!(call_chat(&tools, 2935).await["user_ids"], json!([99, 1269]), "{case}");
+            assert_eq!(
+                call_chat(&tools, 2935).await["user_ids"],
+                json!([99, 1269]),
+                "{case}"
+            );
             let blocked = call_chat(&tools, 2935).await;
             assert_eq!(blocked["error"], "OPERATION_TIME_LIMIT", "{case}");
-            let wait = blocked["retry_after_secs"].as_u64().expect("retry_after_secs");
+            let wait = blocked["retry_after_secs"]
+                .as_u64()
+                .expect("retry_after_secs");
             assert!((1..=3600).contains(&wait), "{case}: {wait}");
             // The tool still answers, for any chat: the method fails fast until its reset.
             let again = call_chat(&tools, 7).await;
             assert_eq!(again["error"], "OPERATION_TIME_LIMIT", "{case}");
-            assert!(again["retry_after_secs"].as_u64().unwrap() <= 3600, "{case}");
+            assert!(
+                again["retry_after_secs"].as_u64().unwrap() <= 3600,
+                "{case}"
+            );
             assert_eq!(server.received_requests().await.unwrap().len(), 2, "{case}");
         }
     }
@@ -170,7 +179,10 @@ async fn call_binary(server: &MockServer, env: &[(&str, String)]) -> (String, St
     let mut command = tokio::process::Command::new(BIN);
     command
         .args(["call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#])
-        .env("BITRIX24_WEBHOOK_URL", format!("{}/rest/1/{CODE}/", server.uri()))
+        .env(
+            "BITRIX24_WEBHOOK_URL",
+            format!("{}/rest/1/{CODE}/", server.uri()),
+        )
         .env("BITRIX24_MAX_RETRIES", "0")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -206,19 +218,22 @@ async fn an_upstream_description_cannot_forge_log_lines_or_flood_results() {
     let error: Value = serde_json::from_str(stdout.trim()).unwrap();
     let description = error["error_description"].as_str().unwrap();
     assert!(description.starts_with("Denied\\nINFO bitrix24_mcp: forged line\\r\\u{1b}[2J"));
-    assert!(description.ends_with("… (cut: 3000050 characters in all)"), "{description}");
+    assert!(
+        description.ends_with("… (cut: 3000050 characters in all)"),
+        "{description}"
+    );
     assert!(stdout.len() < 2_000, "result of {} bytes", stdout.len());
     assert!(!stderr.contains('\x1b'), "an escape reached the log");
-    assert!(!stderr.contains("\nINFO bitrix24_mcp: forged"), "a forged line: {stderr}");
+    assert!(
+        !stderr.contains("\nINFO bitrix24_mcp: forged"),
+        "a forged line: {stderr}"
+    );
     assert!(stderr.len() < 4_000, "log of {} bytes", stderr.len());
 }
 
 #[tokio::test]
 async fn a_webhook_code_echoed_in_another_case_or_encoding_is_redacted() {
-    let encoded: String = CODE
-        .chars()
-        .map(|c| format!("%{:02x}", c as u32))
-        .collect();
+    let encoded: String = CODE.chars().map(|c| format!("%{:02x}", c as u32)).collect();
     let echo = format!(
         "upper {} lower {} percent {encoded}",
         CODE.to_uppercase(),
@@ -237,7 +252,10 @@ async fn a_webhook_code_echoed_in_another_case_or_encoding_is_redacted() {
         let lower = output.to_lowercase();
         assert!(!lower.contains(&CODE.to_lowercase()), "{output}");
         assert!(!lower.contains(&encoded), "{output}");
-        assert!(output.contains("upper <redacted> lower <redacted> percent <redacted>"), "{output}");
+        assert!(
+            output.contains("upper <redacted> lower <redacted> percent <redacted>"),
+            "{output}"
+        );
     }
 }
 
@@ -260,9 +278,15 @@ async fn a_token_server_echoing_its_form_body_leaks_no_secret() {
     let env = [
         ("BITRIX24_WEBHOOK_URL", String::new()),
         ("BITRIX24_PORTAL_URL", format!("{}/rest/", server.uri())),
-        ("BITRIX24_OAUTH_TOKEN_URL", format!("{}/oauth/token/", server.uri())),
+        (
+            "BITRIX24_OAUTH_TOKEN_URL",
+            format!("{}/oauth/token/", server.uri()),
+        ),
         ("BITRIX24_CLIENT_ID", CLIENT_ID.to_owned()),
-        ("BITRIX24_CLIENT_SECRET", CLIENT_SECRET_WITH_SLASH.to_owned()),
+        (
+            "BITRIX24_CLIENT_SECRET",
+            CLIENT_SECRET_WITH_SLASH.to_owned(),
+        ),
         ("BITRIX24_REFRESH_TOKEN", REFRESH.to_owned()),
     ];
     let (stdout, stderr) = call_binary(&server, &env).await;

@@ -175,3 +175,162 @@ async fn exits_on_sigterm_during_a_slow_upstream_call() {
     eprintln!("exit after SIGTERM mid-call took {took:?}");
     assert_eq!(code, Some(0));
 }
+
+// ---- hostile lines: every one that carries a readable id gets an answer ---------------------
+
+impl RawSession {
+    /// Starts without the handshake, for tests of what comes before it.
+    async fn spawn(args: &[&str]) -> Self {
+        let mut child = server_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    async fn receive_within(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(10), self.receive())
+            .await
+            .expect("an answer arrives")
+    }
+}
+
+#[tokio::test]
+async fn a_notification_before_initialize_is_ignored_and_the_session_starts() {
+    let mut session = RawSession::spawn(&["--demo"]).await;
+    session
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}))
+        .await;
+    session
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    session.send(common::initialize()).await;
+    let answer = session.receive_within().await;
+    assert_eq!(answer["id"], 1);
+    assert_eq!(answer["result"]["serverInfo"]["name"], "bitrix24-mcp");
+    session
+        .send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .await;
+    assert_eq!(session.receive_within().await["id"], 2);
+}
+
+#[tokio::test]
+async fn malformed_lines_with_an_id_get_a_json_rpc_error_and_the_session_goes_on() {
+    let mut session = RawSession::start(&["--demo"]).await;
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{{"name":"x","arguments":{{"a":{}{}}}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{{"name":"im_chat_user_list","arguments":{{"CHAT_ID":{}}}}}}}"#,
+        "9".repeat(5000)
+    );
+    let mut oversized = br#"{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"im_chat_user_list","arguments":{"pad":""#.to_vec();
+    oversized.extend(std::iter::repeat_n(b'x', 17 * 1024 * 1024));
+    oversized.extend_from_slice(br#""}}}"#);
+    let cases: Vec<(Vec<u8>, i64, i64)> = vec![
+        (
+            [
+                br#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":""#.as_slice(),
+                &[0xff, 0xfe],
+                br#""}}"#,
+            ]
+            .concat(),
+            10,
+            -32700,
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"im_chat_user_list","arguments":{"CHAT_ID":1e999999}}}"#.to_vec(),
+            11,
+            -32700,
+        ),
+        (huge.into_bytes(), 12, -32700),
+        (deep.into_bytes(), 13, -32700),
+        (oversized, 14, -32600),
+    ];
+    for (line, id, code) in cases {
+        session.send_raw(&line).await;
+        let answer = session.receive_within().await;
+        assert_eq!(
+            (answer["id"].as_i64(), answer["error"]["code"].as_i64()),
+            (Some(id), Some(code)),
+            "{answer}"
+        );
+    }
+    // A line with no readable id is logged, not answered; the session goes on.
+    session.send_raw(b"{ not json at all").await;
+    session
+        .send(json!({"jsonrpc": "2.0", "id": 20, "method": "ping"}))
+        .await;
+    assert_eq!(session.receive_within().await["id"], 20);
+}
+
+#[tokio::test]
+async fn arguments_that_are_not_an_object_are_invalid_params() {
+    let mut session = RawSession::start(&["--demo"]).await;
+    session
+        .send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "im_chat_user_list", "arguments": []}}))
+        .await;
+    let answer = session.receive_within().await;
+    assert_eq!(answer["id"], 3);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+}
+
+#[tokio::test]
+async fn a_request_reusing_an_id_in_flight_is_refused_and_the_first_still_answers() {
+    // A portal that never answers keeps the first call in flight.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = hang.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hang.accept().await {
+            held.push(stream);
+        }
+    });
+    let webhook = format!("http://{address}/rest/1/{}/", common::CODE);
+    let mut child = server_command(&["--request-timeout", "2s", "--max-retries", "0"])
+        .env("BITRIX24_WEBHOOK_URL", &webhook)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut session = RawSession {
+        stdin: child.stdin.take(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+        child,
+    };
+    session.send(common::initialize()).await;
+    assert_eq!(session.receive_within().await["id"], 1);
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "im_chat_user_list", "arguments": {"CHAT_ID": 2935}}});
+    session.send(call.clone()).await;
+    session.send(call).await;
+    let refused = session.receive_within().await;
+    assert_eq!(
+        (refused["id"].as_i64(), refused["error"]["code"].as_i64()),
+        (Some(7), Some(-32600))
+    );
+    let first = session.receive_within().await;
+    assert_eq!(first["id"], 7);
+    assert_eq!(first["result"]["isError"], true, "{first}");
+}

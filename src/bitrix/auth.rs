@@ -16,9 +16,9 @@ use super::endpoint::{ServiceUrl, WebhookUrl};
 use super::error::{ApiError, CallError};
 use super::request::{self, Exchange};
 use super::response;
-use super::untrusted;
 use super::secret::Secret;
 use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
+use super::untrusted;
 
 /// How the client authenticates.
 #[derive(Debug)]
@@ -144,7 +144,9 @@ impl OAuthSession {
                     "the token file was readable by others; its mode is now 600"
                 ),
                 Ok(None) => {}
-                Err(err) => warn!(error = %err, "the token file is readable by others and its mode could not be fixed"),
+                Err(err) => {
+                    warn!(error = %err, "the token file is readable by others and its mode could not be fixed")
+                }
             }
         }
         let configured = settings.refresh_token.clone().map(|refresh| Tokens {
@@ -438,9 +440,15 @@ mod tests {
     #[test]
     fn only_a_plausible_expiry_is_believed() {
         let now = 1_800_000_000;
-        assert_eq!(plausible_expiry(Some(now + 3600), None, now), Some(now + 3600));
+        assert_eq!(
+            plausible_expiry(Some(now + 3600), None, now),
+            Some(now + 3600)
+        );
         assert_eq!(plausible_expiry(None, Some(3600), now), Some(now + 3600));
-        assert_eq!(plausible_expiry(Some(-1), Some(3600), now), Some(now + 3600));
+        assert_eq!(
+            plausible_expiry(Some(-1), Some(3600), now),
+            Some(now + 3600)
+        );
         assert_eq!(plausible_expiry(Some(i64::MAX), None, now), None);
         assert_eq!(plausible_expiry(Some(now - 5), None, now), None);
         assert_eq!(plausible_expiry(None, Some(-1), now), None);

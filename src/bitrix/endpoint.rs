@@ -277,6 +277,7 @@ fn describe_segment(segment: &str) -> String {
     match (digits, chars) {
         (_, 0) => "empty".to_owned(),
         (d, n) if d == n => "zero".to_owned(),
+        (0, 1) => "1 character without digits".to_owned(),
         (0, n) => format!("{n} characters without digits"),
         (_, n) => format!("{n} characters of letters and digits"),
     }

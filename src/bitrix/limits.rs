@@ -250,7 +250,10 @@ mod tests {
     #[test]
     fn an_absurd_reset_time_blocks_for_at_most_an_hour() {
         let gate = OperatingGate::default();
-        for (i, reset) in [1e300, f64::INFINITY, f64::NAN, -1.0].into_iter().enumerate() {
+        for (i, reset) in [1e300, f64::INFINITY, f64::NAN, -1.0]
+            .into_iter()
+            .enumerate()
+        {
             let method = format!("m{i}");
             gate.record(
                 &method,

@@ -124,5 +124,8 @@ fn location_host(response: &reqwest::Response) -> Option<String> {
     let target = response.url().join(location).ok()?;
     target.host()?;
     // A host name is at most 253 characters; a longer one is not worth quoting in full.
-    Some(untrusted::bounded(&super::endpoint::authority(&target), 260))
+    Some(untrusted::bounded(
+        &super::endpoint::authority(&target),
+        260,
+    ))
 }

@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 use super::clock::plausible_secs;
 use super::error::{ApiError, CallError};
-use super::untrusted::{MAX_CODE_CHARS, MAX_DESCRIPTION_CHARS, excerpt, sanitize};
 pub use super::untrusted::scrub;
+use super::untrusted::{MAX_CODE_CHARS, MAX_DESCRIPTION_CHARS, excerpt, sanitize};
 
 /// A successful answer: the `result` value and what the portal said about timing.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,8 +203,18 @@ mod tests {
 
     #[test]
     fn hostile_time_fields_are_ignored() {
-        for value in [r#""inf""#, r#""NaN""#, "-1", r#""-inf""#, "null", "{}", r#""soon""#] {
-            let body = format!(r#"{{"result":[],"time":{{"operating":{value},"operating_reset_at":{value}}}}}"#);
+        for value in [
+            r#""inf""#,
+            r#""NaN""#,
+            "-1",
+            r#""-inf""#,
+            "null",
+            "{}",
+            r#""soon""#,
+        ] {
+            let body = format!(
+                r#"{{"result":[],"time":{{"operating":{value},"operating_reset_at":{value}}}}}"#
+            );
             assert_eq!(ok(200, &body).time, Timing::default(), "{value}");
         }
     }
@@ -219,7 +229,11 @@ mod tests {
             panic!()
         };
         assert_eq!(api.code, "X\\nY");
-        assert!(api.description.starts_with("<redacted>\\u{1b}[2J"), "{}", api.description);
+        assert!(
+            api.description.starts_with("<redacted>\\u{1b}[2J"),
+            "{}",
+            api.description
+        );
         assert!(api.description.len() < 600);
     }
 

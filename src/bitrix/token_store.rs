@@ -434,10 +434,16 @@ mod tests {
     fn a_fifo_or_directory_is_refused_without_opening_it() {
         let dir = temp_dir("fifo");
         let fifo = dir.join("tokens.json");
-        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(status.success());
         let err = TokenStore::new(&fifo).load().unwrap_err().to_string();
-        assert!(err.contains("a named pipe (FIFO), not a regular file"), "{err}");
+        assert!(
+            err.contains("a named pipe (FIFO), not a regular file"),
+            "{err}"
+        );
         let err = TokenStore::new(&dir).load().unwrap_err().to_string();
         assert!(err.contains("a directory"), "{err}");
     }
@@ -453,7 +459,12 @@ mod tests {
         let store = TokenStore::new(&link);
         store.save(&stored(1)).unwrap();
         store.save(&stored(2)).unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(TokenStore::new(&target).load().unwrap(), Some(stored(2)));
         assert_eq!(store.load().unwrap(), Some(stored(2)));
     }

@@ -136,7 +136,10 @@ mod tests {
     use super::*;
 
     fn secrets() -> Vec<String> {
-        vec!["cl1ent/S3cr3t+x y".to_owned(), "t0p53cr3tc0de42x".to_owned()]
+        vec![
+            "cl1ent/S3cr3t+x y".to_owned(),
+            "t0p53cr3tc0de42x".to_owned(),
+        ]
     }
 
     #[test]
@@ -158,14 +161,21 @@ mod tests {
             assert!(!lower.contains("s3cr3t"), "{echo} → {out}");
         }
         assert_eq!(scrub("nothing here", &secrets()), "nothing here");
-        assert_eq!(scrub("ünïcödé t0P53cr3tc0de42x!", &secrets()), "ünïcödé <redacted>!");
+        assert_eq!(
+            scrub("ünïcödé t0P53cr3tc0de42x!", &secrets()),
+            "ünïcödé <redacted>!"
+        );
     }
 
     #[test]
     fn control_characters_are_escaped_so_no_log_line_can_be_forged() {
         let hostile = "bad\nINFO forged line\r\x1b[31mred\x1b[0m\u{202e}txt\u{85}";
         let out = escape_controls(hostile);
-        assert!(!out.chars().any(|c| c.is_control() || is_invisible_format(c)), "{out:?}");
+        assert!(
+            !out.chars()
+                .any(|c| c.is_control() || is_invisible_format(c)),
+            "{out:?}"
+        );
         assert_eq!(
             out,
             "bad\\nINFO forged line\\r\\u{1b}[31mred\\u{1b}[0m\\u{202e}txt\\u{85}"

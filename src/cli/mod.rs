@@ -32,7 +32,13 @@ pub async fn call(tools: &Bitrix24Tools, name: &str, arguments: &str) -> Outcome
                 kind(&other)
             ));
         }
-        Err(err) => return usage(format!("the arguments are not valid JSON: {err}")),
+        Err(err) => {
+            return usage(format!(
+                "the arguments must be a JSON object like '{{\"CHAT_ID\":2935}}', but the text \
+                 is not valid JSON (the problem is at column {})",
+                err.column()
+            ));
+        }
     };
     match tools.call(name, Some(&arguments)).await {
         Ok(result) => render(&result),

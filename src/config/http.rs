@@ -41,7 +41,7 @@ pub struct HttpSettings {
 
     /// Streamable HTTP without sessions, with JSON answers: for deployments behind a load balancer.
     #[arg(long, env = "MCP_STATELESS", global = true, help_heading = "HTTP transport",
-          action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+          action = clap::ArgAction::SetTrue, value_parser = super::parse_bool)]
     pub stateless: bool,
 
     /// Another allowed browser Origin, e.g. https://app.example.com or http://localhost:* (repeatable).

@@ -133,7 +133,7 @@ pub struct Settings {
 
     /// Allow plain http:// to a non-loopback portal (self-hosted portals without TLS).
     #[arg(long, env = "BITRIX24_ALLOW_INSECURE_HTTP", global = true,
-          action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+          action = clap::ArgAction::SetTrue, value_parser = parse_bool)]
     pub allow_insecure_http: bool,
 
     /// Time allowed to connect to the portal, e.g. 10s or 500ms.
@@ -363,6 +363,60 @@ fn placeholder(raw: &str) -> String {
     }
 }
 
+/// A yes/no setting, in any of the spellings people use in environment files.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "y" => Ok(true),
+        "false" | "0" | "no" | "off" | "n" | "" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a yes/no value; use one of true, false, 1, 0, yes, no, on, off"
+        )),
+    }
+}
+
+/// Prints a command-line error and exits 2. An invalid value that came from an environment
+/// variable is reported under that variable's name — the user never typed the flag.
+pub fn explain_parse_error(err: clap::Error) -> ! {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        let flag = match err.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => arg.split_whitespace().next().map(str::to_owned),
+            _ => None,
+        };
+        let command = Cli::command();
+        let env = flag.as_deref().and_then(|flag| {
+            let long = flag.trim_start_matches('-');
+            let typed = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+            command
+                .get_arguments()
+                .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
+                .find(|arg| arg.get_long() == Some(long))
+                .and_then(|arg| arg.get_env())
+                .filter(|_| !typed)
+                .map(|env| env.to_string_lossy().into_owned())
+        });
+        if let Some(env) = env {
+            let reason = match (
+                std::error::Error::source(&err),
+                err.get(ContextKind::ValidValue),
+            ) {
+                (Some(source), _) => source.to_string(),
+                (None, Some(ContextValue::Strings(valid))) => {
+                    format!("the value is not one of: {}", valid.join(", "))
+                }
+                _ => "the value is not valid".to_owned(),
+            };
+            eprintln!("bitrix24-mcp: {env}: {reason}");
+            std::process::exit(2);
+        }
+    }
+    err.exit()
+}
+
 /// Wraps a secret the moment clap reads it, so `Settings` never holds one in the clear.
 fn secret(text: &str) -> Result<Secret, String> {
     Ok(Secret::new(text))
@@ -479,14 +533,25 @@ mod tests {
             ),
             ("${env:BITRIX24_WEBHOOK_URL}", "${env:BITRIX24_WEBHOOK_URL}"),
             ("${s3cr3tvalue}", "${…} (not shown)"),
-            ("${MCP_HTTP_TOKEN-s3cr3t}", "${MCP_HTTP_TOKEN:-…} (its default is not shown)"),
+            (
+                "${MCP_HTTP_TOKEN-s3cr3t}",
+                "${MCP_HTTP_TOKEN:-…} (its default is not shown)",
+            ),
         ];
         for (raw, expected) in cases {
             assert_eq!(placeholder(raw), expected, "{raw}");
         }
         for args in [
-            vec!["--webhook-url", "${BITRIX24_WEBHOOK_URL:-https://x.bitrix24.com/rest/1/s3cr3t/}"],
-            vec!["--transport", "http", "--http-token", "${MCP_HTTP_TOKEN:-s3cr3t}"],
+            vec![
+                "--webhook-url",
+                "${BITRIX24_WEBHOOK_URL:-https://x.bitrix24.com/rest/1/s3cr3t/}",
+            ],
+            vec![
+                "--transport",
+                "http",
+                "--http-token",
+                "${MCP_HTTP_TOKEN:-s3cr3t}",
+            ],
         ] {
             let err = settings(&args).validate().unwrap_err().to_string();
             assert!(!err.contains("s3cr3t"), "{err}");

@@ -14,9 +14,9 @@ use futures::FutureExt;
 use rmcp::{
     ErrorData, Peer, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
-        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-        ServerCapabilities, ServerConfig, Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CustomRequest, CustomResult,
+        Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
+        ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
@@ -25,6 +25,23 @@ use tracing::{debug, info};
 
 use crate::bitrix::{Client, Wait};
 pub use error::{Category, ToolError};
+
+/// MCP methods rmcp knows: one arriving as a custom request had params of the wrong shape.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+];
 
 const INSTRUCTIONS: &str = "\
 Tools for a live Bitrix24 portal. im_chat_user_list returns the participant IDs of a chat. \
@@ -99,6 +116,10 @@ impl Bitrix24Tools {
             });
         }
         let Some(client) = &self.client else {
+            // Bad arguments are the first thing to fix, configured or not.
+            if let Err(invalid) = chat_user_list::parse_chat_id(arguments) {
+                return Ok(invalid.into_result());
+            }
             info!(tool = name, "tool called without a configured portal");
             return Ok(ToolError::not_configured().into_result());
         };
@@ -146,6 +167,30 @@ impl ServerHandler for Bitrix24Tools {
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         Self::definitions().into_iter().find(|t| t.name == name)
+    }
+
+    /// rmcp parses a known method whose params do not fit (e.g. `tools/call` with `arguments: []`)
+    /// as a custom request; it is a malformed call, not an unknown method.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if KNOWN_METHODS.contains(&request.method.as_str()) {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "the params of {} do not have the shape the MCP specification gives it \
+                     (tools/call takes {{\"name\": string, \"arguments\": object}})",
+                    request.method
+                ),
+                None,
+            ));
+        }
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            request.method,
+            None,
+        ))
     }
 
     async fn call_tool(

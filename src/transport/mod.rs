@@ -2,6 +2,7 @@
 //! their own — stdio, streamable HTTP and legacy SSE, plus the HTTP guard. Shutdown signals are
 //! passed in, so tests can stop a server without sending it a real signal.
 
+pub mod framing;
 pub mod http;
 pub mod security;
 pub mod sse;
@@ -55,10 +56,27 @@ pub fn session_id() -> String {
     id
 }
 
+/// The signal that asked the process to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    /// The shell's convention for a process ended by this signal: 128 + its number.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
 /// Installs the SIGINT and SIGTERM handlers now, and returns a future that resolves on the first
 /// of them (Ctrl-C elsewhere). Installing at once, before any I/O, leaves no window in which a
 /// signal that a client sends right after `initialize` would kill the process by default action.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+pub fn shutdown_signal() -> impl std::future::Future<Output = Signal> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -69,14 +87,20 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             match handlers {
                 Ok((mut interrupt, mut terminate)) => {
                     tokio::select! {
-                        _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
-                        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                        _ = interrupt.recv() => {
+                            tracing::info!(signal = "SIGINT", "shutting down");
+                            Signal::Interrupt
+                        }
+                        _ = terminate.recv() => {
+                            tracing::info!(signal = "SIGTERM", "shutting down");
+                            Signal::Terminate
+                        }
                     }
                 }
                 Err(err) => {
                     // The process still dies of the default action; it just cannot clean up.
                     tracing::warn!(error = %err, "cannot install signal handlers");
-                    std::future::pending::<()>().await;
+                    std::future::pending::<Signal>().await
                 }
             }
         }
@@ -86,8 +110,9 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
         async {
             if tokio::signal::ctrl_c().await.is_ok() {
                 tracing::info!(signal = "ctrl-c", "shutting down");
+                Signal::Interrupt
             } else {
-                std::future::pending::<()>().await;
+                std::future::pending::<Signal>().await
             }
         }
     }

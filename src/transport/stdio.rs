@@ -1,5 +1,5 @@
-//! MCP over stdio: newline-delimited JSON-RPC on stdin/stdout until the client closes stdin or a
-//! shutdown signal arrives.
+//! MCP over stdio: newline-delimited JSON-RPC on stdin/stdout, framed by [`super::framing`], until
+//! the client closes stdin or a shutdown signal arrives.
 
 use std::future::Future;
 
@@ -7,6 +7,7 @@ use rmcp::{ServiceExt, service::ServerInitializeError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
 
+use super::framing;
 use crate::tools::Bitrix24Tools;
 
 /// The session could not start.
@@ -36,8 +37,9 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
+    let (transport, framing) = framing::frame(tokio::io::BufReader::new(reader), writer);
     let session = async {
-        let running = match tools.serve((reader, writer)).await {
+        let running = match tools.serve(transport).await {
             Ok(running) => running,
             // The client went away before `initialize`: nothing to serve, nothing wrong.
             Err(ServerInitializeError::ConnectionClosed(_)) => {
@@ -51,6 +53,8 @@ where
             Ok(reason) => info!(?reason, "mcp session ended"),
             Err(err) => warn!(error = %err, "mcp session task failed"),
         }
+        // The last answers are written before returning.
+        let _ = framing.await;
         Ok(())
     };
     tokio::select! {
