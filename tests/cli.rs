@@ -204,3 +204,184 @@ fn an_insecure_self_hosted_portal_is_allowed_when_asked() {
     let error: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(error["error"], "NETWORK_ERROR");
 }
+
+// ---- what a newcomer meets: messages that name what they set, once ---------------------------
+
+#[test]
+fn an_invalid_environment_value_is_reported_under_the_variable() {
+    let cases = [
+        ("BITRIX24_REQUEST_TIMEOUT", "soon", "is not a duration"),
+        (
+            "BITRIX24_ALLOW_INSECURE_HTTP",
+            "maybe",
+            "use one of true, false, 1, 0, yes, no, on, off",
+        ),
+        ("BITRIX24_LOG_FORMAT", "xml", "not one of: text, json"),
+    ];
+    for (variable, value, reason) in cases {
+        let (code, stdout, stderr) = run(bitrix24_mcp(&["tools"]).env(variable, value));
+        assert_eq!((code, stdout.as_str()), (2, ""), "{variable}");
+        assert!(
+            stderr.starts_with(&format!("bitrix24-mcp: {variable}: ")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(
+            !stderr.contains("--"),
+            "names the flag, not the variable: {stderr}"
+        );
+    }
+    // Typed as a flag, it is reported as the flag.
+    let (code, _, stderr) = run(&mut bitrix24_mcp(&["--request-timeout", "soon", "tools"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--request-timeout"), "{stderr}");
+}
+
+#[test]
+fn arguments_that_are_not_json_say_a_json_object_was_expected() {
+    let (code, _, stderr) = run(&mut bitrix24_mcp(&[
+        "--demo",
+        "call",
+        "im_chat_user_list",
+        "{x",
+    ]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("must be a JSON object like"), "{stderr}");
+    assert!(!stderr.contains("expected ident"), "{stderr}");
+}
+
+#[test]
+fn without_configuration_bad_arguments_are_still_invalid_arguments() {
+    let (code, stdout, stderr) = run(&mut bitrix24_mcp(&[
+        "call",
+        "im_chat_user_list",
+        r#"{"CHAT_ID":0}"#,
+    ]));
+    assert_eq!(code, 1);
+    let error: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(error["error"], "INVALID_ARGUMENT");
+    assert_eq!(stderr, "", "no warning on top of the answer");
+}
+
+#[test]
+fn tools_and_check_print_no_warning_about_a_missing_portal() {
+    let (_, _, stderr) = run(&mut bitrix24_mcp(&["tools"]));
+    assert_eq!(stderr, "");
+    let (code, stdout, stderr) = run(&mut bitrix24_mcp(&["check"]));
+    assert_eq!(code, 1);
+    assert!(stdout.contains("NOT_CONFIGURED"), "{stdout}");
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn a_bad_token_file_is_reported_once() {
+    let dir = common::temp_dir("badfile");
+    let file = dir.join("tokens.json");
+    std::fs::write(&file, "{not json").unwrap();
+    let (code, _, stderr) = run(bitrix24_mcp(&["serve"])
+        .env("BITRIX24_PORTAL_URL", "https://acme.bitrix24.com/rest/")
+        .env("BITRIX24_CLIENT_ID", "app")
+        .env("BITRIX24_CLIENT_SECRET", "s3cr3t")
+        .env("BITRIX24_TOKEN_FILE", &file));
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.matches("not a valid token file").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_token_file_that_is_a_fifo_is_refused_at_once() {
+    let dir = common::temp_dir("fifo");
+    let fifo = dir.join("tokens.json");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = run(
+        bitrix24_mcp(&["call", "im_chat_user_list", r#"{"CHAT_ID":1}"#])
+            .env("BITRIX24_PORTAL_URL", "https://acme.bitrix24.com/rest/")
+            .env("BITRIX24_CLIENT_ID", "app")
+            .env("BITRIX24_CLIENT_SECRET", "s3cr3t")
+            .env("BITRIX24_TOKEN_FILE", &fifo),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("a named pipe (FIFO), not a regular file"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+// ---- one-shot commands stop on a signal ------------------------------------------------------
+
+/// A portal that accepts connections and never answers. Returns its address and a receiver that
+/// gets a message as each connection arrives.
+fn hanging_portal() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (arrived, arrivals) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+            let _ = arrived.send(());
+        }
+    });
+    (address, arrivals)
+}
+
+#[cfg(unix)]
+#[test]
+fn call_and_check_exit_promptly_on_sigint_and_sigterm() {
+    use std::time::Duration;
+    let cases: [(&[&str], i32, i32); 4] = [
+        (
+            &["call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#],
+            libc::SIGINT,
+            130,
+        ),
+        (
+            &["call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#],
+            libc::SIGTERM,
+            143,
+        ),
+        (&["check"], libc::SIGINT, 130),
+        (&["check"], libc::SIGTERM, 143),
+    ];
+    for (args, signal, expected) in cases {
+        let (address, arrivals) = hanging_portal();
+        let mut child = bitrix24_mcp(args)
+            .env(
+                "BITRIX24_WEBHOOK_URL",
+                format!("http://{address}/rest/1/{CODE}/"),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        arrivals
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the request reaches the portal");
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) with a valid signal number on our own child process.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{args:?} ignored the signal"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.code(), Some(expected), "{args:?}");
+    }
+}
