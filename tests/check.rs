@@ -80,9 +80,17 @@ async fn the_demo_portal_checks_clean() {
     assert_eq!(report["portal"]["authenticated"], true);
     assert_eq!(report["portal"]["im_scope"], true);
     assert_eq!(report["portal"]["scopes"], json!(["im", "user_basic"]));
-    assert_eq!(report["portal"]["operating"], 0.0);
-    assert!(report["portal"]["round_trip_ms"].as_f64().unwrap() >= 0.0);
-    assert_eq!(report["settings"]["rate limit"], "2/s, burst 50");
+    assert_eq!(report["portal"]["operating_ms"], 0);
+    assert!(report["portal"]["round_trip_ms"].is_u64());
+    assert_eq!(report["settings"]["rate_per_second"], 2.0);
+    assert_eq!(report["settings"]["rate_burst"], 50);
+    assert_eq!(report["settings"]["request_timeout_ms"], 30_000);
+    for key in report["settings"].as_object().unwrap().keys() {
+        assert!(
+            key.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "{key} is not snake_case"
+        );
+    }
     assert_eq!(report["settings"]["transport"], "stdio");
 }
 
@@ -121,7 +129,7 @@ async fn insufficient_scope_is_not_ready() {
     let (cause, fix) = problem(&report);
     assert_eq!(cause, "insufficient_scope");
     assert!(
-        fix.starts_with("The webhook lacks the im scope; add the \"im\" scope"),
+        fix.starts_with("The webhook lacks the im scope: the \"im\" scope must be added"),
         "{fix}"
     );
 }
@@ -186,13 +194,13 @@ async fn an_oauth_app_with_an_expired_token_is_refreshed_first() {
     assert_eq!(output.status.code(), Some(0), "{all}");
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["settings"]["auth"], "OAuth application");
-    assert_eq!(report["settings"]["client secret"], "set (hidden)");
+    assert_eq!(report["settings"]["client_secret"], "set (hidden)");
     assert_eq!(
-        report["settings"]["access token"],
+        report["settings"]["access_token"],
         "expired (refreshed on first use)"
     );
     assert!(
-        report["settings"]["token file"]
+        report["settings"]["token_file"]
             .as_str()
             .unwrap()
             .contains("saved"),

@@ -466,3 +466,110 @@ async fn shutdown_closes_open_streams_and_returns() {
     );
     let _ = events.buffer;
 }
+
+// ---- hostile clients: half-open connections, idle streams, odd headers -----------------------
+
+#[tokio::test]
+async fn half_open_connections_past_the_cap_neither_exhaust_the_server_nor_block_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(|o| {
+        o.connections.max_connections = 4;
+        o.connections.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // Three times the cap, each sending half a request and then nothing.
+    let mut half_open = Vec::new();
+    for _ in 0..12 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        half_open.push(stream);
+    }
+    // A real client still gets through: slots free up as the stalled headers time out.
+    let created = tokio::time::timeout(
+        Duration::from_secs(20),
+        mcp_post(&server).json(&initialize()).send(),
+    )
+    .await
+    .expect("initialize is answered despite the stalled connections")
+    .unwrap();
+    assert_eq!(created.status(), 200);
+    // Every stalled connection was closed by the server, not left open.
+    for mut stream in half_open {
+        let mut buffer = Vec::new();
+        // Closed means end of stream or a reset; before the fix this read waited for ever.
+        let _closed =
+            tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buffer))
+                .await
+                .expect("the server closes a stalled connection");
+    }
+}
+
+#[tokio::test]
+async fn a_lower_case_bearer_scheme_is_accepted() {
+    let server = Server::start(|_| {}).await;
+    let response = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_host_that_only_starts_like_loopback_is_refused() {
+    let server = Server::start(|_| {}).await;
+    for host in ["[::1].evil.com", "127.0.0.1.evil.com", "localhost:80:80"] {
+        let response = mcp_post(&server)
+            .header("host", host)
+            .json(&initialize())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_session_is_404() {
+    let server = Server::start(|_| {}).await;
+    let response = reqwest::Client::new()
+        .delete(server.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("mcp-session-id", "no-such-session")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn idle_sse_streams_are_closed_and_free_their_slot() {
+    let server = Server::start(|o| {
+        o.session_idle_timeout = Duration::from_millis(300);
+        o.max_sessions = 1;
+    })
+    .await;
+    let (mut events, _) = open_sse(&server).await;
+    // Left idle, the stream ends...
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.response.chunk().await {
+                Ok(Some(_)) => continue,
+                other => break other,
+            }
+        }
+    })
+    .await
+    .expect("the idle stream is closed");
+    assert!(matches!(end, Ok(None) | Err(_)));
+    // ...and its slot takes a new session.
+    let created = mcp_post(&server).json(&initialize()).send().await.unwrap();
+    assert_eq!(created.status(), 200);
+}

@@ -40,8 +40,11 @@ fn with_retries(max_retries: u32) -> ClientOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_calls_meet_no_query_limit_exceeded() {
-    // Bitrix24's bucket scaled up 50 times in drain so the test takes seconds, not minutes.
-    let (drain, burst, calls) = (100.0, 50, 200);
+    // Bitrix24's bucket scaled up 12.5 times in drain so the test takes seconds, not minutes.
+    // Not more: the client keeps one slot in reserve for network jitter, which is plenty at the
+    // real 500 ms interval; at 10 ms, the set-up of the burst's first connections on a loaded
+    // 2-core machine is jitter enough to overflow it (one run in four failed that way).
+    let (drain, burst, calls) = (25.0, 50, 200);
     let mut data = PortalData::sample(CODE);
     data.rate_limit = Some((drain, burst));
     let portal = DemoPortal::start(data).await.unwrap();

@@ -191,7 +191,7 @@ async fn invalid_grant_tells_the_assistant_the_app_must_be_authorized_again() {
         error["hint"]
             .as_str()
             .unwrap()
-            .contains("authorize the app again")
+            .contains("the app must be authorized again")
     );
 }
 

@@ -1,11 +1,12 @@
 //! `bitrix24-mcp check`: the configuration as it takes effect (secrets masked), one call to the
 //! portal's `scope` method, and a verdict — can `im_chat_user_list` work, and if not, what to do.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::bitrix::clock::unix_now;
 use crate::bitrix::token_store::TokenStore;
 use crate::bitrix::{Auth, CallError, Client};
 use crate::config::{Config, Portal, Transport};
@@ -26,7 +27,8 @@ pub struct Report {
     pub ready: bool,
 }
 
-/// Settings in JSON: one object, in display order.
+/// Settings in JSON: one object with snake_case keys and typed values (durations in
+/// milliseconds), in display order.
 fn settings_as_object<S: serde::Serializer>(
     settings: &[Setting],
     serializer: S,
@@ -34,15 +36,20 @@ fn settings_as_object<S: serde::Serializer>(
     use serde::ser::SerializeMap;
     let mut map = serializer.serialize_map(Some(settings.len()))?;
     for setting in settings {
-        map.serialize_entry(setting.name, &setting.value)?;
+        for (key, value) in &setting.json {
+            map.serialize_entry(key, value)?;
+        }
     }
     map.end()
 }
 
+/// One line of the settings: its label and text for people, its keys and values for `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Setting {
-    pub name: &'static str,
-    pub value: String,
+    pub label: &'static str,
+    pub text: String,
+    #[serde(skip)]
+    pub json: Vec<(&'static str, Value)>,
 }
 
 /// What the `scope` call showed. `None` where the check could not get that far.
@@ -52,9 +59,9 @@ pub struct PortalReport {
     pub authenticated: Option<bool>,
     pub scopes: Option<Vec<String>>,
     pub im_scope: Option<bool>,
-    pub round_trip_ms: Option<f64>,
-    /// Seconds of execution time used in the method's window, when the portal reports it.
-    pub operating: Option<f64>,
+    pub round_trip_ms: Option<u64>,
+    /// Execution time used in the method's 10-minute window, when the portal reports it.
+    pub operating_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,13 +96,16 @@ async fn probe(client: &Client, portal: &mut PortalReport, problems: &mut Vec<Pr
     let outcome = client
         .call("scope", &Value::Object(Default::default()))
         .await;
-    let round_trip = started.elapsed().as_secs_f64() * 1000.0;
+    let round_trip = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
         Ok(envelope) => {
             portal.reachable = Some(true);
             portal.authenticated = Some(true);
             portal.round_trip_ms = Some(round_trip);
-            portal.operating = envelope.time.operating;
+            portal.operating_ms = envelope
+                .time
+                .operating
+                .map(|secs| (secs * 1000.0).round() as u64);
             let scopes: Vec<String> = envelope
                 .result
                 .as_array()
@@ -127,7 +137,7 @@ async fn probe(client: &Client, portal: &mut PortalReport, problems: &mut Vec<Pr
 }
 
 /// What a failed `scope` call says about reachability, authentication and scope.
-fn record_failure(err: &CallError, portal: &mut PortalReport, round_trip: f64) {
+fn record_failure(err: &CallError, portal: &mut PortalReport, round_trip: u64) {
     match err {
         CallError::Network { .. } | CallError::Timeout { .. } => portal.reachable = Some(false),
         CallError::Api(api) => {
@@ -165,98 +175,121 @@ fn record_failure(err: &CallError, portal: &mut PortalReport, round_trip: f64) {
 }
 
 impl From<ToolError> for Problem {
+    /// Hints are written for both readers, the assistant and the person running `check`, so
+    /// they are shown as they are.
     fn from(error: ToolError) -> Self {
         Self {
             cause: error.error_description.trim_end_matches('.').to_owned(),
-            fix: addressed_to_the_user(&error.hint),
+            fix: error.hint.trim_end_matches('.').to_owned(),
             code: error.error,
         }
     }
 }
 
-/// Tool hints are written for the assistant ("ask the user to check …"); here the user reads them.
-fn addressed_to_the_user(hint: &str) -> String {
-    let direct = hint
-        .replace("Ask the user to ", "")
-        .replace("ask the user to ", "")
-        .replace("ask the user for ", "get ")
-        .replace("the user must ", "")
-        .replace("the user can ", "you can ");
-    let mut chars = direct.trim_end_matches('.').chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
 /// The effective settings, secrets masked.
 fn settings(config: &Config, client: Option<&Client>) -> Vec<Setting> {
-    let mut out = Vec::new();
-    let mut add = |name: &'static str, value: String| out.push(Setting { name, value });
+    let text = |label: &'static str, key: &'static str, value: String| {
+        (label, value.clone(), vec![(key, Value::String(value))])
+    };
+    let mut lines = Vec::new();
     match &config.portal {
         Portal::Webhook(webhook) => {
-            add("auth", "incoming webhook".into());
-            add("portal", webhook.host());
-            add("webhook user", webhook.user_id().to_string());
-            add("webhook code", "set (hidden)".into());
+            lines.push(text("auth", "auth", "incoming webhook".into()));
+            lines.push(text("portal", "portal", webhook.host()));
+            lines.push((
+                "webhook user",
+                webhook.user_id().to_string(),
+                vec![("webhook_user", json!(webhook.user_id()))],
+            ));
+            lines.push(text("webhook code", "webhook_code", "set (hidden)".into()));
         }
         Portal::OAuth(oauth) => {
-            add("auth", "OAuth application".into());
-            add("portal", oauth.portal.host());
-            add("client id", oauth.client_id.clone());
-            add("client secret", "set (hidden)".into());
-            add("token server", oauth.token_server.host());
-            add("token file", token_file(oauth.token_file.as_deref()));
+            lines.push(text("auth", "auth", "OAuth application".into()));
+            lines.push(text("portal", "portal", oauth.portal.host()));
+            lines.push(text("client id", "client_id", oauth.client_id.clone()));
+            lines.push(text(
+                "client secret",
+                "client_secret",
+                "set (hidden)".into(),
+            ));
+            lines.push(text(
+                "token server",
+                "token_server",
+                oauth.token_server.host(),
+            ));
+            lines.push(text(
+                "token file",
+                "token_file",
+                token_file(oauth.token_file.as_deref()),
+            ));
         }
         Portal::Demo => {
-            add("auth", "demo portal (incoming webhook on loopback)".into());
+            lines.push(text(
+                "auth",
+                "auth",
+                "demo portal (incoming webhook on loopback)".into(),
+            ));
             if let Some(client) = client {
-                add("portal", client.portal_host());
+                lines.push(text("portal", "portal", client.portal_host()));
             }
         }
-        Portal::Unconfigured => add("auth", "none configured".into()),
+        Portal::Unconfigured => lines.push(text("auth", "auth", "none configured".into())),
     }
     if let Some(Auth::OAuth(session)) = client.map(Client::auth) {
+        let now = unix_now();
         let expires = session.current().tokens.expires_at;
-        add(
+        let state: String = match expires {
+            Some(at) if at <= now => "expired (refreshed on first use)".into(),
+            Some(at) => format!("valid for {} more", human_seconds(at.saturating_sub(now))),
+            None => "set, expiry unknown".into(),
+        };
+        lines.push((
             "access token",
-            match expires {
-                Some(at) if at <= crate::bitrix::clock::unix_now() => {
-                    "expired (refreshed on first use)".into()
-                }
-                Some(at) => format!(
-                    "valid for {} more",
-                    human_seconds(at - crate::bitrix::clock::unix_now())
-                ),
-                None => "set, expiry unknown".into(),
-            },
-        );
+            state.clone(),
+            vec![
+                ("access_token", json!(state)),
+                ("access_token_expires_at", json!(expires)),
+            ],
+        ));
     }
-    let client_options = &config.client;
-    add(
+    let options = &config.client;
+    lines.push((
         "rate limit",
         format!(
             "{}/s, burst {}",
-            client_options.rate.per_second, client_options.rate.burst
+            options.rate.per_second, options.rate.burst
         ),
-    );
-    add(
+        vec![
+            ("rate_per_second", json!(options.rate.per_second)),
+            ("rate_burst", json!(options.rate.burst)),
+        ],
+    ));
+    lines.push((
         "retries",
         format!(
             "up to {}, within {}",
-            client_options.retry.max_retries,
-            human(client_options.retry.deadline)
+            options.retry.max_retries,
+            human(options.retry.deadline)
         ),
-    );
-    add(
+        vec![
+            ("max_retries", json!(options.retry.max_retries)),
+            ("retry_deadline_ms", json!(millis(options.retry.deadline))),
+        ],
+    ));
+    lines.push((
         "timeouts",
         format!(
             "connect {}, request {}",
-            human(client_options.connect_timeout),
-            human(client_options.request_timeout)
+            human(options.connect_timeout),
+            human(options.request_timeout)
         ),
-    );
-    add(
+        vec![
+            ("connect_timeout_ms", json!(millis(options.connect_timeout))),
+            ("request_timeout_ms", json!(millis(options.request_timeout))),
+        ],
+    ));
+    lines.push(text(
+        "transport",
         "transport",
         match &config.transport {
             Transport::Stdio => "stdio".into(),
@@ -270,8 +303,11 @@ fn settings(config: &Config, client: Option<&Client>) -> Vec<Setting> {
                 }
             ),
         },
-    );
-    out
+    ));
+    lines
+        .into_iter()
+        .map(|(label, text, json)| Setting { label, text, json })
+        .collect()
 }
 
 fn token_file(path: Option<&std::path::Path>) -> String {
@@ -282,7 +318,7 @@ fn token_file(path: Option<&std::path::Path>) -> String {
         Ok(Some(stored)) if stored.saved_at > 0 => format!(
             "{}, saved {} ago",
             path.display(),
-            human_seconds(crate::bitrix::clock::unix_now() - stored.saved_at)
+            human_seconds(unix_now().saturating_sub(stored.saved_at))
         ),
         Ok(Some(_)) => format!("{}, present", path.display()),
         Ok(None) => format!("{}, not written yet", path.display()),
@@ -290,16 +326,44 @@ fn token_file(path: Option<&std::path::Path>) -> String {
     }
 }
 
-fn human(duration: std::time::Duration) -> String {
-    human_seconds(duration.as_secs() as i64)
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A configured duration, exactly: `500ms`, `1.5s`, `30s`, `2m`, `2m30s`.
+fn human(duration: Duration) -> String {
+    let ms = millis(duration);
+    match ms {
+        ms if ms < 1000 => format!("{ms}ms"),
+        ms if ms % 1000 != 0 && ms < 60_000 => format!("{}s", ms as f64 / 1000.0),
+        ms if ms % 1000 != 0 => format!("{}ms", ms),
+        ms => {
+            let secs = ms / 1000;
+            match (secs / 60, secs % 60) {
+                (0, s) => format!("{s}s"),
+                (m, 0) => format!("{m}m"),
+                (m, s) => format!("{m}m{s}s"),
+            }
+        }
+    }
+}
+
+/// An age or a remaining time, to the two largest units: `45s`, `2m30s`, `3h5m`, `2d4h`.
 fn human_seconds(secs: i64) -> String {
-    match secs.max(0) {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
+    let s = secs.max(0);
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => two_units(s / 60, "m", s % 60, "s"),
+        s if s < 86_400 => two_units(s / 3600, "h", s % 3600 / 60, "m"),
+        s => two_units(s / 86_400, "d", s % 86_400 / 3600, "h"),
+    }
+}
+
+fn two_units(big: i64, big_unit: &str, small: i64, small_unit: &str) -> String {
+    if small == 0 {
+        format!("{big}{big_unit}")
+    } else {
+        format!("{big}{big_unit}{small}{small_unit}")
     }
 }
 
@@ -310,7 +374,7 @@ pub fn render(report: &Report) -> String {
         report.version
     );
     for setting in &report.settings {
-        out.push_str(&format!("  {:<15} {}\n", setting.name, setting.value));
+        out.push_str(&format!("  {:<15} {}\n", setting.label, setting.text));
     }
     let portal = &report.portal;
     let yes_no = |value: Option<bool>, yes: &str, no: &str| match value {
@@ -320,7 +384,7 @@ pub fn render(report: &Report) -> String {
     };
     out.push_str("\nPortal\n");
     let reachable = match (portal.reachable, portal.round_trip_ms) {
-        (Some(true), Some(ms)) => format!("yes (round trip {ms:.0} ms)"),
+        (Some(true), Some(ms)) => format!("yes (round trip {ms} ms)"),
         (value, _) => yes_no(value, "yes", "no"),
     };
     out.push_str(&format!("  {:<15} {reachable}\n", "reachable"));
@@ -334,10 +398,11 @@ pub fn render(report: &Report) -> String {
         (value, _) => yes_no(*value, "granted", "missing"),
     };
     out.push_str(&format!("  {:<15} {scope}\n", "scope im"));
-    if let Some(operating) = portal.operating {
+    if let Some(operating) = portal.operating_ms {
         out.push_str(&format!(
-            "  {:<15} {operating} s used in the current 10-minute window\n",
-            "operating time"
+            "  {:<15} {} used in the current 10-minute window\n",
+            "operating time",
+            human(Duration::from_millis(operating))
         ));
     }
     if !report.problems.is_empty() {
@@ -409,31 +474,35 @@ mod tests {
             .collect()
     }
 
-    /// The rewording is a special case on top of the shared hints: this keeps it complete, so a
-    /// hint phrased some new way fails here rather than reaching a user half-reworded.
+    /// Hints are shown to the person running `check` exactly as the assistant gets them, so each
+    /// must read well for both: no instructions about "the user", a capital, a full stop.
     #[test]
-    fn every_hint_reads_as_an_instruction_to_the_user() {
+    fn every_hint_reads_well_for_both_readers() {
         for hint in every_hint() {
-            let fix = addressed_to_the_user(&hint);
-            assert!(
-                !fix.to_lowercase().contains("the user"),
-                "{hint:?} became {fix:?}"
-            );
-            assert!(fix.starts_with(char::is_uppercase), "{fix:?}");
+            let lower = hint.to_lowercase();
+            for phrase in ["ask the user", "the user must", "the user can", "their "] {
+                assert!(!lower.contains(phrase), "{hint:?} contains {phrase:?}");
+            }
+            assert!(hint.starts_with(char::is_uppercase), "{hint:?}");
+            assert!(hint.ends_with('.'), "{hint:?}");
         }
     }
 
     #[test]
-    fn hints_for_the_assistant_become_instructions_for_the_user() {
-        assert_eq!(
-            addressed_to_the_user(
-                "The webhook lacks the im scope; ask the user to add the \"im\" scope in the portal's webhook settings, then retry."
-            ),
-            "The webhook lacks the im scope; add the \"im\" scope in the portal's webhook settings, then retry"
-        );
-        assert_eq!(
-            addressed_to_the_user("Ask the user to set BITRIX24_WEBHOOK_URL and restart it."),
-            "Set BITRIX24_WEBHOOK_URL and restart it"
-        );
+    fn durations_are_shown_exactly() {
+        let cases = [
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(150), "2m30s"),
+            (Duration::from_millis(60_500), "60500ms"),
+        ];
+        for (duration, expected) in cases {
+            assert_eq!(human(duration), expected);
+        }
+        assert_eq!(human_seconds(150), "2m30s");
+        assert_eq!(human_seconds(3 * 3600 + 5 * 60), "3h5m");
+        assert_eq!(human_seconds(-5), "0s");
     }
 }

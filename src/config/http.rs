@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::{ConfigError, parse_duration};
 use crate::bitrix::Secret;
+use crate::transport::connections::ConnectionLimits;
 use crate::transport::http::HttpOptions;
 use crate::transport::security::{DEFAULT_HOSTS, DEFAULT_ORIGINS, Guard, OriginPattern};
 
@@ -69,10 +70,20 @@ pub struct HttpSettings {
           value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "HTTP transport")]
     pub max_sessions: u32,
 
-    /// Streamable HTTP sessions idle this long are closed.
+    /// Sessions (streamable HTTP and SSE) idle this long are closed.
     #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", global = true, default_value = "5m",
           value_parser = parse_duration, help_heading = "HTTP transport")]
     pub session_idle_timeout: Duration,
+
+    /// Most connections open at once; more wait until one closes.
+    #[arg(long, env = "MCP_MAX_CONNECTIONS", global = true, default_value = "256",
+          value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "HTTP transport")]
+    pub max_connections: u32,
+
+    /// A connection must send each request's headers within this time, or it is closed.
+    #[arg(long, env = "MCP_HEADER_READ_TIMEOUT", global = true, default_value = "10s",
+          value_parser = parse_duration, help_heading = "HTTP transport")]
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,6 +148,10 @@ impl HttpSettings {
                 },
                 max_sessions: self.max_sessions as usize,
                 session_idle_timeout: self.session_idle_timeout,
+                connections: ConnectionLimits {
+                    max_connections: self.max_connections as usize,
+                    header_read_timeout: self.header_read_timeout,
+                },
                 ..HttpOptions::default()
             },
         })

@@ -80,7 +80,7 @@ impl ToolError {
             retryable: false,
             retry_after_secs: None,
             attempts: None,
-            hint: "Ask the user to set BITRIX24_WEBHOOK_URL (https://<portal>/rest/<user_id>/<code>/), or the BITRIX24_PORTAL_URL/CLIENT_ID/CLIENT_SECRET/REFRESH_TOKEN set of an OAuth app, in the server's environment and restart it, or to start it with --demo to try the sample portal.".into(),
+            hint: "BITRIX24_WEBHOOK_URL (https://<portal>/rest/<user_id>/<code>/), or an OAuth app's BITRIX24_PORTAL_URL, CLIENT_ID, CLIENT_SECRET and REFRESH_TOKEN, must be set in the server's environment and the server restarted; --demo starts a sample portal instead.".into(),
         }
     }
 
@@ -94,7 +94,7 @@ impl ToolError {
                 None,
                 Network,
                 true,
-                "The portal could not be reached; retry in a moment, and if it persists ask the user to check the portal address and their network.",
+                "The portal could not be reached; retry in a moment, and if it persists, the portal address and the network need checking.",
             ),
             CallError::Timeout { .. } => Self::own(
                 "TIMEOUT",
@@ -102,7 +102,7 @@ impl ToolError {
                 None,
                 Network,
                 true,
-                "The portal answered too slowly; retry in a moment, and if it keeps happening the user can raise --request-timeout.",
+                "The portal answered too slowly; retry in a moment, and if it keeps happening, --request-timeout can be raised.",
             ),
             CallError::Redirect {
                 status,
@@ -116,7 +116,7 @@ impl ToolError {
                 Some(*status),
                 Configuration,
                 false,
-                "Ask the user to update the configured portal address (BITRIX24_WEBHOOK_URL or BITRIX24_PORTAL_URL) and restart the server; do not retry before that.",
+                "The configured portal address (BITRIX24_WEBHOOK_URL or BITRIX24_PORTAL_URL) must be updated and the server restarted; do not retry before that.",
             ),
             CallError::UnexpectedResponse { status, detail } => {
                 let server_side = *status >= 500;
@@ -129,7 +129,7 @@ impl ToolError {
                     if server_side {
                         "The portal or a proxy in front of it failed; retry after a few seconds, and if it persists the portal may be down."
                     } else {
-                        "Something other than the Bitrix24 REST API answered; ask the user to check that the configured address points at the portal itself."
+                        "Something other than the Bitrix24 REST API answered: the configured address must point at the portal itself."
                     },
                 )
             }
@@ -178,7 +178,7 @@ impl ToolError {
                 let mut error = Self::from_api(api, known);
                 if known.is_none() {
                     error.category = Authentication;
-                    error.hint = "The OAuth server refused to refresh the access token; ask the user to check the app's credentials and authorize it again if needed.".into();
+                    error.hint = "The OAuth server refused to refresh the access token: the app's credentials need checking, and the app may need to be authorized again.".into();
                 }
                 error
             }
@@ -449,7 +449,7 @@ mod tests {
         let grant = refresh(CallError::Api(ApiError::new("invalid_grant", "", 400)));
         assert_eq!((grant.category, grant.retryable), (Authentication, false));
         assert!(
-            grant.hint.contains("authorize the app again"),
+            grant.hint.contains("the app must be authorized again"),
             "{}",
             grant.hint
         );

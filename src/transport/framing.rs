@@ -521,7 +521,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_bounded_and_split_on_newlines() {
-        let input = [b"short\r\n".as_slice(), &vec![b'x'; 100], b"\nlast"].concat();
+        let input = [b"short\r\n".as_slice(), &[b'x'; 100], b"\nlast"].concat();
         let mut reader = tokio::io::BufReader::with_capacity(8, input.as_slice());
         assert_eq!(
             read_line(&mut reader, 50).await.unwrap(),

@@ -4,7 +4,6 @@
 //! in-flight calls a bounded time to finish.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Sessions;
+use super::connections::{self, ConnectionLimits};
 use super::security::{self, Guard};
 use super::sse::{self, SseState};
 use crate::tools::Bitrix24Tools;
@@ -45,6 +45,8 @@ pub struct HttpOptions {
     pub drain_timeout: Duration,
     /// Keep-alive comments on event streams, so proxies and clients notice dead connections.
     pub keep_alive: Duration,
+    /// Open connections and how long a request's headers may take.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for HttpOptions {
@@ -61,6 +63,7 @@ impl Default for HttpOptions {
             max_body_bytes: 1024 * 1024,
             drain_timeout: Duration::from_millis(1500),
             keep_alive: Duration::from_secs(15),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -76,28 +79,23 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let app = router(tools, &options, stop.clone());
     info!(transport = "http", %address, stateless = options.stateless, "listening: streamable HTTP at /mcp, legacy SSE at /sse");
-    let signal = {
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            // Ends the sessions and event streams, so graceful shutdown is not held up by them.
-            stop.cancel();
-        }
-    };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .into_future();
+    let server = connections::serve(listener, app, options.connections, stop.clone());
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => result,
-        () = async { stop.cancelled().await; tokio::time::sleep(options.drain_timeout).await } => {
-            warn!(drain_ms = options.drain_timeout.as_millis() as u64, "in-flight requests did not finish in time; stopping anyway");
-            Ok(())
-        }
+        () = &mut server => return Ok(()),
+        // Ends the sessions and event streams too, so the drain is not held up by them.
+        () = shutdown => stop.cancel(),
     }
+    if tokio::time::timeout(options.drain_timeout, server)
+        .await
+        .is_err()
+    {
+        warn!(
+            drain_ms = options.drain_timeout.as_millis() as u64,
+            "in-flight requests did not finish in time; stopping anyway"
+        );
+    }
+    Ok(())
 }
 
 /// The whole HTTP surface.
@@ -132,6 +130,7 @@ pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationTok
         limits.clone(),
         stop,
         options.keep_alive,
+        options.session_idle_timeout,
     ));
 
     let mcp = Router::new()
@@ -154,9 +153,9 @@ pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationTok
     Router::new().route("/healthz", get(health)).merge(guarded)
 }
 
-/// Refuses a new streamable HTTP session (a POST without `Mcp-Session-Id`) when full, and answers
-/// a session's termination with 204: rmcp says 202, which the official Python SDK reports as a
-/// failed termination (it expects 200 or 204).
+/// Refuses a new streamable HTTP session (a POST without `Mcp-Session-Id`) when full, answers
+/// the termination of an unknown session with 404, and of a known one with 204: rmcp says 202,
+/// which the official Python SDK reports as a failed termination (it expects 200 or 204).
 async fn session_rules(
     State((limits, stateless)): State<(Arc<Sessions>, bool)>,
     request: Request,
@@ -173,6 +172,15 @@ async fn session_rules(
             .into_response();
     }
     let terminates = request.method() == Method::DELETE;
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|id| id.to_str().ok());
+    if let (true, Some(id)) = (terminates && !stateless, session)
+        && !limits.has_streamable(id).await
+    {
+        return (StatusCode::NOT_FOUND, "unknown or closed session").into_response();
+    }
     let mut response = next.run(request).await;
     if terminates && response.status() == StatusCode::ACCEPTED {
         *response.status_mut() = StatusCode::NO_CONTENT;

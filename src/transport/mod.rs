@@ -2,6 +2,7 @@
 //! their own — stdio, streamable HTTP and legacy SSE, plus the HTTP guard. Shutdown signals are
 //! passed in, so tests can stop a server without sending it a real signal.
 
+pub mod connections;
 pub mod framing;
 pub mod http;
 pub mod security;
@@ -35,6 +36,11 @@ impl Sessions {
     pub async fn has_room(&self) -> bool {
         let open = self.streamable.sessions.read().await.len() + self.sse.load(Ordering::Acquire);
         open < self.max
+    }
+
+    /// Whether a streamable HTTP session with this ID is open.
+    pub async fn has_streamable(&self, id: &str) -> bool {
+        self.streamable.sessions.read().await.contains_key(id)
     }
 
     pub fn sse_opened(&self) {

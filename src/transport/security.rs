@@ -10,6 +10,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::debug;
 use url::Url;
@@ -91,12 +92,17 @@ pub struct Guard {
 impl Guard {
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
         // HTTP/1.1 requires Host; a request without one is not from a browser we must protect
-        // against, and hyper fills it for HTTP/2 from :authority.
-        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        // against.
+        let Some(host) = headers.get(header::HOST) else {
             return true;
         };
-        let host = host.to_ascii_lowercase();
-        let name = host_name(&host);
+        let Some(host) = host.to_str().ok().map(str::to_ascii_lowercase) else {
+            return false;
+        };
+        // A Host that is not `name[:port]` (e.g. `[::1].evil.com`) matches nothing.
+        let Some(name) = host_name(&host) else {
+            return false;
+        };
         self.hosts.iter().any(|allowed| {
             let allowed = allowed.to_ascii_lowercase();
             allowed == "*" || allowed == host || allowed == name
@@ -120,21 +126,49 @@ impl Guard {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or_default();
-        presented
-            .as_bytes()
-            .ct_eq(expected.expose().as_bytes())
-            .into()
+        // Digests of equal length are compared, so the time taken says nothing about the
+        // expected token's length (comparing the raw bytes stops early on a length mismatch).
+        let presented = Sha256::digest(presented.as_bytes());
+        let expected = Sha256::digest(expected.expose().as_bytes());
+        presented.as_slice().ct_eq(expected.as_slice()).into()
     }
 }
 
-/// The name part of a `Host` header: `example.com:8000` → `example.com`, `[::1]:80` → `[::1]`.
-fn host_name(host: &str) -> &str {
+/// The token of an `Authorization: Bearer <token>` header. The scheme name is case-insensitive
+/// (RFC 7235) and may be followed by several spaces.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// The name part of a well-formed `Host` header: `example.com:8000` → `example.com`, `[::1]:80`
+/// → `[::1]`; `None` for anything else.
+fn host_name(host: &str) -> Option<&str> {
+    let valid_port = |port: &str| {
+        !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+    };
     if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
+        let end = host.find(']')?;
+        let rest = &host[end + 1..];
+        return match rest.strip_prefix(':') {
+            None if rest.is_empty() => Some(&host[..=end]),
+            Some(port) if valid_port(port) => Some(&host[..=end]),
+            _ => None,
+        };
     }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    (name_ok && port.is_none_or(valid_port)).then_some(name)
 }
 
 /// The axum middleware.
@@ -237,7 +271,16 @@ mod tests {
         ] {
             assert!(g.host_allowed(&headers(&[(header::HOST, ok)])), "{ok}");
         }
-        for bad in ["evil.example", "127.0.0.1.evil.example:80", "10.0.0.5:8000"] {
+        for bad in [
+            "evil.example",
+            "127.0.0.1.evil.example:80",
+            "10.0.0.5:8000",
+            "[::1].evil.com",
+            "[::1]x:80",
+            "localhost:80:80",
+            "localhost:http",
+            "local host",
+        ] {
             assert!(!g.host_allowed(&headers(&[(header::HOST, bad)])), "{bad}");
         }
     }
@@ -245,13 +288,19 @@ mod tests {
     #[test]
     fn the_token_must_match_exactly() {
         let g = guard(Some("s3cret"));
-        assert!(g.token_accepted(&headers(&[(header::AUTHORIZATION, "Bearer s3cret")])));
+        for good in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
+            assert!(
+                g.token_accepted(&headers(&[(header::AUTHORIZATION, good)])),
+                "{good}"
+            );
+        }
         for bad in [
             "Bearer s3cre",
             "Bearer s3cret2",
-            "bearer s3cret",
+            "Bearers3cret",
             "s3cret",
             "Basic s3cret",
+            "Bearer ",
         ] {
             assert!(
                 !g.token_accepted(&headers(&[(header::AUTHORIZATION, bad)])),

@@ -40,6 +40,9 @@ pub struct SseState {
     limits: Arc<Sessions>,
     shutdown: CancellationToken,
     keep_alive: Duration,
+    /// A session with no message from the client for this long is closed, as streamable HTTP
+    /// sessions are: idle streams must not hold every slot.
+    idle_timeout: Duration,
 }
 
 impl SseState {
@@ -48,6 +51,7 @@ impl SseState {
         limits: Arc<Sessions>,
         shutdown: CancellationToken,
         keep_alive: Duration,
+        idle_timeout: Duration,
     ) -> Self {
         Self {
             tools,
@@ -55,6 +59,7 @@ impl SseState {
             limits,
             shutdown,
             keep_alive,
+            idle_timeout,
         }
     }
 
@@ -91,8 +96,9 @@ pub async fn open(State(state): State<Arc<SseState>>) -> Response {
     let tools = state.tools.clone().in_session("sse", &id);
     let session_shutdown = state.shutdown.child_token();
     let session_id = id.clone();
+    let inbound = until_idle(in_rx, state.idle_timeout, id.clone());
     tokio::spawn(async move {
-        match tools.serve((out_tx, in_rx)).await {
+        match tools.serve((out_tx, inbound)).await {
             Ok(running) => {
                 tokio::select! {
                     _ = running.waiting() => {}
@@ -109,6 +115,28 @@ pub async fn open(State(state): State<Arc<SseState>>) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.keep_alive))
         .into_response()
+}
+
+/// The client's messages, ending after `idle` without one: the session then ends, its event
+/// stream closes and its slot is freed.
+fn until_idle(
+    messages: mpsc::Receiver<ClientJsonRpcMessage>,
+    idle: Duration,
+    id: String,
+) -> std::pin::Pin<Box<dyn Stream<Item = ClientJsonRpcMessage> + Send>> {
+    Box::pin(futures::stream::unfold(messages, move |mut messages| {
+        let id = id.clone();
+        async move {
+            match tokio::time::timeout(idle, messages.next()).await {
+                Ok(Some(message)) => Some((message, messages)),
+                Ok(None) => None,
+                Err(_) => {
+                    info!(transport = "sse", session = %id, "sse session idle; closing it");
+                    None
+                }
+            }
+        }
+    }))
 }
 
 /// The event stream: `endpoint`, then one `message` per server message, until the session or the
