@@ -584,11 +584,11 @@ fn render(plan: &Plan, rows: &[Row]) -> String {
     let mut out = String::from("# Benchmarks\n\n");
     let _ = writeln!(
         out,
-        "Measured by `cargo bench --bench e2e`{}: the release binary, end to end, against the sample portal on loopback.\n",
+        "Measured by {}: the release binary, end to end, against the sample portal on loopback.\n",
         if plan.short {
-            " -- --short (a quick run: too few samples to quote)"
+            "`cargo bench --bench e2e -- --short` (a quick run: too few samples to quote)"
         } else {
-            ""
+            "`cargo bench --bench e2e`"
         }
     );
     let _ = writeln!(
