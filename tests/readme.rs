@@ -126,8 +126,14 @@ fn the_error_table_lists_every_code_the_server_knows() {
     in_code.extend(own_codes());
     let missing: Vec<_> = in_code.difference(&in_readme).collect();
     let unknown: Vec<_> = in_readme.difference(&in_code).collect();
-    assert!(missing.is_empty(), "codes README does not list: {missing:?}");
-    assert!(unknown.is_empty(), "codes README lists that the server does not know: {unknown:?}");
+    assert!(
+        missing.is_empty(),
+        "codes README does not list: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "codes README lists that the server does not know: {unknown:?}"
+    );
 }
 
 #[test]
@@ -164,7 +170,11 @@ fn each_example_file_works_pasted_whole_in_its_own_client() {
     };
     for (file, client_syntax, foreign_syntax) in [
         ("mcp.json.example", "${BITRIX24_WEBHOOK_URL}", "${env:"),
-        ("cursor.mcp.json.example", "${env:BITRIX24_WEBHOOK_URL}", "${BITRIX"),
+        (
+            "cursor.mcp.json.example",
+            "${env:BITRIX24_WEBHOOK_URL}",
+            "${BITRIX",
+        ),
     ] {
         let config = read(file);
         let servers = config["mcpServers"].as_object().unwrap();
@@ -179,6 +189,9 @@ fn each_example_file_works_pasted_whole_in_its_own_client() {
         let text = config.to_string();
         assert!(!text.contains("--demo"), "{file}: no demo entry");
         assert!(text.contains(client_syntax), "{file}");
-        assert!(!text.contains(foreign_syntax), "{file}: the other client's syntax");
+        assert!(
+            !text.contains(foreign_syntax),
+            "{file}: the other client's syntax"
+        );
     }
 }
