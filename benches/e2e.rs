@@ -142,6 +142,15 @@ async fn run(plan: Plan) {
         refused == 0,
     ));
 
+    for (path, requests, expected) in request_economy().await {
+        rows.push(Row::new(
+            &format!("portal requests per answer: {path}"),
+            format!("{requests:.1}"),
+            &format!("{expected:.1}"),
+            requests <= expected,
+        ));
+    }
+
     let load = http_throughput(&plan, &portal).await;
     for level in &load.levels {
         let target = if level.concurrency == 64 {
@@ -276,8 +285,23 @@ fn initialize_message() -> Value {
 }
 
 fn call_message(id: u64) -> Value {
+    tool_message(id, "im_chat_user_list", json!({"CHAT_ID": 2935}))
+}
+
+/// A call for a chat of its own: concurrent identical reads share one request, so where requests
+/// are what is measured (the bucket, throughput), each call asks about another chat. The sample
+/// portal answers an empty list for chats it does not have, which is a success like any other.
+fn distinct_call_message(id: u64) -> Value {
+    tool_message(
+        id,
+        "im_chat_user_list",
+        json!({"CHAT_ID": 100_000 + id % 1_000_000}),
+    )
+}
+
+fn tool_message(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-           "params": {"name": "im_chat_user_list", "arguments": {"CHAT_ID": 2935}}})
+           "params": {"name": tool, "arguments": arguments}})
 }
 
 async fn cold_start(plan: &Plan, portal: &DemoPortal) -> (Vec<f64>, Vec<f64>) {
@@ -360,7 +384,7 @@ async fn bucket_burst(plan: &Plan) -> (u64, f64, usize) {
     session.initialize().await;
     let started = Instant::now();
     let burst_of_calls: String = (1..=calls)
-        .map(|id| format!("{}\n", call_message(id)))
+        .map(|id| format!("{}\n", distinct_call_message(id)))
         .collect();
     session
         .stdin
@@ -387,6 +411,81 @@ async fn bucket_burst(plan: &Plan) -> (u64, f64, usize) {
         elapsed / minimum,
         refused + portal.rate_limited() as usize,
     )
+}
+
+// ---- request economy: portal requests per answer on the paths users take --------------------
+
+/// Each path through the sample portal over stdio, with the portal requests it cost per answer
+/// and what it should cost.
+async fn request_economy() -> Vec<(&'static str, f64, f64)> {
+    let portal = DemoPortal::start(PortalData::sample("benchmarkcode0003"))
+        .await
+        .expect("fake portal");
+    let mut session = Session::new(spawn_stdio(&portal, UNLIMITED));
+    session.initialize().await;
+    let mut rows = Vec::new();
+    let mut id = 1;
+    let mut call = |tool: &str, arguments: Value| {
+        id += 1;
+        tool_message(id, tool, arguments)
+    };
+    let before = portal.requests().len();
+    let found = session
+        .request(&call("im_search_chat_list", json!({"FIND": "Market"})))
+        .await;
+    let chat_id = found["result"]["structuredContent"]["chats"][0]["chat_id"].clone();
+    session
+        .request(&call("im_dialog_users_list", json!({"CHAT_ID": chat_id})))
+        .await;
+    let spent = portal.requests().len() - before;
+    rows.push(("a chat by name → its members with names", spent as f64, 2.0));
+
+    let before = portal.requests().len();
+    let deal = session
+        .request(&call(
+            "im_chat_get",
+            json!({"ENTITY_TYPE": "CRM", "ENTITY_ID": "DEAL|1663"}),
+        ))
+        .await;
+    let chat_id = deal["result"]["structuredContent"]["chat_id"].clone();
+    session
+        .request(&call("im_dialog_users_list", json!({"CHAT_ID": chat_id})))
+        .await;
+    let spent = portal.requests().len() - before;
+    rows.push(("a deal → its chat's members with names", spent as f64, 2.0));
+
+    let before = portal.requests().len();
+    session
+        .request(&call("im_dialog_users_list", json!({"CHAT_ID": 2940})))
+        .await;
+    let spent = portal.requests().len() - before;
+    rows.push(("the members of a chat of 450", spent as f64, 3.0));
+
+    let before = portal.requests().len();
+    let concurrent: String = (0..10)
+        .map(|_| format!("{}\n", call("im_dialog_get", json!({"CHAT_ID": 2935}))))
+        .collect();
+    session
+        .stdin
+        .write_all(concurrent.as_bytes())
+        .await
+        .expect("write");
+    for _ in 0..10 {
+        session
+            .stdout
+            .next_line()
+            .await
+            .expect("read")
+            .expect("an answer");
+    }
+    let spent = portal.requests().len() - before;
+    rows.push((
+        "10 identical im_dialog_get calls at once (per call)",
+        spent as f64 / 10.0,
+        0.1,
+    ));
+    session.close().await;
+    rows
 }
 
 // ---- 3. throughput over streamable HTTP ------------------------------------------------------
@@ -478,7 +577,7 @@ async fn load(
                         .header("accept", "application/json, text/event-stream")
                         .header("content-type", "application/json")
                         .header("mcp-protocol-version", "2025-06-18")
-                        .body(call_message(id).to_string())
+                        .body(distinct_call_message(id).to_string())
                         .send()
                         .await
                         .expect("server answers");
@@ -631,7 +730,12 @@ const NOTES: &str = "
   by the same `im.chat.user.list` request sent straight to the portal with a plain HTTP client, so
   both paths see the same machine. The overhead is the difference of the two percentiles: JSON-RPC
   over the pipe, argument checks, the bucket, the HTTP exchange's setup, parsing, shaping.
-- **Rate bucket**: one stdio session receives all calls at once; the fake portal enforces the
+- **Portal requests per answer**: the paths users take, through one stdio session against the
+  sample portal, counted at the portal: a chat by name to its members (search, then the member
+  list), a deal to its chat's members, a chat of 450 (pages of 200), and ten identical calls sent
+  at once (which share one request).
+- **Rate bucket**: one stdio session receives all calls at once (each about another chat, since
+  identical concurrent reads would share requests); the fake portal enforces the
   same leaky bucket as the server's client side (scaled up from Bitrix24's 2/s so the run takes
   seconds). The minimum is (calls - burst) / drain; the server keeps one burst slot in hand for
   network jitter, so exactly 100% is not reachable by design.

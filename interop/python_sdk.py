@@ -24,6 +24,15 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 BIN = os.environ["BITRIX24_MCP_BIN"]
 TOKEN = "interop-t0ken"
 EXPECTED = {"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3}
+EXPECTED_TOOLS = [
+    "im_search_chat_list",
+    "im_chat_get",
+    "im_dialog_get",
+    "im_dialog_users_list",
+    "im_chat_user_list",
+    "im_user_list_get",
+    "im_recent_list",
+]
 
 results: list[tuple[str, bool, str]] = []
 
@@ -35,8 +44,14 @@ async def exercise(name: str, session: ClientSession) -> None:
 
     tools = (await session.list_tools()).tools
     names = [t.name for t in tools]
-    check(f"{name}: lists exactly im_chat_user_list", names == ["im_chat_user_list"], str(names))
-    schema = tools[0].input_schema if tools else {}
+    check(f"{name}: lists the seven chat tools", names == EXPECTED_TOOLS, str(names))
+    check(
+        f"{name}: every tool is annotated read-only with an output schema",
+        all(t.annotations and t.annotations.read_only_hint is True and t.output_schema for t in tools),
+        str([(t.name, t.annotations) for t in tools]),
+    )
+    chat_user_list = next((t for t in tools if t.name == "im_chat_user_list"), None)
+    schema = chat_user_list.input_schema if chat_user_list else {}
     check(
         f"{name}: CHAT_ID is a required integer >= 1",
         schema.get("required") == ["CHAT_ID"]
@@ -60,6 +75,14 @@ async def exercise(name: str, session: ClientSession) -> None:
         json.dumps(error),
     )
     check(f"{name}: an error carries no structuredContent", bad.structured_content is None, str(bad.structured_content))
+
+    # The README walkthrough: a chat by name, then its members with names.
+    found = await session.call_tool("im_search_chat_list", {"FIND": "Market"})
+    chats = (found.structured_content or {}).get("chats", [])
+    check(f"{name}: FIND Market finds the Marketing team chat", [c["name"] for c in chats] == ["Marketing team"], str(chats))
+    members = await session.call_tool("im_dialog_users_list", {"CHAT_ID": chats[0]["chat_id"] if chats else 0})
+    people = [u["name"] for u in (members.structured_content or {}).get("users", [])]
+    check(f"{name}: its members come with names", people == ["Anna Petrova", "Alexander Smith", "Maria Garcia"], str(people))
 
 
 def check(name: str, passed: bool, detail: str) -> None:

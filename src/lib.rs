@@ -95,11 +95,11 @@ async fn execute(
     }
     if matches!(command, Command::Tools) {
         // The definitions need no portal: nothing is started, nothing is warned about.
-        return Ok(print_tools());
+        return Ok(print_tools(&config.tools));
     }
     // Kept alive for the whole run: dropping it stops the sample portal.
     let (client, _demo) = connect(&config, matches!(command, Command::Serve)).await?;
-    let tools = Bitrix24Tools::new(client);
+    let tools = Bitrix24Tools::new(client).serving(config.tools.clone());
     match command {
         Command::Serve => {
             match config.transport {
@@ -123,7 +123,7 @@ async fn execute(
             print(&outcome);
             Ok(outcome.exit_code)
         }
-        Command::Tools => Ok(print_tools()),
+        Command::Tools => Ok(print_tools(&config.tools)),
         Command::Check { json } => {
             let report = cli::check::run(&configured, tools.client()).await;
             let text = if json {
@@ -141,8 +141,8 @@ async fn execute(
     }
 }
 
-fn print_tools() -> i32 {
-    let outcome = cli::tools();
+fn print_tools(selection: &tools::Selection) -> i32 {
+    let outcome = cli::tools(selection);
     print(&outcome);
     outcome.exit_code
 }

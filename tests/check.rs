@@ -72,7 +72,7 @@ async fn the_demo_portal_checks_clean() {
     let (code, text, report) = run(None, &["--demo"]).await;
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("Ready: im_chat_user_list can work."),
+        text.contains("Ready: the 7 served tools can work."),
         "{text}"
     );
     assert!(!text.contains("Problems"), "{text}");
@@ -111,7 +111,22 @@ async fn a_webhook_without_the_im_scope_in_its_list_is_not_ready() {
     assert_eq!(cause, "SCOPE_MISSING");
     assert!(fix.contains("\"im\" scope"), "{fix}");
     assert!(text.contains("granted: crm, user"), "{text}");
+    assert!(
+        text.contains("which im_search_chat_list, im_chat_get"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tools           7 served, 0 allowed; not allowed: im_search_chat_list"),
+        "{text}"
+    );
     assert!(text.contains("webhook code    set (hidden)"), "{text}");
+    let tools = report["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 7);
+    assert!(
+        tools
+            .iter()
+            .all(|t| t["allowed"] == false && t["scope"] == "im")
+    );
 }
 
 #[tokio::test]
@@ -129,7 +144,7 @@ async fn insufficient_scope_is_not_ready() {
     let (cause, fix) = problem(&report);
     assert_eq!(cause, "insufficient_scope");
     assert!(
-        fix.starts_with("The webhook lacks the im scope: the \"im\" scope must be added"),
+        fix.starts_with("The webhook lacks the im scope: the \"im\" scope (Chat and notifications) must be added"),
         "{fix}"
     );
 }

@@ -23,6 +23,8 @@ fn bitrix24_mcp(args: &[&str]) -> Command {
         "BITRIX24_CLIENT_ID",
         "BITRIX24_CLIENT_SECRET",
         "BITRIX24_TOKEN_FILE",
+        "BITRIX24_TOOLS",
+        "BITRIX24_EXCLUDE_TOOLS",
         "RUST_LOG",
     ] {
         command.env_remove(var);
@@ -106,7 +108,7 @@ fn an_unknown_tool_is_a_usage_error_naming_the_tools() {
     let (code, _, stderr) = run(&mut bitrix24_mcp(&["--demo", "call", "nope", "{}"]));
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("unknown tool \"nope\"; this server has: im_chat_user_list"),
+        stderr.contains("unknown tool \"nope\"; this server has: im_search_chat_list, im_chat_get"),
         "{stderr}"
     );
 }
@@ -129,9 +131,29 @@ fn tools_prints_the_listed_definitions() {
     assert_eq!(code, 0);
     let listing: Value = serde_json::from_str(&stdout).unwrap();
     let tools = listing["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 1);
-    assert_eq!(tools[0]["name"], "im_chat_user_list");
-    assert_eq!(tools[0]["inputSchema"]["required"], json!(["CHAT_ID"]));
+    assert_eq!(tools.len(), 7);
+    let chat_user_list = tools
+        .iter()
+        .find(|t| t["name"] == "im_chat_user_list")
+        .unwrap();
+    assert_eq!(
+        chat_user_list["inputSchema"]["required"],
+        json!(["CHAT_ID"])
+    );
+    let (code, stdout, _) = run(&mut bitrix24_mcp(&[
+        "tools",
+        "--tools",
+        "im_search_chat_list,im_dialog_users_list",
+    ]));
+    assert_eq!(code, 0);
+    let listing: Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = listing["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["im_search_chat_list", "im_dialog_users_list"]);
 }
 
 #[test]

@@ -326,7 +326,7 @@ async fn invalid_input_is_rejected_without_any_request() {
             json!({"CHAT_ID": "99999999999999999999"}),
             "got \"99999999999999999999\"",
         ),
-        (json!({"CHAT_ID": null}), "got null"),
+        (json!({"CHAT_ID": null}), "CHAT_ID is required"),
         (json!({"CHAT_ID": {"id": 1}}), "got {\"id\":1}"),
         (json!({"CHAT_ID": [1]}), "got [1]"),
         (json!({"CHAT_ID": true}), "got true"),

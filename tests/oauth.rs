@@ -125,11 +125,11 @@ async fn fifty_concurrent_calls_with_an_expired_token_make_exactly_one_refresh()
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.chat_user_list(2935, &|_| {}).await })
+            tokio::spawn(async move { unshared_chat_user_list(&client).await })
         })
         .collect();
     for call in calls {
-        assert_eq!(call.await.unwrap().unwrap(), [99, 1269, 1271]);
+        assert_eq!(call.await.unwrap().unwrap(), json!([99, 1269, 1271]));
     }
     assert_eq!(
         portal.requests_to("/oauth/token").len(),
@@ -262,7 +262,7 @@ async fn concurrent_callers_share_one_failed_refresh() {
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.chat_user_list(2935, &|_| {}).await })
+            tokio::spawn(async move { unshared_chat_user_list(&client).await })
         })
         .collect();
     let mut failures = 0;

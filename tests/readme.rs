@@ -195,3 +195,58 @@ fn each_example_file_works_pasted_whole_in_its_own_client() {
         );
     }
 }
+
+/// The demo commands README shows, each with the JSON it says the command prints.
+fn demo_examples() -> Vec<(String, String, serde_json::Value)> {
+    let text = readme();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut examples = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("cargo run --release -- --demo call ") else {
+            continue;
+        };
+        let (tool, arguments) = rest.split_once(' ').unwrap();
+        let arguments = arguments.trim_matches('\'').to_owned();
+        let json_start = lines[i..]
+            .iter()
+            .position(|l| *l == "```json")
+            .map(|p| i + p + 1)
+            .unwrap();
+        let expected = serde_json::from_str(lines[json_start]).unwrap();
+        examples.push((tool.to_owned(), arguments, expected));
+    }
+    examples
+}
+
+#[test]
+fn every_demo_command_in_the_readme_prints_what_the_readme_says() {
+    let examples = demo_examples();
+    assert!(examples.len() >= 4, "README's walkthrough is missing");
+    for (tool, arguments, expected) in examples {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bitrix24-mcp"))
+            .args(["--demo", "call", &tool, &arguments])
+            .env_remove("BITRIX24_WEBHOOK_URL")
+            .env_remove("BITRIX24_TOOLS")
+            .env_remove("BITRIX24_EXCLUDE_TOOLS")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{tool} {arguments}");
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(printed, expected, "{tool} {arguments}");
+    }
+}
+
+#[test]
+fn the_tools_table_lists_every_tool_with_its_method() {
+    let rows = table_rows("## The tools");
+    let listed: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| (quoted(&row[0])[0].clone(), quoted(&row[1])[0].clone()))
+        .collect();
+    let in_code: Vec<(String, String)> = bitrix24_mcp::tools::registry::TOOLS
+        .iter()
+        .map(|t| (t.name.to_owned(), t.method.to_owned()))
+        .collect();
+    assert_eq!(listed, in_code);
+}

@@ -36,6 +36,38 @@ async fn hostile_portal() -> MockServer {
             .mount(&server)
             .await;
     }
+    // The other chat methods answer in their own shapes, with the code in every string, in
+    // several letter cases and encodings.
+    let upper = CODE.to_uppercase();
+    let user = json!({"id": 5, "name": CODE, "first_name": upper, "last_name": format!("%{}", CODE),
+        "work_position": format!("at /rest/1/{CODE}/"), "type": CODE});
+    let chat = json!({"id": 7, "name": CODE, "type": upper, "entity_type": CODE, "entity_id": CODE,
+        "role": CODE, "dialog_id": CODE, "restrictions": {"user_list": true}});
+    let by_method = [
+        (
+            "im.dialog.users.list",
+            json!({"result": [user.clone()], "total": 1}),
+        ),
+        ("im.user.list.get", json!({"result": {"5": user}})),
+        (
+            "im.search.chat.list",
+            json!({"result": [chat.clone()], "total": 1}),
+        ),
+        ("im.dialog.get", json!({"result": chat})),
+        ("im.chat.get", json!({"result": {"ID": CODE}})),
+        (
+            "im.recent.list",
+            json!({"result": {"items": [{"id": CODE, "title": CODE, "type": CODE}], "hasMore": false}}),
+        ),
+    ];
+    for (rest_method, body) in by_method {
+        Mock::given(wiremock::matchers::path(format!(
+            "/rest/1/{CODE}/{rest_method}"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    }
     server
 }
 
@@ -85,13 +117,38 @@ async fn session_output(extra_args: &[&str], webhook_url: &str) -> String {
             .unwrap();
         seen.push_str(&serde_json::to_string(&result).unwrap());
     }
+    let others = [
+        ("im_dialog_users_list", json!({"CHAT_ID": 7})),
+        ("im_user_list_get", json!({"ID": [5]})),
+        ("im_search_chat_list", json!({"FIND": "hook"})),
+        ("im_dialog_get", json!({"CHAT_ID": 7})),
+        (
+            "im_chat_get",
+            json!({"ENTITY_TYPE": "CRM", "ENTITY_ID": "DEAL|1"}),
+        ),
+        ("im_recent_list", json!({})),
+    ];
+    for (tool, arguments) in others {
+        let result = client
+            .call_tool(
+                CallToolRequestParams::new(tool)
+                    .with_arguments(arguments.as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        seen.push_str(&serde_json::to_string(&result).unwrap());
+    }
     client.cancel().await.unwrap();
     seen.push_str(&stderr_reader.await.unwrap());
     seen
 }
 
 fn assert_no_code(output: &str) {
-    assert!(!output.contains(CODE), "the webhook code leaked:\n{output}");
+    let lower = output.to_lowercase();
+    assert!(
+        !lower.contains(&CODE.to_lowercase()),
+        "the webhook code leaked:\n{output}"
+    );
 }
 
 #[tokio::test]
@@ -112,8 +169,12 @@ async fn a_full_session_at_trace_level_never_shows_the_webhook_code() {
             "the redirect target host is named"
         );
     }
-    // Every answer was really fetched (the 502 twice: one retry), with the code on each request.
-    assert_eq!(portal.received_requests().await.unwrap().len(), 2 * 10);
+    // Every answer was really fetched (the 502 twice: one retry; six calls of the other tools),
+    // with the code on each request.
+    assert_eq!(
+        portal.received_requests().await.unwrap().len(),
+        2 * (10 + 6)
+    );
 }
 
 #[tokio::test]

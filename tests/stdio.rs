@@ -41,6 +41,58 @@ async fn an_mcp_client_lists_and_calls_the_tool_over_stdio() {
     client.cancel().await.unwrap();
 }
 
+#[tokio::test]
+async fn tools_and_exclude_tools_change_the_list_over_stdio() {
+    for (args, expected) in [
+        (
+            &[
+                "--demo",
+                "--tools",
+                "im_search_chat_list,im_dialog_users_list",
+            ][..],
+            &["im_search_chat_list", "im_dialog_users_list"][..],
+        ),
+        (
+            &[
+                "--demo",
+                "--exclude-tools",
+                "im_recent_list,im_chat_user_list",
+            ][..],
+            &[
+                "im_search_chat_list",
+                "im_chat_get",
+                "im_dialog_get",
+                "im_dialog_users_list",
+                "im_user_list_get",
+            ][..],
+        ),
+    ] {
+        let (transport, _stderr) = TokioChildProcess::builder(server_command(args))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let client = ().serve(transport).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, expected, "{args:?}");
+        // A tool left out is unknown, as for any other name.
+        let left_out = client
+            .call_tool(rmcp::model::CallToolRequestParams::new("im_recent_list"))
+            .await;
+        assert!(left_out.is_err(), "{args:?}");
+        client.cancel().await.unwrap();
+    }
+    let status = server_command(&["--demo", "--tools", "im_chat_gett"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(status.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(stderr.contains("unknown tool \"im_chat_gett\" in BITRIX24_TOOLS / --tools; the tools are: im_search_chat_list"), "{stderr}");
+}
+
 /// A server started by hand with raw pipes, initialized with raw JSON-RPC lines.
 struct RawSession {
     child: Child,

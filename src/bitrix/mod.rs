@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod endpoint;
 pub mod error;
+mod flight;
 pub mod limits;
 mod request;
 pub mod response;
@@ -109,6 +110,8 @@ pub struct Client {
     options: ClientOptions,
     limiter: RateLimiter,
     gate: OperatingGate,
+    /// Identical reads in flight, shared.
+    flights: flight::Flights,
 }
 
 /// The client could not be built (the TLS backend failed to initialise).
@@ -137,6 +140,7 @@ impl Client {
             auth,
             limiter: RateLimiter::new(options.rate.per_second, options.rate.burst),
             gate: OperatingGate::new(options.min_operating_block),
+            flights: flight::Flights::default(),
             options,
         })
     }
@@ -205,6 +209,20 @@ impl Client {
         }
     }
 
+    /// A call of a read-only method: concurrent calls with the same method and parameters share
+    /// one request and its answer (only the first caller's `observer` hears about waits).
+    pub async fn read(
+        &self,
+        method: &str,
+        params: &Value,
+        observer: Observer<'_>,
+    ) -> Result<Envelope, CallError> {
+        let key = format!("{method} {params}");
+        self.flights
+            .share(key, || self.call_observed(method, params, observer))
+            .await
+    }
+
     /// `im.chat.user.list`: the IDs of a chat's participants, in the portal's order.
     pub async fn chat_user_list(
         &self,
@@ -212,7 +230,7 @@ impl Client {
         observer: Observer<'_>,
     ) -> Result<Vec<i64>, CallError> {
         let envelope = self
-            .call_observed(
+            .read(
                 "im.chat.user.list",
                 &json!({ "CHAT_ID": chat_id }),
                 observer,

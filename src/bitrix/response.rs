@@ -9,10 +9,15 @@ use super::error::{ApiError, CallError};
 pub use super::untrusted::scrub;
 use super::untrusted::{MAX_CODE_CHARS, MAX_DESCRIPTION_CHARS, excerpt, sanitize};
 
-/// A successful answer: the `result` value and what the portal said about timing.
-#[derive(Debug, Clone, PartialEq)]
+/// A successful answer: the `result` value, the paging fields of list methods, and what the portal
+/// said about timing.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Envelope {
     pub result: Value,
+    /// `total` of a list method: how many items there are in all (non-negative, when sent).
+    pub total: Option<i64>,
+    /// `next` of a list method: the offset of the next page, when there is one.
+    pub next: Option<i64>,
     pub time: Timing,
 }
 
@@ -49,9 +54,18 @@ pub fn parse(status: u16, body: &[u8], secrets: &[String]) -> Result<Envelope, C
     if let Some(code) = object.get("error").filter(|code| !code.is_null()) {
         return Err(CallError::Api(api_error(status, code, &object, secrets)));
     }
+    let paging = |name: &str| {
+        object
+            .get(name)
+            .and_then(lenient_integer)
+            .filter(|n| *n >= 0)
+    };
+    let (total, next) = (paging("total"), paging("next"));
     match object.remove("result") {
         Some(result) => Ok(Envelope {
             result,
+            total,
+            next,
             time: timing(object.get("time")),
         }),
         None => Err(unexpected(format!(

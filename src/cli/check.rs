@@ -12,7 +12,7 @@ use crate::bitrix::{Auth, CallError, Client};
 use crate::config::{Config, Portal, Transport};
 use crate::tools::ToolError;
 
-/// The scope `im_chat_user_list` needs.
+/// The scope the chat tools need; an `insufficient_scope` answer to `scope` means it is missing.
 const REQUIRED_SCOPE: &str = "im";
 
 /// Everything `check` found, as text or as one JSON object.
@@ -22,9 +22,19 @@ pub struct Report {
     #[serde(serialize_with = "settings_as_object")]
     pub settings: Vec<Setting>,
     pub portal: PortalReport,
+    /// The served tools and whether the portal's scopes allow each.
+    pub tools: Vec<ToolAccess>,
     pub problems: Vec<Problem>,
-    /// True only when the tool can work.
+    /// True only when every served tool can work.
     pub ready: bool,
+}
+
+/// One served tool and whether the portal grants the scope it needs (`None`: not known).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolAccess {
+    pub name: &'static str,
+    pub scope: &'static str,
+    pub allowed: Option<bool>,
 }
 
 /// Settings in JSON: one object with snake_case keys and typed values (durations in
@@ -80,14 +90,68 @@ pub async fn run(config: &Config, client: Option<&Client>) -> Report {
         None => problems.push(Problem::from(ToolError::not_configured())),
         Some(client) => probe(client, &mut portal, &mut problems).await,
     }
-    let ready = problems.is_empty() && portal.im_scope == Some(true);
+    let tools: Vec<ToolAccess> = config
+        .tools
+        .entries()
+        .map(|tool| ToolAccess {
+            name: tool.name,
+            scope: tool.scope,
+            allowed: match (&portal.scopes, portal.im_scope) {
+                (Some(scopes), _) => Some(scopes.iter().any(|s| s == tool.scope)),
+                (None, Some(false)) if tool.scope == REQUIRED_SCOPE => Some(false),
+                _ => None,
+            },
+        })
+        .collect();
+    if let Some(scopes) = &portal.scopes {
+        problems.extend(missing_scopes(&tools, scopes));
+    }
+    let ready = problems.is_empty() && tools.iter().all(|t| t.allowed == Some(true));
     Report {
         version: env!("CARGO_PKG_VERSION"),
         settings,
         portal,
+        tools,
         problems,
         ready,
     }
+}
+
+/// One problem per scope that served tools need and the portal does not grant.
+fn missing_scopes(tools: &[ToolAccess], granted: &[String]) -> Vec<Problem> {
+    let mut needed: Vec<&str> = tools
+        .iter()
+        .filter(|t| t.allowed == Some(false))
+        .map(|t| t.scope)
+        .collect();
+    needed.dedup();
+    needed
+        .into_iter()
+        .map(|scope| {
+            let users: Vec<&str> = tools
+                .iter()
+                .filter(|t| t.scope == scope)
+                .map(|t| t.name)
+                .collect();
+            Problem {
+                code: "SCOPE_MISSING".into(),
+                cause: format!(
+                    "the portal does not grant the \"{scope}\" scope, which {} need{} (granted: {})",
+                    users.join(", "),
+                    if users.len() == 1 { "s" } else { "" },
+                    if granted.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        granted.join(", ")
+                    }
+                ),
+                fix: format!(
+                    "Add the \"{scope}\" scope in the portal's webhook or application settings, or \
+                     leave those tools out with --exclude-tools"
+                ),
+            }
+        })
+        .collect()
 }
 
 /// Calls `scope` once (no retries: a check should say what happens now) and reads the answer.
@@ -115,18 +179,7 @@ async fn probe(client: &Client, portal: &mut PortalReport, problems: &mut Vec<Pr
                         .collect()
                 })
                 .unwrap_or_default();
-            let granted = scopes.iter().any(|s| s == REQUIRED_SCOPE);
-            portal.im_scope = Some(granted);
-            if !granted {
-                problems.push(Problem {
-                    code: "SCOPE_MISSING".into(),
-                    cause: format!(
-                        "the portal does not grant the \"im\" scope (granted: {})",
-                        if scopes.is_empty() { "none".to_owned() } else { scopes.join(", ") }
-                    ),
-                    fix: "Add the \"im\" scope (Chat and notifications) in the portal's webhook or application settings".into(),
-                });
-            }
+            portal.im_scope = Some(scopes.iter().any(|s| s == REQUIRED_SCOPE));
             portal.scopes = Some(scopes);
         }
         Err(err) => {
@@ -405,6 +458,30 @@ pub fn render(report: &Report) -> String {
             human(Duration::from_millis(operating))
         ));
     }
+    let allowed = report
+        .tools
+        .iter()
+        .filter(|t| t.allowed == Some(true))
+        .count();
+    let refused: Vec<&str> = report
+        .tools
+        .iter()
+        .filter(|t| t.allowed == Some(false))
+        .map(|t| t.name)
+        .collect();
+    let tools = match (
+        refused.is_empty(),
+        report.tools.iter().any(|t| t.allowed.is_none()),
+    ) {
+        (_, true) => format!("{} served, not checked", report.tools.len()),
+        (true, false) => format!("{allowed} served, all allowed by the portal's scopes"),
+        (false, false) => format!(
+            "{} served, {allowed} allowed; not allowed: {}",
+            report.tools.len(),
+            refused.join(", ")
+        ),
+    };
+    out.push_str(&format!("  {:<15} {tools}\n", "tools"));
     if !report.problems.is_empty() {
         out.push_str("\nProblems\n");
         for problem in &report.problems {
@@ -415,7 +492,11 @@ pub fn render(report: &Report) -> String {
         }
     }
     out.push_str(&if report.ready {
-        "\nReady: im_chat_user_list can work.\n".to_owned()
+        format!(
+            "\nReady: the {} served tool{} can work.\n",
+            report.tools.len(),
+            if report.tools.len() == 1 { "" } else { "s" }
+        )
     } else {
         let count = report.problems.len().max(1);
         format!(

@@ -7,7 +7,7 @@ pub mod check;
 use rmcp::model::{CallToolResult, JsonObject};
 use serde_json::{Value, json};
 
-use crate::tools::Bitrix24Tools;
+use crate::tools::{Bitrix24Tools, Selection};
 
 /// Exit code when the tool reports an error.
 pub const EXIT_TOOL_ERROR: i32 = 1;
@@ -46,9 +46,9 @@ pub async fn call(tools: &Bitrix24Tools, name: &str, arguments: &str) -> Outcome
     }
 }
 
-/// The tool definitions, as the `tools/list` result.
-pub fn tools() -> Outcome {
-    let listing = json!({ "tools": Bitrix24Tools::definitions() });
+/// The served tool definitions, as the `tools/list` result.
+pub fn tools(selection: &Selection) -> Outcome {
+    let listing = json!({ "tools": Bitrix24Tools::new(None).serving(selection.clone()).listed() });
     Outcome {
         stdout: serde_json::to_string_pretty(&listing).unwrap_or_default(),
         stderr: String::new(),

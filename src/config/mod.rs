@@ -14,6 +14,7 @@ use crate::bitrix::{
     ClientOptions, EndpointError, HttpPolicy, OAuthSettings, RateOptions, RetryPolicy, Secret,
     ServiceUrl, WebhookUrl,
 };
+use crate::tools::registry::{Selection, UnknownToolName};
 pub use http::{HttpSettings, Transport, TransportKind};
 
 /// Where Bitrix24's OAuth server lives (east-region apps use https://oauth.bitrix24.tech/).
@@ -154,6 +155,19 @@ pub struct Settings {
     #[arg(long, global = true)]
     pub demo: bool,
 
+    /// Serve only these tools (comma-separated names), e.g. im_search_chat_list,im_dialog_users_list.
+    #[arg(long, env = "BITRIX24_TOOLS", global = true, value_delimiter = ',')]
+    pub tools: Vec<String>,
+
+    /// Do not serve these tools (comma-separated names).
+    #[arg(
+        long,
+        env = "BITRIX24_EXCLUDE_TOOLS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub exclude_tools: Vec<String>,
+
     #[command(flatten)]
     pub http: HttpSettings,
 }
@@ -185,6 +199,8 @@ pub struct Config {
     pub http_policy: HttpPolicy,
     pub log_format: LogFormat,
     pub transport: Transport,
+    /// The tools served.
+    pub tools: Selection,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -214,6 +230,8 @@ pub enum ConfigError {
     UnprotectedBind(SocketAddr),
     #[error("MCP_ALLOWED_ORIGINS / --allowed-origin: {0}")]
     Origin(String),
+    #[error(transparent)]
+    Tools(#[from] UnknownToolName),
 }
 
 impl Settings {
@@ -261,6 +279,7 @@ impl Settings {
             http_policy,
             log_format: self.log_format,
             transport: self.http.transport()?,
+            tools: Selection::choose(&nonempty(&self.tools), &nonempty(&self.exclude_tools))?,
         })
     }
 
@@ -415,6 +434,15 @@ pub fn explain_parse_error(err: clap::Error) -> ! {
         }
     }
     err.exit()
+}
+
+/// A list setting without its empty items (`BITRIX24_TOOLS=` or a trailing comma).
+fn nonempty(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
 }
 
 /// Wraps a secret the moment clap reads it, so `Settings` never holds one in the clear.
@@ -656,6 +684,22 @@ mod tests {
             settings(&["--webhook-url", "https://a.b/rest/1/c0de/"])
         );
         assert!(!webhook.contains("c0de"), "{webhook}");
+    }
+
+    #[test]
+    fn tools_are_chosen_by_name_and_unknown_names_refused() {
+        let config = settings(&["--tools", "im_chat_get, im_dialog_get,"])
+            .validate()
+            .unwrap();
+        assert_eq!(config.tools.names(), "im_chat_get, im_dialog_get");
+        let config = settings(&["--exclude-tools", "im_recent_list"])
+            .validate()
+            .unwrap();
+        assert!(!config.tools.names().contains("im_recent_list"));
+        let err = settings(&["--tools", "im_chat_gett"])
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("the tools are: "), "{err}");
     }
 
     #[test]

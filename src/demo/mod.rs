@@ -3,7 +3,9 @@
 //! optionally the request-rate bucket — so newcomers see the product work without an account and
 //! tests exercise real HTTP. It records every request. It depends on nothing else in this crate.
 
+mod chat;
 mod oauth;
+pub mod people;
 mod php;
 mod rest;
 
@@ -28,6 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use oauth::OAuthApp;
 use oauth::TokenBook;
+pub use people::{ChatInfo, DemoUser};
 
 /// The portal's data: who the webhook acts as, which chats exist with whom, the installed app.
 #[derive(Debug, Clone)]
@@ -40,6 +43,14 @@ pub struct PortalData {
     pub scopes: Vec<String>,
     /// Chat ID → participant IDs.
     pub chats: BTreeMap<i64, Vec<i64>>,
+    /// Chat ID → what the chat is (chats without an entry get a plain default).
+    pub chat_info: BTreeMap<i64, ChatInfo>,
+    /// The people, by ID.
+    pub users: BTreeMap<i64, DemoUser>,
+    /// The webhook user's private dialogs: the other user's ID → the dialog's chat ID.
+    pub private_chats: BTreeMap<i64, i64>,
+    /// The webhook user's recent list, newest first, as dialog IDs (may repeat).
+    pub recent: Vec<String>,
     /// The portal's general chat: `im.chat.user.list` refuses it with `ACCESS_ERROR`.
     pub general_chat_id: i64,
     /// An installed OAuth application, when calls by token are to be served.
@@ -62,19 +73,21 @@ impl fmt::Debug for RequestObserver {
 }
 
 impl PortalData {
-    /// The sample data of the docs: chat 2935 has users 99, 1269 and 1271, and the webhook acts
-    /// as user 99. Chat 2936 exists without user 99, so it answers an empty list. Chat 1 is the
-    /// general chat.
+    /// The sample data of the docs: chat 2935 ("Marketing team") has users 99, 1269 and 1271, and
+    /// the webhook acts as user 99 (Anna Petrova). Chat 2936 exists without user 99, so it answers
+    /// an empty list. Chat 1 is the general chat. Also: 2937, the discussion chat of deal 1663
+    /// (with a bot); 2938, workgroup 17's chat (with an extranet user); 2939, whose members are
+    /// hidden; 2940, a chat of 450; private dialogs with 1269 and 1271. See [`people`].
     pub fn sample(webhook_code: impl Into<String>) -> Self {
         Self {
             webhook_user_id: 99,
             webhook_code: webhook_code.into(),
             scopes: vec!["im".into(), "user_basic".into()],
-            chats: BTreeMap::from([
-                (1, vec![1, 99, 1269, 1271]),
-                (2935, vec![99, 1269, 1271]),
-                (2936, vec![1269, 1271]),
-            ]),
+            chats: people::chats(),
+            chat_info: people::chat_info(),
+            users: people::users(),
+            private_chats: people::private_chats(),
+            recent: people::recent(),
             general_chat_id: 1,
             oauth: None,
             rate_limit: None,

@@ -1,11 +1,11 @@
 //! The REST methods the sample portal implements, as the Bitrix24 server does: `im.chat.user.list`
-//! and `scope`.
+//! and `scope` here, the other chat methods in [`super::chat`].
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{PortalData, error, now, php};
+use super::{PortalData, chat, error, now, php};
 
 /// Answers one method call from an authorised caller.
 pub fn dispatch(
@@ -17,6 +17,12 @@ pub fn dispatch(
     match method {
         "im.chat.user.list" => chat_user_list(data, params, started),
         "scope" => success(json!(data.scopes), started),
+        "im.chat.get" => chat::chat_get(data, params, started),
+        "im.dialog.get" => chat::dialog_get(data, params, started),
+        "im.dialog.users.list" => chat::dialog_users_list(data, params, started),
+        "im.search.chat.list" => chat::search_chat_list(data, params, started),
+        "im.recent.list" => chat::recent_list(data, params, started),
+        "im.user.list.get" => chat::user_list_get(data, params, started),
         _ => error(
             StatusCode::NOT_FOUND,
             "ERROR_METHOD_NOT_FOUND",
@@ -47,19 +53,34 @@ fn chat_user_list(data: &PortalData, params: &Map<String, Value>, started: f64) 
         return error(StatusCode::FORBIDDEN, "ACCESS_ERROR", "Action unavailable");
     }
     let caller = data.webhook_user_id as i64;
+    let hidden = data
+        .chat_info
+        .get(&chat_id)
+        .is_some_and(|info| !info.members_visible);
     let visible = data
         .chats
         .get(&chat_id)
-        .filter(|members| members.contains(&caller))
+        .filter(|members| members.contains(&caller) && !hidden)
         .cloned()
         .unwrap_or_default();
     success(json!(visible), started)
 }
 
-fn success(result: Value, started: f64) -> Response {
+/// A success without paging fields.
+pub fn success(result: Value, started: f64) -> Response {
+    success_page(result, None, None, started)
+}
+
+/// A success of a list method: `total` and, when there is a further page, `next`.
+pub fn success_page(
+    result: Value,
+    total: Option<usize>,
+    next: Option<usize>,
+    started: f64,
+) -> Response {
     let finished = now();
     let reset_at = started.floor() as i64 + 600;
-    let body = json!({
+    let mut body = json!({
         "result": result,
         "time": {
             "start": started,
@@ -72,5 +93,11 @@ fn success(result: Value, started: f64) -> Response {
             "operating": 0,
         }
     });
+    if let Some(total) = total {
+        body["total"] = json!(total);
+    }
+    if let Some(next) = next {
+        body["next"] = json!(next);
+    }
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -1,13 +1,14 @@
 //! `im_chat_user_list`: the tool's definition as the assistant sees it, the coercion of `CHAT_ID`
 //! (which rejects bad input before any I/O), the call, and the shaping of the answer.
 
-use std::sync::Arc;
-
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::args::{self, Args, MAX_ID};
 use super::error::ToolError;
+use super::registry::{ToolEntry, read_tool};
 use crate::bitrix::{Client, Observer};
 
 pub const NAME: &str = "im_chat_user_list";
@@ -15,25 +16,17 @@ pub const NAME: &str = "im_chat_user_list";
 const TITLE: &str = "List chat participant IDs";
 
 const DESCRIPTION: &str = "\
-Returns the user IDs of the participants of a Bitrix24 chat (REST method im.chat.user.list), in \
-the portal's order, with their count. Needs the webhook's \"im\" scope, and the webhook's user must \
-be a participant of the chat. An empty list does not prove the chat is empty: Bitrix24 answers an \
-empty list when the caller may not see the participants or the chat does not exist. Get a chat's \
-ID from im.chat.get (for example the chat of a CRM deal). Errors come back as a JSON object with \
-error, error_description, category, retryable and a hint saying what to do next.";
+Participant user IDs of a chat, in the portal's order (REST im.chat.user.list), as the webhook's \
+user sees them: that user must be in the chat. An empty list does not prove the chat is empty: \
+Bitrix24 answers one when the caller may not see the members or the chat does not exist. For \
+names, use im_dialog_users_list; for a chat's ID, im_search_chat_list or im_chat_get.";
 
-const CHAT_ID_DESCRIPTION: &str = "\
-Numeric ID of the chat, e.g. 2935 (from im.chat.get). A dialog ID of the form \"chat2935\" is \
-accepted too.";
+const CHAT_ID_DESCRIPTION: &str = "The chat's ID, e.g. 2935 (\"chat2935\" is accepted too).";
 
 /// Added to an empty answer, in the result itself, because an empty list is ambiguous.
 pub const EMPTY_NOTE: &str = "The list is empty: per Bitrix24 this can mean that the webhook's \
 user may not see this chat's participants (e.g. is not a participant) or that the chat does not \
 exist, not that the chat has no members.";
-
-/// The largest ID accepted: Bitrix24 keeps IDs in PHP integers, and JSON clients lose precision
-/// past 2^53, so anything beyond is a mistake rather than an ID.
-const MAX_ID: i64 = (1 << 53) - 1;
 
 /// The successful answer, as `structuredContent` and as JSON text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,20 +51,39 @@ impl ChatUserList {
     }
 }
 
-/// The tool as listed to clients. Schemas are written out rather than derived: the input accepts
-/// more than its schema admits (numeric strings, dialog IDs), and clients choke on the `format`
-/// keywords and nullable unions a derive would add.
+/// The registry's entry.
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: "im.chat.user.list",
+    scope: "im",
+    definition,
+    check,
+    run,
+};
+
+/// The tool as listed to clients.
 pub fn definition() -> Tool {
-    Tool::new(NAME, DESCRIPTION, Arc::new(object(input_schema())))
-        .with_title(TITLE)
-        .with_raw_output_schema(Arc::new(object(output_schema())))
-        .with_annotations(
-            ToolAnnotations::with_title(TITLE)
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true)
-                .open_world(true),
-        )
+    read_tool(NAME, TITLE, DESCRIPTION, input_schema(), output_schema())
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse_chat_id(Some(arguments)).map(|_| ())
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let chat_id = parse_chat_id(Some(arguments))?;
+        let user_ids = client
+            .chat_user_list(chat_id, observer)
+            .await
+            .map_err(|err| ToolError::from_call(&err))?;
+        serde_json::to_value(ChatUserList::new(chat_id, user_ids))
+            .map_err(|_| ToolError::internal())
+    })
 }
 
 fn input_schema() -> Value {
@@ -92,124 +104,37 @@ fn output_schema() -> Value {
     json!({
         "type": "object",
         "properties": {
-            "chat_id": {"type": "integer", "description": "The chat that was asked about."},
-            "user_ids": {
-                "type": "array",
-                "items": {"type": "integer"},
-                "description": "Participant user IDs in the portal's order.",
-            },
-            "count": {"type": "integer", "minimum": 0, "description": "Number of user IDs."},
-            "note": {
-                "type": "string",
-                "description": "Present when user_ids is empty: an empty list can mean no permission to see the participants.",
-            },
+            "chat_id": {"type": "integer"},
+            "user_ids": {"type": "array", "items": {"type": "integer"}, "description": "In the portal's order."},
+            "count": {"type": "integer", "minimum": 0},
+            "note": {"type": "string", "description": "Only when user_ids is empty."},
         },
         "required": ["chat_id", "user_ids", "count"],
     })
-}
-
-fn object(value: Value) -> JsonObject {
-    match value {
-        Value::Object(map) => map,
-        // Both schemas above are object literals.
-        _ => JsonObject::new(),
-    }
-}
-
-/// Runs the tool: validates, calls the portal, shapes the answer.
-pub async fn run(
-    client: &Client,
-    arguments: Option<&JsonObject>,
-    observer: Observer<'_>,
-) -> CallToolResult {
-    let chat_id = match parse_chat_id(arguments) {
-        Ok(id) => id,
-        Err(err) => return err.into_result(),
-    };
-    match client.chat_user_list(chat_id, observer).await {
-        Ok(user_ids) => success(ChatUserList::new(chat_id, user_ids)),
-        Err(err) => ToolError::from_call(&err).into_result(),
-    }
-}
-
-fn success(list: ChatUserList) -> CallToolResult {
-    match serde_json::to_value(&list) {
-        Ok(value) => CallToolResult::structured(value),
-        // A struct of integers and a static string always serialises.
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
-    }
 }
 
 /// Reads `CHAT_ID` leniently: an integer, a numeric string, or a `chatNNN` dialog ID. The name is
 /// matched case-insensitively, as the portal upper-cases parameter names.
 pub fn parse_chat_id(arguments: Option<&JsonObject>) -> Result<i64, ToolError> {
     let empty = JsonObject::new();
-    let arguments = arguments.unwrap_or(&empty);
-    if let Some(unknown) = arguments
-        .keys()
-        .find(|k| !k.eq_ignore_ascii_case("CHAT_ID"))
-    {
-        return Err(ToolError::invalid_argument(format!(
-            "unexpected argument {}: this tool takes only CHAT_ID",
-            quote_key(unknown)
-        )));
-    }
-    let mut values = arguments.values();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(ToolError::invalid_argument(if arguments.is_empty() {
-            "CHAT_ID is required: the chat's positive integer ID, e.g. 2935".to_owned()
-        } else {
-            "CHAT_ID is given more than once (in different letter cases)".to_owned()
-        }));
-    };
-    coerce(value).ok_or_else(|| {
-        ToolError::invalid_argument(format!(
+    let args = Args::new(arguments.unwrap_or(&empty), &["CHAT_ID"]).map_err(with_hint)?;
+    let value = args
+        .required("CHAT_ID", "the chat's positive integer ID, e.g. 2935")
+        .map_err(with_hint)?;
+    args::chat_id(value).ok_or_else(|| {
+        with_hint(ToolError::invalid_argument(format!(
             "CHAT_ID must be a positive integer chat ID (1 to {MAX_ID}) or a dialog ID like \"chat2935\", got {}",
-            describe(value)
-        ))
+            args::describe(value)
+        )))
     })
 }
 
-fn coerce(value: &Value) -> Option<i64> {
-    let id = match value {
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i,
-            // 2935.0 is the integer 2935; 2935.5 is not an ID.
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() <= MAX_ID as f64 => f as i64,
-            _ => return None,
-        },
-        Value::String(s) => {
-            let s = s.trim();
-            let digits = match s.get(..4) {
-                Some(prefix) if prefix.eq_ignore_ascii_case("chat") => &s[4..],
-                _ => s,
-            };
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            digits.parse::<i64>().ok()?
-        }
-        _ => return None,
-    };
-    (1..=MAX_ID).contains(&id).then_some(id)
-}
-
-/// The received value as JSON, shortened, for the error message.
-fn describe(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() <= 80 {
-        text
-    } else {
-        format!(
-            "{}… ({} characters)",
-            text.chars().take(80).collect::<String>(),
-            text.len()
-        )
+/// The hint for this tool's refusals: how to call it right.
+fn with_hint(error: ToolError) -> ToolError {
+    ToolError {
+        hint: "Call again with CHAT_ID set to the chat's positive integer ID, e.g. {\"CHAT_ID\": 2935} (a dialog ID like \"chat2935\" also works); im_search_chat_list or im_chat_get finds a chat's ID.".into(),
+        ..error
     }
-}
-
-fn quote_key(key: &str) -> String {
-    describe(&Value::String(key.to_owned()))
 }
 
 #[cfg(test)]
@@ -217,7 +142,10 @@ mod tests {
     use super::*;
 
     fn args(value: Value) -> JsonObject {
-        object(value)
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("arguments are an object"),
+        }
     }
 
     #[test]
@@ -266,7 +194,7 @@ mod tests {
                 "got \"99999999999999999999\"",
             ),
             (json!({"CHAT_ID": 1e300}), "got 1e+300"),
-            (json!({"CHAT_ID": null}), "got null"),
+            (json!({"CHAT_ID": null}), "CHAT_ID is required"),
             (json!({"CHAT_ID": true}), "got true"),
             (json!({"CHAT_ID": [2935]}), "got [2935]"),
             (json!({"CHAT_ID": {"id": 2935}}), "got {\"id\":2935}"),

@@ -1,6 +1,6 @@
-//! The one table of error codes: every Bitrix24 code of `im.chat.user.list` and of any method
-//! (reference sections 1 and 2), and the OAuth server's refresh codes (section 4), each with the
-//! category, retry flag and next step the assistant is given.
+//! The one table of error codes: every Bitrix24 code of the chat methods the tools call and of any
+//! method, and the OAuth server's refresh codes, each with the category, retry flag and next step
+//! the assistant is given.
 
 use super::error::Category::{self, *};
 
@@ -31,8 +31,8 @@ const fn code(
     }
 }
 
-/// Every code of `im.chat.user.list` and every code any method may return, per the Bitrix24 REST
-/// reference (sections 1 and 2). Codes are case-sensitive.
+/// Every code of the chat methods the tools call and every code any method may return, per the
+/// Bitrix24 REST references. Codes are case-sensitive.
 pub const BITRIX_CODES: &[CodeInfo] = &[
     code(
         "CHAT_ID_EMPTY",
@@ -46,7 +46,42 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         Permission,
         false,
         "Action unavailable",
-        "Bitrix24 does not allow listing this chat's participants (it refuses it for the portal's general chat); do not retry with the same chat ID.",
+        "The webhook's user may not do this in this chat: it is not a member, the chat hides its members, or Bitrix24 refuses it for this chat (as for the portal's general chat); do not retry with the same chat.",
+    ),
+    code(
+        "DIALOG_ID_EMPTY",
+        InvalidInput,
+        false,
+        "Dialog ID can't be empty",
+        "Pass the chat as CHAT_ID (e.g. 2935) or DIALOG_ID (\"chat2935\", \"sg17\" or a user ID); im_search_chat_list finds a chat by name.",
+    ),
+    code(
+        "FIND_SHORT",
+        InvalidInput,
+        false,
+        "Too short search phrase",
+        "Give FIND at least 2 characters: the start of a word of the chat's title.",
+    ),
+    code(
+        "INVALID_FORMAT",
+        InvalidInput,
+        false,
+        "Invalid format of the user ID list",
+        "Pass ID as an array of positive user IDs, e.g. [99, 1269].",
+    ),
+    code(
+        "ID_EMPTY",
+        InvalidInput,
+        false,
+        "User ID can't be empty",
+        "Pass a positive user ID; im_user_list_get takes several as an ID array.",
+    ),
+    code(
+        "USER_NOT_EXISTS",
+        InvalidInput,
+        false,
+        "User does not exist",
+        "No user has this ID on the portal (or the webhook's user may not see them); check the ID, do not retry it.",
     ),
     code(
         "INTERNAL_SERVER_ERROR",
@@ -137,7 +172,7 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         Permission,
         false,
         "The webhook or application lacks the required scope",
-        "The webhook lacks the im scope: the \"im\" scope must be added in the portal's webhook settings (the URL stays the same); then retry.",
+        "The webhook lacks the im scope: the \"im\" scope (Chat and notifications) must be added in the portal's webhook settings (the URL stays the same); then retry.",
     ),
     code(
         "expired_token",

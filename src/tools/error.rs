@@ -52,7 +52,7 @@ impl ToolError {
             retryable: false,
             retry_after_secs: None,
             attempts: None,
-            hint: "Call again with CHAT_ID set to the chat's positive integer ID, e.g. {\"CHAT_ID\": 2935} (a dialog ID like \"chat2935\" also works); im.chat.get finds a chat's ID.".into(),
+            hint: "Call again with the argument in the form error_description gives (the tool's input schema lists them); nothing was sent to the portal.".into(),
         }
     }
 
@@ -269,6 +269,11 @@ mod tests {
     const EXPECTED: &[(&str, u16, Category, bool)] = &[
         ("CHAT_ID_EMPTY", 400, InvalidInput, false),
         ("ACCESS_ERROR", 403, Permission, false),
+        ("DIALOG_ID_EMPTY", 400, InvalidInput, false),
+        ("FIND_SHORT", 400, InvalidInput, false),
+        ("INVALID_FORMAT", 400, InvalidInput, false),
+        ("ID_EMPTY", 400, InvalidInput, false),
+        ("USER_NOT_EXISTS", 400, InvalidInput, false),
         ("INTERNAL_SERVER_ERROR", 500, Upstream, true),
         ("ERROR_UNEXPECTED_ANSWER", 500, Upstream, true),
         ("QUERY_LIMIT_EXCEEDED", 503, RateLimit, true),

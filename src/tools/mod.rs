@@ -1,30 +1,40 @@
-//! The MCP face of the server: which tools exist, how they are listed, and how a call is routed.
-//! It knows nothing of transports; stdio, HTTP and the `call` command all come through
-//! [`Bitrix24Tools::call`].
+//! The MCP face of the server: which tools exist (the [`registry`]), how they are listed, and how a
+//! call is routed, watched (progress) and cancelled. It knows nothing of transports; stdio, HTTP
+//! and the `call` command all come through [`Bitrix24Tools::call`]. No tool name appears here.
 
+pub mod args;
+pub mod chat_get;
 pub mod chat_user_list;
 pub mod codes;
+pub mod dialog_get;
+pub mod dialog_users_list;
 pub mod error;
+pub mod recent_list;
+pub mod registry;
+pub mod search_chat_list;
+pub mod shape;
+pub mod user_list_get;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
-
 use rmcp::{
     ErrorData, Peer, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, CustomRequest, CustomResult,
-        Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+        CustomResult, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
         ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::bitrix::{Client, Wait};
 pub use error::{Category, ToolError};
+pub use registry::Selection;
 
 /// MCP methods rmcp knows: one arriving as a custom request had params of the wrong shape.
 const KNOWN_METHODS: &[&str] = &[
@@ -44,20 +54,26 @@ const KNOWN_METHODS: &[&str] = &[
 ];
 
 const INSTRUCTIONS: &str = "\
-Tools for a live Bitrix24 portal. im_chat_user_list returns the participant IDs of a chat. \
-Errors are JSON objects: follow their hint, and retry only when retryable is true.";
+Tools for a live Bitrix24 portal, each mirroring one REST method with its own parameter names; \
+everything is seen as the webhook's (or OAuth token's) user, and no call lists all chats of a \
+portal. From a name to the people: im_search_chat_list (FIND, word prefix) gives chat IDs; \
+im_dialog_get tells what the chat is; im_dialog_users_list gives its members with names. From a \
+CRM item or workgroup: im_chat_get (ENTITY_TYPE, ENTITY_ID like DEAL|1663) gives the chat ID. \
+im_user_list_get names user IDs. Errors are JSON objects: follow their hint, and retry only when \
+retryable is true.";
 
 /// The tool set, bound to a portal client — or to none, in which case tools are still listed and
-/// calls answer `NOT_CONFIGURED`.
+/// calls answer `NOT_CONFIGURED` (after their arguments are checked).
 #[derive(Debug, Clone)]
 pub struct Bitrix24Tools {
     client: Option<Arc<Client>>,
+    selection: Arc<Selection>,
     /// Named in each call's log line: which transport and session the call came through.
     transport: &'static str,
     session: Arc<str>,
 }
 
-/// A call named a tool this server does not have.
+/// A call named a tool this server does not serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown tool {name:?}; this server has: {available}")]
 pub struct UnknownTool {
@@ -66,11 +82,21 @@ pub struct UnknownTool {
 }
 
 impl Bitrix24Tools {
+    /// Every tool, for `client` (or none).
     pub fn new(client: Option<Client>) -> Self {
         Self {
             client: client.map(Arc::new),
+            selection: Arc::new(Selection::all()),
             transport: "stdio",
             session: Arc::from(""),
+        }
+    }
+
+    /// The same client, serving only `selection`.
+    pub fn serving(self, selection: Selection) -> Self {
+        Self {
+            selection: Arc::new(selection),
+            ..self
         }
     }
 
@@ -88,9 +114,19 @@ impl Bitrix24Tools {
         self.client.as_deref()
     }
 
-    /// Every tool, as `tools/list` shows it.
+    /// Which tools are served.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    /// Every tool this server has, whatever is served.
     pub fn definitions() -> Vec<Tool> {
-        vec![chat_user_list::definition()]
+        registry::TOOLS.iter().map(|t| (t.definition)()).collect()
+    }
+
+    /// The served tools, as `tools/list` shows them.
+    pub fn listed(&self) -> Vec<Tool> {
+        self.selection.entries().map(|t| (t.definition)()).collect()
     }
 
     /// Runs one tool. Tool failures are `isError` results; only an unknown name is an `Err`.
@@ -109,15 +145,17 @@ impl Bitrix24Tools {
         arguments: Option<&JsonObject>,
         observer: &(dyn Fn(Wait) + Send + Sync),
     ) -> Result<CallToolResult, UnknownTool> {
-        if name != chat_user_list::NAME {
+        let Some(tool) = self.selection.find(name) else {
             return Err(UnknownTool {
                 name: name.to_owned(),
-                available: chat_user_list::NAME.to_owned(),
+                available: self.selection.names(),
             });
-        }
+        };
+        let empty = JsonObject::new();
+        let arguments = arguments.unwrap_or(&empty);
         let Some(client) = &self.client else {
             // Bad arguments are the first thing to fix, configured or not.
-            if let Err(invalid) = chat_user_list::parse_chat_id(arguments) {
+            if let Err(invalid) = (tool.check)(arguments) {
                 return Ok(invalid.into_result());
             }
             info!(tool = name, "tool called without a configured portal");
@@ -125,19 +163,22 @@ impl Bitrix24Tools {
         };
         // A bug in a tool must cost one call, not the session: the panic becomes an error result
         // and every lock and gate on the way uses poison-free access.
-        let result = AssertUnwindSafe(chat_user_list::run(client, arguments, observer))
+        let outcome = AssertUnwindSafe((tool.run)(client, arguments, observer))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
                 tracing::error!(tool = name, "tool call panicked");
-                ToolError::internal().into_result()
+                Err(ToolError::internal())
             });
         debug!(
             tool = name,
-            is_error = result.is_error == Some(true),
+            is_error = outcome.is_err(),
             "tool call finished"
         );
-        Ok(result)
+        Ok(match outcome {
+            Ok(answer) => success(answer),
+            Err(error) => error.into_result(),
+        })
     }
 
     /// What `initialize` reports: this crate's name and version, not rmcp's.
@@ -152,6 +193,15 @@ impl Bitrix24Tools {
     }
 }
 
+/// A success: the answer as `structuredContent`, repeated as JSON text.
+fn success(answer: Value) -> CallToolResult {
+    match answer {
+        Value::Object(_) => CallToolResult::structured(answer),
+        // Every tool answers an object; anything else is a bug, reported as one.
+        _ => CallToolResult::error(vec![ContentBlock::text(ToolError::internal().to_json())]),
+    }
+}
+
 impl ServerHandler for Bitrix24Tools {
     fn get_info(&self) -> ServerConfig {
         Self::server_config()
@@ -162,11 +212,11 @@ impl ServerHandler for Bitrix24Tools {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(Self::definitions()))
+        Ok(ListToolsResult::with_all_items(self.listed()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        Self::definitions().into_iter().find(|t| t.name == name)
+        self.selection.find(name).map(|t| (t.definition)())
     }
 
     /// rmcp parses a known method whose params do not fit (e.g. `tools/call` with `arguments: []`)

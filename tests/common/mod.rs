@@ -88,12 +88,12 @@ pub async fn call(client: &RunningService<RoleClient, ()>, arguments: Value) -> 
         .expect("tools/call answers")
 }
 
-/// What every transport must deliver: exactly one tool, a call to chat 2935 answered with the
+/// What every transport must deliver: the seven tools, a call to chat 2935 answered with the
 /// IDs as structured content and as the same JSON text, and chat 1 answered with `ACCESS_ERROR`.
 pub async fn assert_lists_and_calls(client: &RunningService<RoleClient, ()>) {
     let tools = client.list_all_tools().await.expect("tools/list answers");
-    assert_eq!(tools.len(), 1);
-    assert_eq!(tools[0].name, "im_chat_user_list");
+    assert_eq!(tools.len(), 7);
+    assert!(tools.iter().any(|t| t.name == "im_chat_user_list"));
     let success = call(client, serde_json::json!({"CHAT_ID": 2935})).await;
     assert_eq!(
         success_object(&success),
@@ -266,4 +266,15 @@ pub async fn spawn_http_server(
         }
     };
     (child, address, logs, lines)
+}
+
+/// `im.chat.user.list` for chat 2935 as a request of its own: not shared with identical concurrent
+/// reads, for tests that count what each call does (refreshes, bucket slots).
+pub async fn unshared_chat_user_list(
+    client: &Client,
+) -> Result<Value, bitrix24_mcp::bitrix::CallError> {
+    client
+        .call("im.chat.user.list", &serde_json::json!({"CHAT_ID": 2935}))
+        .await
+        .map(|envelope| envelope.result)
 }

@@ -1,0 +1,151 @@
+//! `im_chat_get`: the chat linked to an entity (a CRM item, a workgroup, a task, …), by
+//! `ENTITY_TYPE` and `ENTITY_ID`. The portal answers `null` when nothing is linked, which is a
+//! normal answer here (`found: false`), not an error.
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Value, json};
+
+use super::args::{self, Args};
+use super::error::ToolError;
+use super::registry::{ToolEntry, read, read_tool, unexpected};
+use super::shape;
+use crate::bitrix::{Client, Observer};
+
+const NAME: &str = "im_chat_get";
+const METHOD: &str = "im.chat.get";
+const TITLE: &str = "Find the chat of an entity";
+
+const DESCRIPTION: &str = "\
+The ID of the chat linked to an entity (REST im.chat.get), as the webhook's user sees it: e.g. \
+ENTITY_TYPE CRM with ENTITY_ID DEAL|1663 gives the deal's discussion chat; SONET_GROUP with a \
+workgroup ID its chat. found is false when nothing is linked. For CRM only the discussion chat is \
+linked, not the item's open-line chats.";
+
+/// The link types Bitrix24 documents for `im.chat.get`.
+pub const ENTITY_TYPES: [&str; 12] = [
+    "CRM",
+    "SONET_GROUP",
+    "TASKS_TASK",
+    "TASKS",
+    "CALENDAR",
+    "LINES",
+    "LIVECHAT",
+    "VIDEOCONF",
+    "AI_ASSISTANT_PRIVATE",
+    "ANNOUNCEMENT",
+    "MAIL",
+    "CALL",
+];
+
+/// Said when nothing is linked, in the result itself.
+pub const NOT_FOUND_NOTE: &str = "No chat is linked to this entity as the webhook's user sees \
+it. For CRM, only the item's discussion chat is linked (open-line chats of a CRM item come from \
+imopenlines.crm.chat.get, scope imopenlines); im_search_chat_list finds chats by name.";
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: METHOD,
+    scope: "im",
+    definition,
+    check,
+    run,
+};
+
+fn definition() -> Tool {
+    read_tool(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        json!({
+            "type": "object",
+            "properties": {
+                "ENTITY_TYPE": {"type": "string", "enum": ENTITY_TYPES},
+                "ENTITY_ID": {
+                    "type": "string",
+                    "description": "By type: CRM DEAL|1663, LEAD|13, CONTACT|25, COMPANY|7, DYNAMIC_<type>|<id>; SONET_GROUP, TASKS, CALENDAR: the ID.",
+                },
+            },
+            "required": ["ENTITY_TYPE", "ENTITY_ID"],
+        }),
+        json!({
+            "type": "object",
+            "properties": {
+                "found": {"type": "boolean"},
+                "chat_id": {"description": "The chat's ID (integer), or null when not found."},
+                "dialog_id": {"description": "chat<ID> for im_dialog_get and im_dialog_users_list, or null."},
+                "entity_type": {"type": "string"},
+                "entity_id": {"type": "string"},
+                "note": {"type": "string", "description": "Only when not found."},
+            },
+            "required": ["found", "chat_id", "dialog_id", "entity_type", "entity_id"],
+        }),
+    )
+}
+
+struct Input {
+    entity_type: String,
+    entity_id: String,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let args = Args::new(arguments, &["ENTITY_TYPE", "ENTITY_ID"])?;
+    let expected_type = format!("one of {}", ENTITY_TYPES.join(", "));
+    let given = args.required("ENTITY_TYPE", &expected_type)?;
+    let entity_type = given
+        .as_str()
+        .map(|t| t.trim().to_ascii_uppercase())
+        .filter(|t| ENTITY_TYPES.contains(&t.as_str()))
+        .ok_or_else(|| args::wrong("ENTITY_TYPE", &expected_type, given))?;
+    let entity_id = args::text(
+        &args,
+        "ENTITY_ID",
+        1,
+        200,
+        "a non-empty string of at most 200 characters, e.g. \"DEAL|1663\"",
+    )?;
+    Ok(Input {
+        entity_type,
+        entity_id,
+    })
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse(arguments).map(|_| ())
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let input = parse(arguments)?;
+        let params = json!({"ENTITY_TYPE": input.entity_type, "ENTITY_ID": input.entity_id});
+        let envelope = read(client, METHOD, &params, observer).await?;
+        let chat_id = match &envelope.result {
+            Value::Null | Value::Bool(false) => None,
+            Value::Object(found) => Some(
+                found
+                    .get("ID")
+                    .or_else(|| found.get("id"))
+                    .and_then(shape::id)
+                    .ok_or_else(|| {
+                        unexpected(client, format!("im.chat.get answered {}", envelope.result))
+                    })?,
+            ),
+            other => return Err(unexpected(client, format!("im.chat.get answered {other}"))),
+        };
+        let mut answer = json!({
+            "found": chat_id.is_some(),
+            "chat_id": chat_id,
+            "dialog_id": chat_id.map(|id| format!("chat{id}")),
+            "entity_type": input.entity_type,
+            "entity_id": input.entity_id,
+        });
+        if chat_id.is_none() {
+            answer["note"] = json!(NOT_FOUND_NOTE);
+        }
+        Ok(answer)
+    })
+}

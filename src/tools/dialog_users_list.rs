@@ -1,0 +1,140 @@
+//! `im_dialog_users_list`: a chat's participants with names, positions and bot/extranet flags.
+//! The tool pages through the method itself (pages of 200 through `next`), stops at `MAX_USERS`,
+//! and gives each user once.
+
+use std::collections::HashSet;
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Value, json};
+
+use super::args::{self, Args};
+use super::dialog_get::chat_properties;
+use super::error::ToolError;
+use super::registry::{ToolEntry, read, read_tool, unexpected};
+use super::shape::{self, Shaper};
+use crate::bitrix::{Client, Observer};
+
+const NAME: &str = "im_dialog_users_list";
+const METHOD: &str = "im.dialog.users.list";
+const TITLE: &str = "List chat participants with names";
+
+const DESCRIPTION: &str = "\
+A chat's participants with names, positions and bot/extranet flags (REST im.dialog.users.list), as \
+the webhook's user sees them. Give CHAT_ID or DIALOG_ID. The tool pages by itself (one request per \
+200 members) up to MAX_USERS; truncated says more exist.";
+
+/// The method's largest page.
+pub const PAGE: i64 = 200;
+const DEFAULT_MAX_USERS: i64 = 500;
+const MAX_MAX_USERS: i64 = 5000;
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: METHOD,
+    scope: "im",
+    definition,
+    check,
+    run,
+};
+
+fn definition() -> Tool {
+    let mut properties = chat_properties();
+    properties["SKIP_EXTERNAL"] =
+        json!({"type": "boolean", "description": "Leave out system users (bots, connectors)."});
+    properties["MAX_USERS"] = json!({"type": "integer", "minimum": 1, "maximum": MAX_MAX_USERS,
+        "description": "Most participants to return; default 500."});
+    read_tool(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        json!({"type": "object", "properties": properties}),
+        json!({
+            "type": "object",
+            "properties": {
+                "users": {"type": "array", "items": shape::user_schema()},
+                "count": {"type": "integer"},
+                "total": {"type": "integer", "description": "Participants the caller may see, per the portal."},
+                "truncated": {"type": "boolean"},
+            },
+            "required": ["users", "count", "total", "truncated"],
+        }),
+    )
+}
+
+struct Input {
+    dialog_id: String,
+    skip_external: Option<bool>,
+    max_users: i64,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let args = Args::new(
+        arguments,
+        &["CHAT_ID", "DIALOG_ID", "SKIP_EXTERNAL", "MAX_USERS"],
+    )?;
+    Ok(Input {
+        dialog_id: args::dialog(&args)?,
+        skip_external: args::flag(&args, "SKIP_EXTERNAL")?,
+        max_users: args::integer(&args, "MAX_USERS", 1..=MAX_MAX_USERS, DEFAULT_MAX_USERS)?,
+    })
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse(arguments).map(|_| ())
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let input = parse(arguments)?;
+        let shaper = Shaper::new(client);
+        let mut users = Vec::new();
+        let mut seen = HashSet::new();
+        let mut offset = 0;
+        let mut total = 0;
+        // Enough pages for MAX_USERS even if every page repeated users, and no more.
+        let most_pages = input.max_users / PAGE + 2;
+        let mut more = false;
+        for _ in 0..most_pages {
+            let mut params = json!({"DIALOG_ID": input.dialog_id, "LIMIT": PAGE, "OFFSET": offset});
+            if let Some(skip) = input.skip_external {
+                params["SKIP_EXTERNAL"] = json!(args::yes_no(skip));
+            }
+            let envelope = read(client, METHOD, &params, observer).await?;
+            let page = envelope.result.as_array().ok_or_else(|| {
+                unexpected(
+                    client,
+                    format!("im.dialog.users.list answered {}", envelope.result),
+                )
+            })?;
+            total = envelope.total.unwrap_or(total);
+            for user in page.iter().filter_map(|u| shaper.user(u)) {
+                if seen.insert(user["id"].as_i64()) {
+                    users.push(user);
+                }
+            }
+            // `next` must move forward, or a broken portal would have us loop.
+            match envelope.next.filter(|next| *next > offset) {
+                Some(next) if (users.len() as i64) < input.max_users => offset = next,
+                Some(_) => {
+                    more = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        let max = usize::try_from(input.max_users).unwrap_or(usize::MAX);
+        let truncated = more || users.len() > max;
+        users.truncate(max);
+        Ok(json!({
+            "count": users.len(),
+            "total": total.max(users.len() as i64),
+            "truncated": truncated,
+            "users": users,
+        }))
+    })
+}

@@ -1,0 +1,169 @@
+//! `im_recent_list`: the webhook's user's recent dialogs, one page. Bitrix24 pages this list by
+//! `OFFSET` and `hasMore` (no `next`), and its pages can repeat a dialog: each appears once here.
+
+use std::collections::HashSet;
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Value, json};
+
+use super::args::{self, Args};
+use super::error::ToolError;
+use super::registry::{ToolEntry, read, read_tool, unexpected};
+use super::shape::{self, Shaper};
+use crate::bitrix::{Client, Observer};
+
+const NAME: &str = "im_recent_list";
+const METHOD: &str = "im.recent.list";
+const TITLE: &str = "List my recent dialogs";
+
+const DESCRIPTION: &str = "\
+The webhook's user's recent chats and private dialogs, newest first (REST im.recent.list): that \
+user's own list, not the portal's. Page with OFFSET = next_offset while has_more; Bitrix24's \
+pages may repeat a dialog from an earlier page.";
+
+const FLAGS: [&str; 3] = ["SKIP_CHAT", "SKIP_DIALOG", "SKIP_OPENLINES"];
+const MAX_OFFSET: i64 = 1_000_000;
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: METHOD,
+    scope: "im",
+    definition,
+    check,
+    run,
+};
+
+fn definition() -> Tool {
+    read_tool(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        json!({
+            "type": "object",
+            "properties": {
+                "SKIP_CHAT": {"type": "boolean", "description": "Leave out group chats."},
+                "SKIP_DIALOG": {"type": "boolean", "description": "Leave out private dialogs."},
+                "SKIP_OPENLINES": {"type": "boolean", "description": "Leave out open-line chats."},
+                "LIMIT": {"type": "integer", "minimum": 1, "maximum": 200, "description": "Default 50."},
+                "OFFSET": {"type": "integer", "minimum": 0},
+            },
+        }),
+        json!({
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "dialog_id": {"type": "string", "description": "chat<ID>, or a user ID for a private dialog."},
+                        "chat_id": {"type": "integer"},
+                        "type": {"type": "string", "description": "chat, user, lines, …"},
+                        "title": {"type": "string"},
+                        "last_message_date": {"type": "string"},
+                    },
+                    "required": ["dialog_id", "chat_id", "type", "title", "last_message_date"],
+                }},
+                "has_more": {"type": "boolean"},
+                "next_offset": {"description": "OFFSET of the next page (integer), or null."},
+            },
+            "required": ["items", "has_more", "next_offset"],
+        }),
+    )
+}
+
+struct Input {
+    flags: Vec<(&'static str, bool)>,
+    limit: i64,
+    offset: i64,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let args = Args::new(
+        arguments,
+        &[
+            "SKIP_CHAT",
+            "SKIP_DIALOG",
+            "SKIP_OPENLINES",
+            "LIMIT",
+            "OFFSET",
+        ],
+    )?;
+    let mut flags = Vec::new();
+    for name in FLAGS {
+        if let Some(value) = args::flag(&args, name)? {
+            flags.push((name, value));
+        }
+    }
+    Ok(Input {
+        flags,
+        limit: args::integer(&args, "LIMIT", 1..=200, 50)?,
+        offset: args::integer(&args, "OFFSET", 0..=MAX_OFFSET, 0)?,
+    })
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse(arguments).map(|_| ())
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let input = parse(arguments)?;
+        let mut params = json!({});
+        for (name, value) in &input.flags {
+            params[*name] = json!(args::yes_no(*value));
+        }
+        params["LIMIT"] = json!(input.limit);
+        params["OFFSET"] = json!(input.offset);
+        let envelope = read(client, METHOD, &params, observer).await?;
+        let result = &envelope.result;
+        let page = result
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| unexpected(client, format!("im.recent.list answered {result}")))?;
+        let has_more = shape::flag(
+            result.get("hasMore").or_else(|| result.get("hasMorePages")),
+            false,
+        );
+        let shaper = Shaper::new(client);
+        let mut seen = HashSet::new();
+        let items: Vec<Value> = page
+            .iter()
+            .filter_map(|item| recent_item(&shaper, item))
+            .filter(|item| seen.insert(item["dialog_id"].as_str().map(str::to_owned)))
+            .take(200)
+            .collect();
+        Ok(json!({
+            "items": items,
+            "has_more": has_more,
+            "next_offset": has_more.then_some(input.offset + input.limit),
+        }))
+    })
+}
+
+/// One dialog of the list: its `id` is a user ID for a private dialog, `chatNNN` for a chat.
+fn recent_item(shaper: &Shaper, item: &Value) -> Option<Value> {
+    let dialog_id = match item.get("id")? {
+        Value::String(s) => args::dialog_id(&Value::String(s.clone()))?,
+        number => shape::id(number)?.to_string(),
+    };
+    let chat_id = item
+        .get("chat_id")
+        .and_then(shape::id)
+        .or_else(|| {
+            dialog_id
+                .strip_prefix("chat")
+                .and_then(|id| id.parse().ok())
+        })
+        .unwrap_or(0);
+    Some(json!({
+        "dialog_id": dialog_id,
+        "chat_id": chat_id,
+        "type": shaper.text(item.get("type")),
+        "title": shaper.text(item.get("title")),
+        "last_message_date": shaper.text(item.get("message").and_then(|m| m.get("date"))),
+    }))
+}

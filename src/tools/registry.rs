@@ -1,0 +1,205 @@
+//! The one list of tools. Each entry is a tool's definition, its argument check and its run; the
+//! `tools`, `call` and `tools/list` paths and the `--tools`/`--exclude-tools` choice all read it.
+//! Adding a tool touches its own file and one line of [`TOOLS`].
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde_json::Value;
+
+use super::error::ToolError;
+use super::{
+    chat_get, chat_user_list, dialog_get, dialog_users_list, recent_list, search_chat_list,
+    user_list_get,
+};
+use crate::bitrix::{CallError, Client, Envelope, Observer, untrusted};
+
+/// Runs a tool whose arguments passed its check: the portal call(s) and the shaped answer, which
+/// becomes `structuredContent`.
+pub type Run =
+    for<'a> fn(&'a Client, &'a JsonObject, Observer<'a>) -> BoxFuture<'a, Result<Value, ToolError>>;
+
+/// One tool.
+#[derive(Debug)]
+pub struct ToolEntry {
+    pub name: &'static str,
+    /// The REST method it calls.
+    pub method: &'static str,
+    /// The scope the portal must grant for it.
+    pub scope: &'static str,
+    pub definition: fn() -> Tool,
+    /// Checks the arguments, without I/O.
+    pub check: fn(&JsonObject) -> Result<(), ToolError>,
+    pub run: Run,
+}
+
+/// Every tool this server has, in listing order.
+pub const TOOLS: &[ToolEntry] = &[
+    search_chat_list::ENTRY,
+    chat_get::ENTRY,
+    dialog_get::ENTRY,
+    dialog_users_list::ENTRY,
+    chat_user_list::ENTRY,
+    user_list_get::ENTRY,
+    recent_list::ENTRY,
+];
+
+/// The tool of this name, if the server has one.
+pub fn find(name: &str) -> Option<&'static ToolEntry> {
+    TOOLS.iter().find(|tool| tool.name == name)
+}
+
+/// A read-only, idempotent tool that reaches the user's portal (open world), with hand-written
+/// schemas: the inputs accept more than a schema admits (numeric strings, dialog IDs), and clients
+/// choke on the `format` keywords and nullable unions a derive would add.
+pub fn read_tool(name: &str, title: &str, description: &str, input: Value, output: Value) -> Tool {
+    Tool::new(
+        name.to_owned(),
+        description.to_owned(),
+        Arc::new(object(input)),
+    )
+    .with_title(title)
+    .with_raw_output_schema(Arc::new(object(output)))
+    .with_annotations(
+        ToolAnnotations::with_title(title)
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(true),
+    )
+}
+
+/// A read of the portal, shared with identical concurrent reads, its failure as a tool error.
+pub async fn read(
+    client: &Client,
+    method: &str,
+    params: &Value,
+    observer: Observer<'_>,
+) -> Result<Envelope, ToolError> {
+    client
+        .read(method, params, observer)
+        .await
+        .map_err(|err| ToolError::from_call(&err))
+}
+
+/// The portal answered, but not in the documented shape. The detail quotes the answer: it is
+/// shortened and scrubbed of the client's secrets like any other upstream text.
+pub fn unexpected(client: &Client, detail: String) -> ToolError {
+    ToolError::from_call(&CallError::UnexpectedResponse {
+        status: 200,
+        detail: untrusted::excerpt(&detail, &client.auth().secrets()),
+    })
+}
+
+fn object(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        // Every schema is written as an object literal.
+        _ => JsonObject::new(),
+    }
+}
+
+/// Which tools a server offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    served: Vec<&'static str>,
+}
+
+/// A tool name given in `--tools` or `--exclude-tools` that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tool {name:?} in {setting}; the tools are: {known}")]
+pub struct UnknownToolName {
+    pub name: String,
+    pub setting: &'static str,
+    pub known: String,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl Selection {
+    pub fn all() -> Self {
+        Self {
+            served: TOOLS.iter().map(|t| t.name).collect(),
+        }
+    }
+
+    /// `only` (all when empty), less `exclude`. Names are exact; an unknown one is an error.
+    pub fn choose(only: &[String], exclude: &[String]) -> Result<Self, UnknownToolName> {
+        let check = |names: &[String], setting: &'static str| {
+            for name in names {
+                if find(name.trim()).is_none() {
+                    return Err(UnknownToolName {
+                        name: name.trim().to_owned(),
+                        setting,
+                        known: names_list(),
+                    });
+                }
+            }
+            Ok(())
+        };
+        check(only, "BITRIX24_TOOLS / --tools")?;
+        check(exclude, "BITRIX24_EXCLUDE_TOOLS / --exclude-tools")?;
+        let wanted = |name: &str| {
+            (only.is_empty() || only.iter().any(|o| o.trim() == name))
+                && !exclude.iter().any(|e| e.trim() == name)
+        };
+        Ok(Self {
+            served: TOOLS.iter().map(|t| t.name).filter(|n| wanted(n)).collect(),
+        })
+    }
+
+    /// The served tools, in listing order.
+    pub fn entries(&self) -> impl Iterator<Item = &'static ToolEntry> + '_ {
+        TOOLS.iter().filter(|t| self.served.contains(&t.name))
+    }
+
+    /// The served tool of this name.
+    pub fn find(&self, name: &str) -> Option<&'static ToolEntry> {
+        self.entries().find(|t| t.name == name)
+    }
+
+    pub fn names(&self) -> String {
+        self.served.join(", ")
+    }
+}
+
+/// Every tool's name, for messages.
+pub fn names_list() -> String {
+    TOOLS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_mirror_their_method() {
+        for (i, tool) in TOOLS.iter().enumerate() {
+            assert!(TOOLS[i + 1..].iter().all(|t| t.name != tool.name));
+            assert_eq!(tool.name, tool.method.replace('.', "_"));
+            assert_eq!((tool.definition)().name, tool.name);
+        }
+    }
+
+    #[test]
+    fn choosing_tools_keeps_the_listing_order_and_refuses_unknown_names() {
+        let chosen = Selection::choose(
+            &["im_dialog_get".into(), "im_chat_get".into()],
+            &["im_dialog_get".into()],
+        )
+        .unwrap();
+        assert_eq!(chosen.names(), "im_chat_get");
+        let err = Selection::choose(&["im_chat_gett".into()], &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown tool \"im_chat_gett\" in BITRIX24_TOOLS")
+        );
+        assert!(err.to_string().contains("im_chat_user_list"));
+        assert_eq!(Selection::choose(&[], &[]).unwrap(), Selection::all());
+    }
+}

@@ -1,0 +1,125 @@
+//! `im_search_chat_list`: chats whose title (or a member's name) starts with the words of `FIND`,
+//! among the chats the webhook's user can access — the way from a name to a chat ID.
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Value, json};
+
+use super::args::{self, Args};
+use super::error::ToolError;
+use super::registry::{ToolEntry, read, read_tool, unexpected};
+use super::shape::Shaper;
+use crate::bitrix::{Client, Observer};
+
+const NAME: &str = "im_search_chat_list";
+const METHOD: &str = "im.search.chat.list";
+const TITLE: &str = "Find chats by name";
+
+const DESCRIPTION: &str = "\
+Chats found by name (REST im.search.chat.list) among those the webhook's user can access; there \
+is no way to list every chat of a portal. Matching is by word prefix (\"Market\" finds \"Marketing \
+team\", \"arket\" does not) on chat titles and members' names. Newest chats first; page with \
+OFFSET = next.";
+
+const MAX_OFFSET: i64 = 1_000_000;
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: METHOD,
+    scope: "im",
+    definition,
+    check,
+    run,
+};
+
+fn definition() -> Tool {
+    read_tool(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        json!({
+            "type": "object",
+            "properties": {
+                "FIND": {"type": "string", "minLength": 2, "description": "At least 2 characters: the start of a word of the title."},
+                "LIMIT": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Default 10."},
+                "OFFSET": {"type": "integer", "minimum": 0},
+            },
+            "required": ["FIND"],
+        }),
+        json!({
+            "type": "object",
+            "properties": {
+                "chats": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "chat_id": {"type": "integer"},
+                        "dialog_id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "type": {"type": "string"},
+                        "user_counter": {"type": "integer"},
+                        "entity_type": {"type": "string"},
+                        "entity_id": {"type": "string"},
+                    },
+                    "required": ["chat_id", "dialog_id", "name", "type", "user_counter", "entity_type", "entity_id"],
+                }},
+                "total": {"type": "integer"},
+                "next": {"description": "OFFSET of the next page (integer), or null."},
+            },
+            "required": ["chats", "total", "next"],
+        }),
+    )
+}
+
+struct Input {
+    find: String,
+    limit: i64,
+    offset: i64,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let args = Args::new(arguments, &["FIND", "LIMIT", "OFFSET"])?;
+    Ok(Input {
+        find: args::text(
+            &args,
+            "FIND",
+            2,
+            200,
+            "a search phrase of 2 to 200 characters (Bitrix24 refuses shorter ones), e.g. \"Marketing\"",
+        )?,
+        limit: args::integer(&args, "LIMIT", 1..=50, 10)?,
+        offset: args::integer(&args, "OFFSET", 0..=MAX_OFFSET, 0)?,
+    })
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse(arguments).map(|_| ())
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let input = parse(arguments)?;
+        let params = json!({"FIND": input.find, "LIMIT": input.limit, "OFFSET": input.offset});
+        let envelope = read(client, METHOD, &params, observer).await?;
+        let found = envelope.result.as_array().ok_or_else(|| {
+            unexpected(
+                client,
+                format!("im.search.chat.list answered {}", envelope.result),
+            )
+        })?;
+        let shaper = Shaper::new(client);
+        let chats: Vec<Value> = found
+            .iter()
+            .filter_map(|chat| shaper.chat(chat))
+            .take(50)
+            .collect();
+        Ok(json!({
+            "total": envelope.total.unwrap_or(input.offset + chats.len() as i64),
+            "next": envelope.next.filter(|next| *next > input.offset),
+            "chats": chats,
+        }))
+    })
+}

@@ -1,0 +1,164 @@
+//! The portal's objects trimmed to what an assistant needs, in snake_case: users and chats as the
+//! chat methods return them. Everything read here came from the network: strings are scrubbed of
+//! secrets, escaped and bounded, numbers checked, missing fields given a stated default.
+
+use serde_json::{Map, Value, json};
+
+use crate::bitrix::Client;
+use crate::bitrix::response::lenient_integer;
+use crate::bitrix::untrusted;
+
+/// The longest name, title or position passed on.
+const MAX_TEXT_CHARS: usize = 200;
+
+/// Reads portal objects for one client (whose secrets are scrubbed from every string).
+pub struct Shaper {
+    secrets: Vec<String>,
+}
+
+impl Shaper {
+    pub fn new(client: &Client) -> Self {
+        Self {
+            secrets: client.auth().secrets(),
+        }
+    }
+
+    /// A string field, or `""` when absent, null or `false` (the portal's "no value").
+    pub fn text(&self, value: Option<&Value>) -> String {
+        match value {
+            Some(Value::String(s)) => untrusted::sanitize(s, &self.secrets, MAX_TEXT_CHARS),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// A user as `im.dialog.users.list` and `im.user.list.get` return one. `None` without an ID.
+    pub fn user(&self, value: &Value) -> Option<Value> {
+        let id = value.get("id").and_then(id)?;
+        Some(json!({
+            "id": id,
+            "name": self.text(value.get("name")),
+            "first_name": self.text(value.get("first_name")),
+            "last_name": self.text(value.get("last_name")),
+            "work_position": self.text(value.get("work_position")),
+            "active": flag(value.get("active"), true),
+            "bot": flag(value.get("bot"), false),
+            "extranet": flag(value.get("extranet"), false),
+            "type": match self.text(value.get("type")) {
+                t if t.is_empty() => "user".to_owned(),
+                t => t,
+            },
+        }))
+    }
+
+    /// A chat as `im.search.chat.list` returns one. `None` without an ID.
+    pub fn chat(&self, value: &Value) -> Option<Value> {
+        let chat_id = value.get("id").and_then(id)?;
+        Some(json!({
+            "chat_id": chat_id,
+            "dialog_id": format!("chat{chat_id}"),
+            "name": self.text(value.get("name")),
+            "type": self.text(value.get("type")),
+            "user_counter": count(value.get("user_counter")),
+            "entity_type": self.text(value.get("entity_type")),
+            "entity_id": self.text(value.get("entity_id")),
+        }))
+    }
+}
+
+/// The output schema of one user, as [`Shaper::user`] makes it.
+pub fn user_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "first_name": {"type": "string"},
+            "last_name": {"type": "string"},
+            "work_position": {"type": "string"},
+            "active": {"type": "boolean"},
+            "bot": {"type": "boolean"},
+            "extranet": {"type": "boolean"},
+            "type": {"type": "string", "description": "user, bot, extranet, email, …"},
+        },
+        "required": ["id", "name", "first_name", "last_name", "work_position", "active", "bot", "extranet", "type"],
+    })
+}
+
+/// A positive ID, as a number or numeric string.
+pub fn id(value: &Value) -> Option<i64> {
+    lenient_integer(value).filter(|n| (1..=super::args::MAX_ID).contains(n))
+}
+
+/// A count: a non-negative integer, 0 when absent or unreadable.
+pub fn count(value: Option<&Value>) -> i64 {
+    value
+        .and_then(lenient_integer)
+        .filter(|n| *n >= 0)
+        .unwrap_or(0)
+}
+
+/// A boolean as the portal writes it (`true`, `"Y"`, `1`), `default` when absent.
+pub fn flag(value: Option<&Value>, default: bool) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.as_str(), "Y" | "y" | "1" | "true"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => default,
+    }
+}
+
+/// A list of IDs (numbers or numeric strings); anything unreadable is left out.
+pub fn ids(value: Option<&Value>) -> Vec<i64> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(id).collect())
+        .unwrap_or_default()
+}
+
+/// Builds an object for `structuredContent` from name–value pairs.
+pub fn object(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<Map<String, Value>>(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shaper() -> Shaper {
+        Shaper {
+            secrets: vec!["s3cr3t".into()],
+        }
+    }
+
+    #[test]
+    fn a_user_keeps_the_useful_fields_with_defaults() {
+        let user = shaper().user(&json!({
+            "id": "1269", "name": "Alexander Smith\u{1b}[2J", "first_name": "Alexander",
+            "last_name": "Smith", "work_position": null, "active": true, "bot": false,
+            "avatar": "https://x/a.png", "color": "#df532d"
+        }));
+        assert_eq!(
+            user,
+            Some(
+                json!({"id": 1269, "name": "Alexander Smith\\u{1b}[2J", "first_name": "Alexander",
+                "last_name": "Smith", "work_position": "", "active": true, "bot": false,
+                "extranet": false, "type": "user"})
+            )
+        );
+        assert_eq!(shaper().user(&json!({"name": "no id"})), None);
+    }
+
+    #[test]
+    fn strings_are_bounded_and_scrubbed() {
+        let long = "n".repeat(1000);
+        let text = shaper().text(Some(&json!(format!("S3CR3T {long}"))));
+        assert!(text.starts_with("<redacted> nnn"));
+        assert!(text.chars().count() < 260);
+    }
+}

@@ -1,0 +1,129 @@
+//! `im_user_list_get`: names for user IDs (bots included, which `user.get` skips). IDs go to the
+//! portal in chunks of 50; both documented answer forms (an array, or an object keyed by ID) are
+//! read, and IDs the portal did not return are listed as missing.
+
+use std::collections::HashMap;
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Value, json};
+
+use super::args::{self, Args};
+use super::error::ToolError;
+use super::registry::{ToolEntry, read, read_tool, unexpected};
+use super::shape::{self, Shaper};
+use crate::bitrix::{Client, Observer};
+
+const NAME: &str = "im_user_list_get";
+const METHOD: &str = "im.user.list.get";
+const TITLE: &str = "Names of users by ID";
+
+const DESCRIPTION: &str = "\
+Names, positions and bot/extranet flags of users by ID (REST im.user.list.get), bots included, as \
+the webhook's user may see them. Up to 500 IDs, sent 50 per request; missing lists IDs the portal \
+did not return (unknown, or hidden from an extranet user).";
+
+const MAX_IDS: usize = 500;
+/// IDs per request.
+pub const CHUNK: usize = 50;
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: METHOD,
+    scope: "im",
+    definition,
+    check,
+    run,
+};
+
+fn definition() -> Tool {
+    read_tool(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        json!({
+            "type": "object",
+            "properties": {
+                "ID": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                    "minItems": 1, "maxItems": MAX_IDS, "description": "User IDs, e.g. [99, 1269]."},
+            },
+            "required": ["ID"],
+        }),
+        json!({
+            "type": "object",
+            "properties": {
+                "users": {"type": "array", "items": shape::user_schema()},
+                "missing": {"type": "array", "items": {"type": "integer"}},
+            },
+            "required": ["users", "missing"],
+        }),
+    )
+}
+
+fn parse(arguments: &JsonObject) -> Result<Vec<i64>, ToolError> {
+    let args = Args::new(arguments, &["ID"])?;
+    let expected = format!("an array of 1 to {MAX_IDS} positive user IDs, e.g. [99, 1269]");
+    let value = args.required("ID", &expected)?;
+    let list = value
+        .as_array()
+        .filter(|list| !list.is_empty() && list.len() <= 10 * MAX_IDS)
+        .ok_or_else(|| args::wrong("ID", &expected, value))?;
+    let mut ids = Vec::new();
+    for (index, item) in list.iter().enumerate() {
+        let id = args::positive_id(item)
+            .ok_or_else(|| args::wrong(&format!("ID[{index}]"), "a positive user ID", item))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.len() > MAX_IDS {
+        return Err(ToolError::invalid_argument(format!(
+            "ID holds {} different IDs; at most {MAX_IDS} are taken per call",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse(arguments).map(|_| ())
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let ids = parse(arguments)?;
+        let shaper = Shaper::new(client);
+        let mut found: HashMap<i64, Value> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let envelope = read(client, METHOD, &json!({"ID": chunk}), observer).await?;
+            let users: Vec<&Value> = match &envelope.result {
+                Value::Array(list) => list.iter().collect(),
+                Value::Object(by_id) => by_id.values().collect(),
+                // PHP's empty array for "none of them".
+                Value::Null => Vec::new(),
+                other => {
+                    return Err(unexpected(
+                        client,
+                        format!("im.user.list.get answered {other}"),
+                    ));
+                }
+            };
+            for user in users.into_iter().filter_map(|u| shaper.user(u)) {
+                if let Some(id) = user["id"].as_i64().filter(|id| chunk.contains(id)) {
+                    found.insert(id, user);
+                }
+            }
+        }
+        let users: Vec<&Value> = ids.iter().filter_map(|id| found.get(id)).collect();
+        let missing: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        Ok(json!({"users": users, "missing": missing}))
+    })
+}
