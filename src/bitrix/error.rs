@@ -57,7 +57,11 @@ pub enum CallError {
     /// The portal answered with an error body (any HTTP status).
     #[error("bitrix24 error {} (HTTP {}): {}", .0.code, .0.status, .0.description)]
     Api(ApiError),
-    /// The connection could not be made or broke: refused, reset, DNS, TLS.
+    /// No connection could be made (refused, DNS, TLS handshake, connect timeout): nothing was
+    /// sent, so even a write may be repeated.
+    #[error("network error: {detail}")]
+    Unreachable { detail: String },
+    /// The connection broke after it was made: the request may have reached the portal.
     #[error("network error: {detail}")]
     Network { detail: String },
     /// No complete answer within the configured time.
@@ -102,6 +106,7 @@ impl CallError {
                 inner.http_status()
             }
             CallError::Network { .. }
+            | CallError::Unreachable { .. }
             | CallError::Timeout { .. }
             | CallError::OperationBlocked { .. }
             | CallError::RateLimited { .. } => None,

@@ -223,6 +223,55 @@ impl Client {
             .await
     }
 
+    /// A call of a method that changes something. It is repeated only when the portal certainly
+    /// did not execute it (a rate-limit refusal, a connection never made); any other failure is
+    /// returned at once, and [`retry::write_fate`] tells whether the write may have happened.
+    pub async fn write(
+        &self,
+        method: &str,
+        params: &Value,
+        observer: Observer<'_>,
+    ) -> Result<Envelope, CallError> {
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match self.attempt(method, params, observer).await {
+                Ok(envelope) => {
+                    self.gate.record(method, &envelope.time);
+                    return Ok(envelope);
+                }
+                Err(err) => self.note_limits(method, err),
+            };
+            match self
+                .options
+                .retry
+                .decide_write(&err, attempts, started.elapsed())
+            {
+                Decision::Retry(delay) => {
+                    warn!(method, attempts, delay_ms = delay.as_millis() as u64, error = %err, "bitrix24 write refused before it ran; retrying");
+                    observer(Wait::Backoff {
+                        retry: attempts,
+                        delay,
+                        reason: err.to_string(),
+                    });
+                    tokio::time::sleep(delay).await;
+                }
+                Decision::GiveUp => {
+                    warn!(method, attempts, status = err.http_status(), error = %err, "bitrix24 write failed");
+                    return Err(if attempts > 1 {
+                        CallError::RetriesExhausted {
+                            attempts,
+                            last: Box::new(err),
+                        }
+                    } else {
+                        err
+                    });
+                }
+            }
+        }
+    }
+
     /// `im.chat.user.list`: the IDs of a chat's participants, in the portal's order.
     pub async fn chat_user_list(
         &self,
@@ -365,9 +414,13 @@ impl Client {
     }
 }
 
+/// A method name `Url::join` refuses: nothing is sent. Tools check names before they get here.
 fn bad_method(method: &str) -> CallError {
-    CallError::Network {
-        detail: format!("{method:?} is not a valid method name"),
+    CallError::Unreachable {
+        detail: format!(
+            "{:?} is not a valid method name",
+            untrusted::bounded(method, 100)
+        ),
     }
 }
 

@@ -83,25 +83,37 @@ async fn read_capped(
 
 /// Maps a reqwest failure to a URL-free, secret-free error.
 fn transport_error(exchange: &Exchange<'_>, err: reqwest::Error) -> CallError {
-    if err.is_timeout() {
-        let after = if err.is_connect() {
-            exchange.options.connect_timeout
-        } else {
-            exchange.options.request_timeout
-        };
-        return CallError::Timeout { after };
-    }
     let host = &exchange.host;
+    let clean = |detail: String| {
+        untrusted::sanitize(&detail, &exchange.secrets, untrusted::MAX_DESCRIPTION_CHARS)
+    };
+    if err.is_connect() {
+        // Nothing reached the portal: the difference matters to writes.
+        let detail = if err.is_timeout() {
+            format!(
+                "cannot connect to {host}: no connection within {} s",
+                exchange.options.connect_timeout.as_secs_f64()
+            )
+        } else {
+            format!("cannot connect to {host}: {}", root_cause(&err))
+        };
+        return CallError::Unreachable {
+            detail: clean(detail),
+        };
+    }
+    if err.is_timeout() {
+        return CallError::Timeout {
+            after: exchange.options.request_timeout,
+        };
+    }
     let cause = root_cause(&err);
-    let detail = if err.is_connect() {
-        format!("cannot connect to {host}: {cause}")
-    } else if err.is_body() || err.is_decode() {
+    let detail = if err.is_body() || err.is_decode() {
         format!("the connection to {host} broke while reading the answer: {cause}")
     } else {
         format!("request to {host} failed: {cause}")
     };
     CallError::Network {
-        detail: untrusted::sanitize(&detail, &exchange.secrets, untrusted::MAX_DESCRIPTION_CHARS),
+        detail: clean(detail),
     }
 }
 

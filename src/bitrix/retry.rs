@@ -1,11 +1,13 @@
-//! When to try a read-only call again. [`RetryPolicy::decide`] is one exhaustive `match` over
-//! [`CallError`]: a new kind of failure cannot be added without deciding here whether it retries.
+//! When to try a call again. [`RetryPolicy::decide`] (reads) and [`RetryPolicy::decide_write`]
+//! (writes) rest on exhaustive `match`es over [`CallError`]: a new kind of failure cannot be added
+//! without deciding here whether it retries. A write is repeated only when the portal certainly
+//! did not execute it; [`write_fate`] says which failures those are.
 
 use std::time::Duration;
 
 use super::error::{ApiErrorKind, CallError};
 
-/// Retry limits. All tools so far are read-only, so repeating a call is always safe.
+/// Retry limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt, for throttling and network failures.
@@ -61,7 +63,9 @@ fn classify(err: &CallError) -> Class {
             ApiErrorKind::TokenExpired => Class::Final,
             ApiErrorKind::Other => Class::Final,
         },
-        CallError::Network { .. } | CallError::Timeout { .. } => Class::Transient,
+        CallError::Network { .. } | CallError::Unreachable { .. } | CallError::Timeout { .. } => {
+            Class::Transient
+        }
         CallError::UnexpectedResponse { status, .. } => {
             if *status >= 500 {
                 Class::ServerFault
@@ -77,7 +81,66 @@ fn classify(err: &CallError) -> Class {
     }
 }
 
+/// What a failed write did at the portal, as far as the failure tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFate {
+    /// Certainly not executed: refused before running, or never sent.
+    NotExecuted,
+    /// Perhaps executed: the request went out and no clear refusal came back.
+    Unknown,
+}
+
+/// Whether the portal may have executed a write that failed this way.
+pub fn write_fate(err: &CallError) -> WriteFate {
+    match err {
+        CallError::Api(api) => match api.kind() {
+            // Refusals before the method ran.
+            ApiErrorKind::QueryLimit
+            | ApiErrorKind::OperationLimit
+            | ApiErrorKind::TokenExpired => WriteFate::NotExecuted,
+            ApiErrorKind::ServerFault => WriteFate::Unknown,
+            // A method's own error code (4xx) is a refusal; a 5xx may follow partial work.
+            ApiErrorKind::Other if api.status >= 500 => WriteFate::Unknown,
+            ApiErrorKind::Other => WriteFate::NotExecuted,
+        },
+        CallError::Unreachable { .. }
+        | CallError::Redirect { .. }
+        | CallError::TokenRefresh(_)
+        | CallError::OperationBlocked { .. }
+        | CallError::RateLimited { .. } => WriteFate::NotExecuted,
+        CallError::Network { .. } | CallError::Timeout { .. } => WriteFate::Unknown,
+        // A 2xx we could not read may have been a success; a 5xx page may follow partial work.
+        CallError::UnexpectedResponse { status, .. } if *status >= 500 || *status < 300 => {
+            WriteFate::Unknown
+        }
+        CallError::UnexpectedResponse { .. } => WriteFate::NotExecuted,
+        CallError::RetriesExhausted { last, .. } => write_fate(last),
+    }
+}
+
 impl RetryPolicy {
+    /// [`RetryPolicy::decide`] for a write: only a rate-limit refusal or a connection that was
+    /// never made is tried again, never a failure after which the write may have happened.
+    pub fn decide_write(&self, err: &CallError, attempts: u32, elapsed: Duration) -> Decision {
+        let certainly_not_run = match err {
+            CallError::Api(api) => api.kind() == ApiErrorKind::QueryLimit,
+            CallError::Unreachable { .. } => true,
+            CallError::Network { .. }
+            | CallError::Timeout { .. }
+            | CallError::Redirect { .. }
+            | CallError::UnexpectedResponse { .. }
+            | CallError::TokenRefresh(_)
+            | CallError::OperationBlocked { .. }
+            | CallError::RateLimited { .. }
+            | CallError::RetriesExhausted { .. } => false,
+        };
+        if certainly_not_run {
+            self.decide(err, attempts, elapsed)
+        } else {
+            Decision::GiveUp
+        }
+    }
+
     /// Decides after `attempts` attempts (≥ 1), `elapsed` since the call began.
     pub fn decide(&self, err: &CallError, attempts: u32, elapsed: Duration) -> Decision {
         let allowed = match classify(err) {
@@ -203,6 +266,49 @@ mod tests {
             let late = policy.backoff(30);
             assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
         }
+    }
+
+    #[test]
+    fn writes_are_repeated_only_when_certainly_not_executed() {
+        let policy = policy();
+        let again = |err: &CallError| {
+            matches!(
+                policy.decide_write(err, 1, Duration::ZERO),
+                Decision::Retry(_)
+            )
+        };
+        assert!(again(&api("QUERY_LIMIT_EXCEEDED", 503)));
+        assert!(again(&CallError::Unreachable {
+            detail: "refused".into()
+        }));
+        for maybe_done in [
+            CallError::Network {
+                detail: "reset".into(),
+            },
+            CallError::Timeout {
+                after: Duration::from_secs(1),
+            },
+            api("INTERNAL_SERVER_ERROR", 500),
+            CallError::UnexpectedResponse {
+                status: 502,
+                detail: "x".into(),
+            },
+        ] {
+            assert!(!again(&maybe_done), "{maybe_done:?}");
+            assert_eq!(
+                write_fate(&maybe_done),
+                WriteFate::Unknown,
+                "{maybe_done:?}"
+            );
+        }
+        assert_eq!(
+            write_fate(&api("ACCESS_DENIED_KICK", 403)),
+            WriteFate::NotExecuted
+        );
+        assert_eq!(
+            write_fate(&CallError::Unreachable { detail: "x".into() }),
+            WriteFate::NotExecuted
+        );
     }
 
     #[test]

@@ -192,7 +192,9 @@ async fn probe(client: &Client, portal: &mut PortalReport, problems: &mut Vec<Pr
 /// What a failed `scope` call says about reachability, authentication and scope.
 fn record_failure(err: &CallError, portal: &mut PortalReport, round_trip: u64) {
     match err {
-        CallError::Network { .. } | CallError::Timeout { .. } => portal.reachable = Some(false),
+        CallError::Network { .. } | CallError::Unreachable { .. } | CallError::Timeout { .. } => {
+            portal.reachable = Some(false)
+        }
         CallError::Api(api) => {
             portal.reachable = Some(true);
             portal.round_trip_ms = Some(round_trip);
@@ -517,6 +519,7 @@ mod tests {
     fn every_hint() -> Vec<String> {
         let own = [
             CallError::Network { detail: "x".into() },
+            CallError::Unreachable { detail: "x".into() },
             CallError::Timeout {
                 after: std::time::Duration::from_secs(1),
             },

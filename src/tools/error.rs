@@ -88,7 +88,7 @@ impl ToolError {
     pub fn from_call(err: &CallError) -> Self {
         match err {
             CallError::Api(api) => Self::from_api(api, lookup(&api.code)),
-            CallError::Network { detail } => Self::own(
+            CallError::Network { detail } | CallError::Unreachable { detail } => Self::own(
                 "NETWORK_ERROR",
                 detail.clone(),
                 None,
@@ -182,7 +182,7 @@ impl ToolError {
                 }
                 error
             }
-            CallError::Network { .. } | CallError::Timeout { .. } => Self {
+            CallError::Network { .. } | CallError::Unreachable { .. } | CallError::Timeout { .. } => Self {
                 hint: "The OAuth server could not be reached to refresh the access token; retry in a moment.".into(),
                 ..Self::from_call(inner)
             },

@@ -10,16 +10,18 @@
 //! - notifications and stray responses before the session starts are logged and ignored (rmcp
 //!   ends the session on them).
 //!
-//! Messages that pass go to rmcp as typed messages over channels, as the SSE adapter does.
+//! [`Framed`] is the rmcp transport doing this, with no task or channel in between.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::{SinkExt, StreamExt, channel::mpsc};
+use rmcp::RoleServer;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta, JsonRpcNotification,
     ProtocolVersion, RequestId, ServerJsonRpcMessage,
 };
+use rmcp::transport::Transport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
@@ -28,8 +30,6 @@ use tracing::{debug, warn};
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// How much of an oversized line is kept to find its `id`.
 const ID_PREFIX_BYTES: usize = 64 * 1024;
-/// Messages buffered per direction.
-const CHANNEL_CAPACITY: usize = 64;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -42,51 +42,70 @@ pub enum Line {
     Oversized(Vec<u8>),
 }
 
-/// Reads the next line (without its `\n`, `\r\n` tolerated), holding at most `max` bytes of it.
-/// `None` at the end of the stream.
-pub async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
+/// Reads lines (without their `\n`; `\r\n` tolerated) holding at most `max` bytes of each.
+/// Cancel-safe: the partial line lives here, not in the future, because rmcp polls `receive`
+/// inside a `select!` and drops it whenever an outgoing message is ready first.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    reader: R,
     max: usize,
-) -> std::io::Result<Option<Line>> {
-    let mut line = Vec::new();
-    let mut oversized = false;
-    let mut seen_any = false;
-    loop {
-        let buffer = reader.fill_buf().await?;
-        if buffer.is_empty() {
-            if !seen_any {
-                return Ok(None);
+    line: Vec<u8>,
+    oversized: bool,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(reader: R, max: usize) -> Self {
+        Self {
+            reader,
+            max,
+            line: Vec::new(),
+            oversized: false,
+        }
+    }
+
+    /// The next line, `None` at the end of the stream.
+    pub async fn next(&mut self) -> std::io::Result<Option<Line>> {
+        loop {
+            let buffer = self.reader.fill_buf().await?;
+            // From here to `consume` nothing awaits: a cancelled call loses no byte.
+            if buffer.is_empty() {
+                if self.line.is_empty() && !self.oversized {
+                    return Ok(None);
+                }
+                return Ok(Some(self.take()));
             }
-            break;
+            let (chunk, consumed, complete) = match buffer.iter().position(|b| *b == b'\n') {
+                Some(at) => (&buffer[..at], at + 1, true),
+                None => (buffer, buffer.len(), false),
+            };
+            if !self.oversized && self.line.len() + chunk.len() > self.max {
+                self.oversized = true;
+                self.line.truncate(ID_PREFIX_BYTES);
+            }
+            let room = if self.oversized {
+                ID_PREFIX_BYTES.saturating_sub(self.line.len())
+            } else {
+                chunk.len()
+            };
+            self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            self.reader.consume(consumed);
+            if complete {
+                return Ok(Some(self.take()));
+            }
         }
-        seen_any = true;
-        let (chunk, consumed, complete) = match buffer.iter().position(|b| *b == b'\n') {
-            Some(at) => (&buffer[..at], at + 1, true),
-            None => (buffer, buffer.len(), false),
-        };
-        if !oversized && line.len() + chunk.len() > max {
-            oversized = true;
-            line.truncate(ID_PREFIX_BYTES);
+    }
+
+    fn take(&mut self) -> Line {
+        let mut line = std::mem::take(&mut self.line);
+        if line.last() == Some(&b'\r') {
+            line.pop();
         }
-        let room = if oversized {
-            ID_PREFIX_BYTES.saturating_sub(line.len())
+        if std::mem::take(&mut self.oversized) {
+            Line::Oversized(line)
         } else {
-            chunk.len()
-        };
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        reader.consume(consumed);
-        if complete {
-            break;
+            Line::Complete(line)
         }
     }
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(Some(if oversized {
-        Line::Oversized(line)
-    } else {
-        Line::Complete(line)
-    }))
 }
 
 /// What to do with one line.
@@ -335,104 +354,101 @@ fn skip_value(bytes: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// Runs the framing for one session: reads lines from `reader`, hands messages to rmcp through
-/// the returned channel ends, writes rmcp's messages and this layer's own answers to `writer`.
-/// Returns the transport for rmcp and a task that ends when both directions are done.
-pub fn frame<R, W>(
-    reader: R,
-    writer: W,
-) -> (
-    (
-        mpsc::Sender<ServerJsonRpcMessage>,
-        mpsc::Receiver<ClientJsonRpcMessage>,
-    ),
-    tokio::task::JoinHandle<()>,
-)
+/// The framing as an rmcp transport: `receive` reads and judges lines (answering refused ones
+/// itself), `send` writes rmcp's messages. No task or channel sits between the pipe and rmcp.
+pub struct Framed<R, W> {
+    lines: LineReader<R>,
+    writer: Arc<tokio::sync::Mutex<W>>,
+    gate: Arc<Mutex<Gate>>,
+}
+
+impl<R, W> Framed<R, W>
 where
     R: AsyncBufRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    let (to_rmcp, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
-    let (to_client, from_rmcp) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
-    let (lines_tx, lines_rx) = mpsc::channel::<String>(CHANNEL_CAPACITY);
-    let gate = Arc::new(Mutex::new(Gate::default()));
+    pub fn new(reader: R, writer: W) -> Self {
+        Self {
+            lines: LineReader::new(reader, MAX_LINE_BYTES),
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            gate: Arc::new(Mutex::new(Gate::default())),
+        }
+    }
 
-    let inbound = tokio::spawn(read_loop(reader, to_rmcp, lines_tx.clone(), gate.clone()));
-    let outbound = tokio::spawn(forward_loop(from_rmcp, lines_tx, gate));
-    let writing = tokio::spawn(write_loop(writer, lines_rx));
-    let done = tokio::spawn(async move {
-        let _ = inbound.await;
-        let _ = outbound.await;
-        let _ = writing.await;
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Writes one of this layer's own answers in a task of its own, so that dropping `receive` (which
+/// rmcp does whenever another event wins its `select!`) cannot cut a line short.
+fn answer_in_background<W>(writer: Arc<tokio::sync::Mutex<W>>, mut line: String)
+where
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    line.push('\n');
+    tokio::spawn(async move {
+        let mut writer = writer.lock().await;
+        if writer.write_all(line.as_bytes()).await.is_ok() {
+            let _ = writer.flush().await;
+        }
     });
-    ((to_client, from_client), done)
 }
 
-async fn read_loop<R: AsyncBufRead + Unpin>(
-    mut reader: R,
-    mut to_rmcp: mpsc::Sender<ClientJsonRpcMessage>,
-    mut answers: mpsc::Sender<String>,
-    gate: Arc<Mutex<Gate>>,
-) {
-    loop {
-        let line = match read_line(&mut reader, MAX_LINE_BYTES).await {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(err) => {
-                warn!(error = %err, "cannot read from stdin");
-                break;
-            }
-        };
-        if matches!(&line, Line::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace)) {
-            continue;
-        }
-        let verdict = gate
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .judge(line);
-        match verdict {
-            Verdict::Forward(message) => {
-                if to_rmcp.send(*message).await.is_err() {
-                    break;
-                }
-            }
-            Verdict::Answer(error) => {
-                debug!(answer = %error, "refused an incoming message");
-                if answers.send(error.to_string()).await.is_err() {
-                    break;
-                }
-            }
-            Verdict::Ignore(reason) => warn!(reason = %reason, "ignored an incoming message"),
+impl<R, W> Transport<RoleServer> for Framed<R, W>
+where
+    R: AsyncBufRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        item: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.gate().answered(&item);
+        let line = serde_json::to_string(&item).map_err(std::io::Error::other);
+        let writer = self.writer.clone();
+        // As rmcp's own stdio transport does: the write happens in the returned future, which the
+        // service awaits to completion.
+        async move {
+            let mut line = line?;
+            line.push('\n');
+            let mut writer = writer.lock().await;
+            writer.write_all(line.as_bytes()).await?;
+            writer.flush().await
         }
     }
-}
 
-async fn forward_loop(
-    mut from_rmcp: mpsc::Receiver<ServerJsonRpcMessage>,
-    mut lines: mpsc::Sender<String>,
-    gate: Arc<Mutex<Gate>>,
-) {
-    while let Some(message) = from_rmcp.next().await {
-        gate.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .answered(&message);
-        match serde_json::to_string(&message) {
-            Ok(line) => {
-                if lines.send(line).await.is_err() {
-                    break;
+    async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
+        loop {
+            let line = match self.lines.next().await {
+                Ok(Some(line)) => line,
+                Ok(None) => return None,
+                Err(err) => {
+                    warn!(error = %err, "cannot read from stdin");
+                    return None;
+                }
+            };
+            if matches!(&line, Line::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace)) {
+                continue;
+            }
+            let verdict = self.gate().judge(line);
+            match verdict {
+                Verdict::Forward(message) => return Some(*message),
+                Verdict::Answer(error) => {
+                    debug!(answer = %error, "refused an incoming message");
+                    answer_in_background(self.writer.clone(), error.to_string());
+                }
+                Verdict::Ignore(reason) => {
+                    warn!(reason = %reason, "ignored an incoming message")
                 }
             }
-            Err(err) => warn!(error = %err, "could not encode an outgoing message"),
         }
     }
-}
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut lines: mpsc::Receiver<String>) {
-    while let Some(mut line) = lines.next().await {
-        line.push('\n');
-        if writer.write_all(line.as_bytes()).await.is_err() || writer.flush().await.is_err() {
-            break;
-        }
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.writer.lock().await.flush().await
     }
 }
 
@@ -522,18 +538,17 @@ mod tests {
     #[tokio::test]
     async fn lines_are_bounded_and_split_on_newlines() {
         let input = [b"short\r\n".as_slice(), &[b'x'; 100], b"\nlast"].concat();
-        let mut reader = tokio::io::BufReader::with_capacity(8, input.as_slice());
+        let reader = tokio::io::BufReader::with_capacity(8, input.as_slice());
+        let mut lines = LineReader::new(reader, 50);
         assert_eq!(
-            read_line(&mut reader, 50).await.unwrap(),
+            lines.next().await.unwrap(),
             Some(Line::Complete(b"short".to_vec()))
         );
-        assert!(
-            matches!(read_line(&mut reader, 50).await.unwrap(), Some(Line::Oversized(p)) if p.len() == 100.min(ID_PREFIX_BYTES))
-        );
+        assert!(matches!(lines.next().await.unwrap(), Some(Line::Oversized(p)) if p.len() == 100));
         assert_eq!(
-            read_line(&mut reader, 50).await.unwrap(),
+            lines.next().await.unwrap(),
             Some(Line::Complete(b"last".to_vec()))
         );
-        assert_eq!(read_line(&mut reader, 50).await.unwrap(), None);
+        assert_eq!(lines.next().await.unwrap(), None);
     }
 }

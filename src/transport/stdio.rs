@@ -37,7 +37,7 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    let (transport, framing) = framing::frame(tokio::io::BufReader::new(reader), writer);
+    let transport = framing::Framed::new(tokio::io::BufReader::new(reader), writer);
     let session = async {
         let running = match tools.serve(transport).await {
             Ok(running) => running,
@@ -53,8 +53,6 @@ where
             Ok(reason) => info!(?reason, "mcp session ended"),
             Err(err) => warn!(error = %err, "mcp session task failed"),
         }
-        // The last answers are written before returning.
-        let _ = framing.await;
         Ok(())
     };
     tokio::select! {
