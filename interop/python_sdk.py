@@ -32,6 +32,7 @@ EXPECTED_TOOLS = [
     "im_chat_user_list",
     "im_user_list_get",
     "im_recent_list",
+    "bitrix24_call",
 ]
 
 results: list[tuple[str, bool, str]] = []
@@ -44,7 +45,7 @@ async def exercise(name: str, session: ClientSession) -> None:
 
     tools = (await session.list_tools()).tools
     names = [t.name for t in tools]
-    check(f"{name}: lists the seven chat tools", names == EXPECTED_TOOLS, str(names))
+    check(f"{name}: lists the chat tools and bitrix24_call", names == EXPECTED_TOOLS, str(names))
     check(
         f"{name}: every tool is annotated read-only with an output schema",
         all(t.annotations and t.annotations.read_only_hint is True and t.output_schema for t in tools),

@@ -100,6 +100,9 @@ async fn execute(
     // Kept alive for the whole run: dropping it stops the sample portal.
     let (client, _demo) = connect(&config, matches!(command, Command::Serve)).await?;
     let tools = Bitrix24Tools::new(client).serving(config.tools.clone());
+    if matches!(command, Command::Serve) {
+        announce_writes(config.tools.writes());
+    }
     match command {
         Command::Serve => {
             match config.transport {
@@ -138,6 +141,28 @@ async fn execute(
                 cli::EXIT_TOOL_ERROR
             })
         }
+    }
+}
+
+/// The start-up log says whether writes are possible, and warns when nothing but the client's
+/// own approval prompt guards the destructive ones.
+fn announce_writes(writes: tools::registry::Writes) {
+    if !writes.allowed {
+        info!(
+            writes = "off",
+            "read-only: write tools are not served; --allow-writes turns them on"
+        );
+        return;
+    }
+    info!(
+        writes = "on",
+        "writes allowed: destructive ones need the user's typed confirmation"
+    );
+    if writes.skip_confirmation {
+        warn!(
+            "--skip-write-confirmation: destructive writes are made without a typed confirmation; \
+             the client's own approval prompt is the only guard"
+        );
     }
 }
 

@@ -106,6 +106,10 @@ fn own_codes() -> BTreeSet<String> {
             ToolError::invalid_argument("x").error,
             ToolError::not_configured().error,
             ToolError::internal().error,
+            ToolError::writes_disabled("x").error,
+            ToolError::not_confirmed("x").error,
+            ToolError::confirmation_unavailable("x").error,
+            ToolError::result_too_large("x".into()).error,
         ])
         .collect()
 }
@@ -222,6 +226,7 @@ fn demo_examples() -> Vec<(String, String, serde_json::Value)> {
 fn every_demo_command_in_the_readme_prints_what_the_readme_says() {
     let examples = demo_examples();
     assert!(examples.len() >= 4, "README's walkthrough is missing");
+    // Only the read tools are shown with --demo alone.
     for (tool, arguments, expected) in examples {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_bitrix24-mcp"))
             .args(["--demo", "call", &tool, &arguments])

@@ -14,7 +14,7 @@ use crate::bitrix::{
     ClientOptions, EndpointError, HttpPolicy, OAuthSettings, RateOptions, RetryPolicy, Secret,
     ServiceUrl, WebhookUrl,
 };
-use crate::tools::registry::{Selection, UnknownToolName};
+use crate::tools::registry::{Selection, UnknownToolName, Writes};
 pub use http::{HttpSettings, Transport, TransportKind};
 
 /// Where Bitrix24's OAuth server lives (east-region apps use https://oauth.bitrix24.tech/).
@@ -168,6 +168,17 @@ pub struct Settings {
     )]
     pub exclude_tools: Vec<String>,
 
+    /// Serve the write tools and allow writes through bitrix24_call (off by default).
+    #[arg(long, env = "BITRIX24_ALLOW_WRITES", global = true,
+          action = clap::ArgAction::SetTrue, value_parser = parse_bool)]
+    pub allow_writes: bool,
+
+    /// Make destructive writes without the user's typed confirmation: the client's own approval
+    /// prompt is then the only guard.
+    #[arg(long, env = "BITRIX24_SKIP_WRITE_CONFIRMATION", global = true,
+          action = clap::ArgAction::SetTrue, value_parser = parse_bool)]
+    pub skip_write_confirmation: bool,
+
     #[command(flatten)]
     pub http: HttpSettings,
 }
@@ -279,7 +290,11 @@ impl Settings {
             http_policy,
             log_format: self.log_format,
             transport: self.http.transport()?,
-            tools: Selection::choose(&nonempty(&self.tools), &nonempty(&self.exclude_tools))?,
+            tools: Selection::choose(&nonempty(&self.tools), &nonempty(&self.exclude_tools))?
+                .with_writes(Writes {
+                    allowed: self.allow_writes,
+                    skip_confirmation: self.skip_write_confirmation,
+                }),
         })
     }
 

@@ -335,3 +335,124 @@ pub fn user_list_get(data: &PortalData, params: &Map<String, Value>, started: f6
     };
     success(result, started)
 }
+
+/// The write methods (`im.chat.user.add`, `im.chat.user.delete`, `im.chat.leave`), changing
+/// `members`; `None` for any other method. Codes and texts as the docs give them.
+pub fn dispatch_write(
+    members: &std::sync::Mutex<std::collections::BTreeMap<i64, Vec<i64>>>,
+    data: &PortalData,
+    method: &str,
+    params: &Map<String, Value>,
+    started: f64,
+) -> Option<Response> {
+    if !matches!(
+        method,
+        "im.chat.user.add" | "im.chat.user.delete" | "im.chat.leave"
+    ) {
+        return None;
+    }
+    let mut members = members
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let caller = data.webhook_user_id as i64;
+    let chat_id = params.get("CHAT_ID").map_or(0, php::intval);
+    if chat_id <= 0 {
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            "CHAT_ID_EMPTY",
+            "Chat ID can't be empty",
+        ));
+    }
+    if chat_id == data.general_chat_id {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "ACCESS_ERROR",
+            "Action unavailable",
+        ));
+    }
+    let Some(chat) = members.get_mut(&chat_id).filter(|m| m.contains(&caller)) else {
+        let code = if method == "im.chat.user.add" {
+            "ACCESS_DENIED_EXTEND"
+        } else {
+            "ACCESS_DENIED_KICK"
+        };
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            code,
+            "You do not have access to this chat",
+        ));
+    };
+    let managers = info(data, chat_id).managers;
+    match method {
+        "im.chat.user.add" => {
+            let users: Vec<i64> = match params.get("USERS") {
+                Some(Value::Array(list)) => {
+                    list.iter().map(php::intval).filter(|id| *id > 0).collect()
+                }
+                _ => Vec::new(),
+            };
+            for user in users.into_iter().filter(|u| data.users.contains_key(u)) {
+                if !chat.contains(&user) {
+                    chat.push(user);
+                }
+            }
+        }
+        "im.chat.user.delete" => {
+            let user = params.get("USER_ID").map_or(0, php::intval);
+            if user <= 0 {
+                return Some(error(
+                    StatusCode::BAD_REQUEST,
+                    "USER_ID_EMPTY",
+                    "User ID can't be empty",
+                ));
+            }
+            // Removing others takes a manager (manage_users_delete: manager).
+            if user != caller && !managers.contains(&caller) {
+                return Some(error(
+                    StatusCode::FORBIDDEN,
+                    "ACCESS_DENIED_KICK",
+                    "You don't have enough rights to exclude a user from the chat",
+                ));
+            }
+            let Some(at) = chat.iter().position(|m| *m == user) else {
+                return Some(error(
+                    StatusCode::BAD_REQUEST,
+                    "USER_NOT_FOUND",
+                    "User not found in chat",
+                ));
+            };
+            chat.remove(at);
+        }
+        _ => chat.retain(|m| *m != caller),
+    }
+    Some(success(json!(true), started))
+}
+
+/// `user.get` (scope `user`/`user_basic`): the directory in upper-case fields, IDs as strings,
+/// bots skipped, 50 a page through `START`, filtered by `ID` (a value or a list) directly or in
+/// `FILTER` (also as `@ID`).
+pub fn user_get(data: &PortalData, params: &Map<String, Value>, started: f64) -> Response {
+    let filter = params.get("FILTER").and_then(Value::as_object);
+    let wanted = params
+        .get("ID")
+        .or_else(|| filter.and_then(|f| f.get("ID").or_else(|| f.get("@ID"))));
+    let ids: Option<Vec<i64>> = wanted.map(|value| match value {
+        Value::Array(list) => list.iter().map(php::intval).collect(),
+        other => vec![php::intval(other)],
+    });
+    let users: Vec<Value> = data
+        .users
+        .iter()
+        .filter(|(id, user)| !user.bot && ids.as_ref().is_none_or(|ids| ids.contains(id)))
+        .map(|(id, user)| {
+            json!({"ID": id.to_string(), "ACTIVE": true, "NAME": user.first_name,
+                "LAST_NAME": user.last_name, "WORK_POSITION": user.work_position,
+                "USER_TYPE": if user.extranet { "extranet" } else { "employee" }, "UF_DEPARTMENT": [1]})
+        })
+        .collect();
+    let start = bound(params, "START", 0, i64::MAX);
+    let page: Vec<Value> = users.iter().skip(start).take(50).cloned().collect();
+    let end = start.saturating_add(50);
+    let next = (end < users.len()).then_some(end);
+    success_page(json!(page), Some(users.len()), next, started)
+}

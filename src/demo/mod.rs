@@ -73,6 +73,14 @@ impl fmt::Debug for RequestObserver {
 }
 
 impl PortalData {
+    /// These settings with the chats' current members.
+    fn clone_with_members(&self, members: &BTreeMap<i64, Vec<i64>>) -> Self {
+        Self {
+            chats: members.clone(),
+            ..self.clone()
+        }
+    }
+
     /// The sample data of the docs: chat 2935 ("Marketing team") has users 99, 1269 and 1271, and
     /// the webhook acts as user 99 (Anna Petrova). Chat 2936 exists without user 99, so it answers
     /// an empty list. Chat 1 is the general chat. Also: 2937, the discussion chat of deal 1663
@@ -118,6 +126,10 @@ pub struct DemoPortal {
 #[derive(Debug)]
 struct PortalState {
     data: PortalData,
+    /// Chat ID → members, as the write methods change them (starting from `data.chats`).
+    membership: Mutex<BTreeMap<i64, Vec<i64>>>,
+    /// Whether a write method has run (until then, reads use `data` as it is).
+    written: std::sync::atomic::AtomicBool,
     rest_root: String,
     requests: Mutex<Vec<RecordedRequest>>,
     tokens: Mutex<TokenBook>,
@@ -147,6 +159,8 @@ impl DemoPortal {
         let tokens = data.oauth.as_ref().map(TokenBook::new).unwrap_or_default();
         let state = Arc::new(PortalState {
             rest_root: format!("http://{addr}/rest/"),
+            membership: Mutex::new(data.chats.clone()),
+            written: std::sync::atomic::AtomicBool::new(false),
             data,
             requests: Mutex::new(Vec::new()),
             tokens: Mutex::new(tokens),
@@ -225,6 +239,14 @@ impl DemoPortal {
         self.state.token_failures.store(count, Ordering::SeqCst);
     }
 
+    /// The members of a chat now, after any writes.
+    pub fn members(&self, chat_id: i64) -> Vec<i64> {
+        lock(&self.state.membership)
+            .get(&chat_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// How many requests the bucket refused with `QUERY_LIMIT_EXCEEDED`.
     pub fn rate_limited(&self) -> u64 {
         lock(&self.state.bucket).refused
@@ -280,6 +302,17 @@ async fn handle_rest(
         }
     };
     let rest_method = rest_method.strip_suffix(".json").unwrap_or(&rest_method);
+    if let Some(answer) =
+        chat::dispatch_write(&state.membership, data, rest_method, &params, started)
+    {
+        state.written.store(true, Ordering::SeqCst);
+        return answer;
+    }
+    if state.written.load(Ordering::SeqCst) {
+        // The reads see the members as the writes left them (a copy only once something changed).
+        let current = data.clone_with_members(&lock(&state.membership));
+        return rest::dispatch(&current, rest_method, &params, started);
+    }
     rest::dispatch(data, rest_method, &params, started)
 }
 

@@ -140,7 +140,13 @@ pub fn chats() -> BTreeMap<i64, Vec<i64>> {
 pub fn chat_info() -> BTreeMap<i64, ChatInfo> {
     BTreeMap::from([
         (1, ChatInfo::new("General chat", "open", 1)),
-        (2935, ChatInfo::new("Marketing team", "chat", 1271)),
+        (
+            2935,
+            ChatInfo {
+                managers: vec![1271, 99],
+                ..ChatInfo::new("Marketing team", "chat", 1271)
+            },
+        ),
         (2936, ChatInfo::new("Finance", "chat", 1269)),
         (
             2937,

@@ -23,6 +23,7 @@ pub fn dispatch(
         "im.search.chat.list" => chat::search_chat_list(data, params, started),
         "im.recent.list" => chat::recent_list(data, params, started),
         "im.user.list.get" => chat::user_list_get(data, params, started),
+        "user.get" => chat::user_get(data, params, started),
         _ => error(
             StatusCode::NOT_FOUND,
             "ERROR_METHOD_NOT_FOUND",

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{ToolEntry, read, read_tool, unexpected};
+use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
 use super::shape;
 use crate::bitrix::{Client, Observer};
 
@@ -47,6 +47,8 @@ pub const ENTRY: ToolEntry = ToolEntry {
     name: NAME,
     method: METHOD,
     scope: "im",
+    access: Access::Read,
+    intent: reads_only,
     definition,
     check,
     run,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args, MAX_ID};
 use super::error::ToolError;
-use super::registry::{ToolEntry, read_tool};
+use super::registry::{Access, ToolEntry, read_tool, reads_only};
 use crate::bitrix::{Client, Observer};
 
 pub const NAME: &str = "im_chat_user_list";
@@ -56,6 +56,8 @@ pub const ENTRY: ToolEntry = ToolEntry {
     name: NAME,
     method: "im.chat.user.list",
     scope: "im",
+    access: Access::Read,
+    intent: reads_only,
     definition,
     check,
     run,

@@ -38,6 +38,10 @@ pub struct ToolError {
     /// How many requests were made, when the server retried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// For a write that failed after its request went out: `"unknown"` — the portal may have
+    /// executed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
     pub hint: String,
 }
 
@@ -52,7 +56,71 @@ impl ToolError {
             retryable: false,
             retry_after_secs: None,
             attempts: None,
+            outcome: None,
             hint: "Call again with the argument in the form error_description gives (the tool's input schema lists them); nothing was sent to the portal.".into(),
+        }
+    }
+
+    /// A write tool, or a write through bitrix24_call, while writes are off. Nothing was sent.
+    pub fn writes_disabled(what: &str) -> Self {
+        Self::own(
+            "WRITES_DISABLED",
+            format!(
+                "{what} changes the portal, and this server was started without --allow-writes; nothing was sent."
+            ),
+            None,
+            Configuration,
+            false,
+            "Writes are off until the server is started with --allow-writes (or BITRIX24_ALLOW_WRITES=true); the read tools work as they are.",
+        )
+    }
+
+    /// The user did not confirm a destructive write (declined, cancelled, typed something else, or
+    /// the confirmation expired). Nothing was sent.
+    pub fn not_confirmed(why: &str) -> Self {
+        Self::own(
+            "NOT_CONFIRMED",
+            format!("The write was not confirmed: {why}; nothing was sent."),
+            None,
+            Permission,
+            false,
+            "The user did not confirm this change; do not repeat it unless the user asks for it again.",
+        )
+    }
+
+    /// The client cannot ask the user (no form elicitation). Nothing was sent.
+    pub fn confirmation_unavailable(why: &str) -> Self {
+        Self::own(
+            "CONFIRMATION_UNAVAILABLE",
+            format!(
+                "This write needs the user to type a confirmation, but {why}; nothing was sent."
+            ),
+            None,
+            Configuration,
+            false,
+            "Use a client with form elicitation, or start the server with --skip-write-confirmation (BITRIX24_SKIP_WRITE_CONFIRMATION=true) to rely on the client's own approval prompt alone.",
+        )
+    }
+
+    /// A result past the size an assistant should be handed.
+    pub fn result_too_large(description: String) -> Self {
+        Self::own(
+            "RESULT_TOO_LARGE",
+            description,
+            None,
+            InvalidInput,
+            false,
+            "Narrow the request: select only the fields needed (params.select), filter (params.filter), or page with params.start (list methods give 50 items a page).",
+        )
+    }
+
+    /// A write failed after its request went out: it may have been executed.
+    pub fn outcome_unknown(self) -> Self {
+        Self {
+            retryable: false,
+            outcome: Some("unknown".into()),
+            hint: "The portal may have executed this write before the failure; check with a read tool (e.g. im_chat_user_list or im_dialog_users_list) before trying again, and do not repeat it blindly.".into(),
+            ..self
         }
     }
 
@@ -66,6 +134,7 @@ impl ToolError {
             retryable: false,
             retry_after_secs: None,
             attempts: None,
+            outcome: None,
             hint: "This is a bug in bitrix24-mcp: report it with the server's log, and do not repeat the call in a loop.".into(),
         }
     }
@@ -80,6 +149,7 @@ impl ToolError {
             retryable: false,
             retry_after_secs: None,
             attempts: None,
+            outcome: None,
             hint: "BITRIX24_WEBHOOK_URL (https://<portal>/rest/<user_id>/<code>/), or an OAuth app's BITRIX24_PORTAL_URL, CLIENT_ID, CLIENT_SECRET and REFRESH_TOKEN, must be set in the server's environment and the server restarted; --demo starts a sample portal instead.".into(),
         }
     }
@@ -210,6 +280,7 @@ impl ToolError {
             retryable,
             retry_after_secs: None,
             attempts: None,
+            outcome: None,
             hint: hint.to_owned(),
         }
     }
@@ -236,6 +307,7 @@ impl ToolError {
             retryable,
             retry_after_secs: api.retry_after.map(whole_seconds),
             attempts: None,
+            outcome: None,
             hint,
         }
     }
@@ -269,6 +341,10 @@ mod tests {
     const EXPECTED: &[(&str, u16, Category, bool)] = &[
         ("CHAT_ID_EMPTY", 400, InvalidInput, false),
         ("ACCESS_ERROR", 403, Permission, false),
+        ("ACCESS_DENIED_EXTEND", 403, Permission, false),
+        ("ACCESS_DENIED_KICK", 403, Permission, false),
+        ("USER_NOT_FOUND", 400, InvalidInput, false),
+        ("USER_ID_EMPTY", 400, InvalidInput, false),
         ("DIALOG_ID_EMPTY", 400, InvalidInput, false),
         ("FIND_SHORT", 400, InvalidInput, false),
         ("INVALID_FORMAT", 400, InvalidInput, false),

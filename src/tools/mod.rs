@@ -2,10 +2,19 @@
 //! call is routed, watched (progress) and cancelled. It knows nothing of transports; stdio, HTTP
 //! and the `call` command all come through [`Bitrix24Tools::call`]. No tool name appears here.
 
+// ToolError is the answer of a failed call: built once per call and returned up a few frames.
+// Boxing it everywhere would cost more clarity than the copies cost time.
+#![allow(clippy::result_large_err)]
+
 pub mod args;
+pub mod call;
 pub mod chat_get;
+pub mod chat_leave;
+pub mod chat_user_add;
+pub mod chat_user_delete;
 pub mod chat_user_list;
 pub mod codes;
+pub mod confirm;
 pub mod dialog_get;
 pub mod dialog_users_list;
 pub mod error;
@@ -68,6 +77,8 @@ retryable is true.";
 pub struct Bitrix24Tools {
     client: Option<Arc<Client>>,
     selection: Arc<Selection>,
+    /// Seals the state of confirmations on the stateless protocol; one key per process.
+    sealer: Arc<confirm::Sealer>,
     /// Named in each call's log line: which transport and session the call came through.
     transport: &'static str,
     session: Arc<str>,
@@ -87,6 +98,7 @@ impl Bitrix24Tools {
         Self {
             client: client.map(Arc::new),
             selection: Arc::new(Selection::all()),
+            sealer: Arc::new(confirm::Sealer::new()),
             transport: "stdio",
             session: Arc::from(""),
         }
@@ -126,7 +138,10 @@ impl Bitrix24Tools {
 
     /// The served tools, as `tools/list` shows them.
     pub fn listed(&self) -> Vec<Tool> {
-        self.selection.entries().map(|t| (t.definition)()).collect()
+        self.selection
+            .entries()
+            .map(|t| self.selection.definition(t))
+            .collect()
     }
 
     /// Runs one tool. Tool failures are `isError` results; only an unknown name is an `Err`.
@@ -139,31 +154,101 @@ impl Bitrix24Tools {
     }
 
     /// [`Bitrix24Tools::call`], telling `observer` whenever the call waits on a limit or a retry.
+    /// There is no MCP client to ask here, so a destructive write answers
+    /// `CONFIRMATION_UNAVAILABLE` unless confirmation is skipped.
     pub async fn call_observed(
         &self,
         name: &str,
         arguments: Option<&JsonObject>,
         observer: &(dyn Fn(Wait) + Send + Sync),
     ) -> Result<CallToolResult, UnknownTool> {
+        let mut request = CallToolRequestParams::new(name.to_owned());
+        request.arguments = arguments.cloned();
+        Ok(match self.dispatch(&request, None, observer, "").await? {
+            CallToolResponse::Complete(result) => result,
+            // Only a request context leads to an input-required answer.
+            _ => ToolError::internal().into_result(),
+        })
+    }
+
+    /// Routes one call: the tool, its arguments, the write switches and the user's
+    /// confirmation, the portal, the answer.
+    async fn dispatch(
+        &self,
+        request: &CallToolRequestParams,
+        context: Option<&RequestContext<RoleServer>>,
+        observer: &(dyn Fn(Wait) + Send + Sync),
+        session: &str,
+    ) -> Result<CallToolResponse, UnknownTool> {
+        let name = request.name.as_ref();
+        let done = |error: ToolError| Ok(CallToolResponse::Complete(error.into_result()));
         let Some(tool) = self.selection.find(name) else {
+            if let Some(held) = self.selection.held_back(name) {
+                return done(ToolError::writes_disabled(held.name));
+            }
             return Err(UnknownTool {
                 name: name.to_owned(),
                 available: self.selection.names(),
             });
         };
         let empty = JsonObject::new();
-        let arguments = arguments.unwrap_or(&empty);
-        let Some(client) = &self.client else {
-            // Bad arguments are the first thing to fix, configured or not.
-            if let Err(invalid) = (tool.check)(arguments) {
-                return Ok(invalid.into_result());
-            }
-            info!(tool = name, "tool called without a configured portal");
-            return Ok(ToolError::not_configured().into_result());
+        let given = request.arguments.as_ref().unwrap_or(&empty);
+        // Checks the arguments first: bad ones are the first thing to fix, configured or not.
+        let intent = match (tool.intent)(given).and_then(|i| (tool.check)(given).map(|()| i)) {
+            Ok(intent) => intent,
+            Err(invalid) => return done(invalid),
         };
+        let writes = self.selection.writes();
+        if intent.is_some() && !writes.allowed {
+            return done(ToolError::writes_disabled(&format!(
+                "{name} of {}",
+                method_of(given)
+            )));
+        }
+        let Some(client) = &self.client else {
+            info!(tool = name, "tool called without a configured portal");
+            return done(ToolError::not_configured());
+        };
+        let mut arguments = given.clone();
+        let mut confirmed = "";
+        if let Some(intent) = &intent {
+            confirmed = "not needed (not destructive)";
+            if let Some(question) = intent.confirm.clone() {
+                let call = confirm::Call {
+                    tool: name,
+                    arguments: given,
+                    request_state: request.request_state.as_deref(),
+                    input_responses: request.input_responses.as_ref(),
+                };
+                match confirm::confirm(
+                    &self.sealer,
+                    context,
+                    call,
+                    question,
+                    writes.skip_confirmation,
+                )
+                .await
+                {
+                    confirm::Verdict::Confirmed {
+                        how,
+                        arguments: sealed,
+                    } => {
+                        confirmed = how;
+                        arguments = sealed;
+                    }
+                    confirm::Verdict::Ask(input) => {
+                        return Ok(CallToolResponse::InputRequired(input));
+                    }
+                    confirm::Verdict::Refused(error) => {
+                        info!(tool = name, change = %intent.summary, outcome = %error.error, transport = self.transport, session = %session, "write not made");
+                        return done(error);
+                    }
+                }
+            }
+        }
         // A bug in a tool must cost one call, not the session: the panic becomes an error result
         // and every lock and gate on the way uses poison-free access.
-        let outcome = AssertUnwindSafe((tool.run)(client, arguments, observer))
+        let outcome = AssertUnwindSafe((tool.run)(client, &arguments, observer))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
@@ -175,10 +260,22 @@ impl Bitrix24Tools {
             is_error = outcome.is_err(),
             "tool call finished"
         );
-        Ok(match outcome {
+        if intent.is_some() {
+            let change = (tool.intent)(&arguments)
+                .ok()
+                .flatten()
+                .map_or_else(String::new, |i| i.summary);
+            let result = match &outcome {
+                Ok(_) => "done".to_owned(),
+                Err(error) if error.outcome.is_some() => format!("unknown ({})", error.error),
+                Err(error) => format!("failed ({})", error.error),
+            };
+            info!(tool = name, change = %change, outcome = %result, confirmed, transport = self.transport, session = %session, "write");
+        }
+        Ok(CallToolResponse::Complete(match outcome {
             Ok(answer) => success(answer),
             Err(error) => error.into_result(),
-        })
+        }))
     }
 
     /// What `initialize` reports: this crate's name and version, not rmcp's.
@@ -191,6 +288,15 @@ impl Bitrix24Tools {
             )
             .with_instructions(INSTRUCTIONS)
     }
+}
+
+/// The `method` argument of a `bitrix24_call`, for messages (already checked to be a name).
+fn method_of(arguments: &JsonObject) -> String {
+    arguments
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("method"))
+        .and_then(|(_, v)| v.as_str())
+        .map_or_else(|| "a method".to_owned(), |m| m.trim().to_owned())
 }
 
 /// A success: the answer as `structuredContent`, repeated as JSON text.
@@ -216,7 +322,9 @@ impl ServerHandler for Bitrix24Tools {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.selection.find(name).map(|t| (t.definition)())
+        self.selection
+            .find(name)
+            .map(|t| self.selection.definition(t))
     }
 
     /// rmcp parses a known method whose params do not fit (e.g. `tools/call` with `arguments: []`)
@@ -260,17 +368,14 @@ impl ServerHandler for Bitrix24Tools {
         };
         let session = http_session(&context).unwrap_or_else(|| self.session.to_string());
         info!(transport = self.transport, session = %session, method = "tools/call", tool = %request.name, "tool call");
-        let call = self.call_observed(&request.name, request.arguments.as_ref(), &observer);
+        let call = self.dispatch(&request, Some(&context), &observer, &session);
         tokio::select! {
             // A cancelled call drops the in-flight request at once; no answer is sent for it.
             () = context.ct.cancelled() => {
                 debug!(tool = %request.name, "tool call cancelled by the client");
                 Err(ErrorData::internal_error("request cancelled", None))
             }
-            result = call => match result {
-                Ok(result) => Ok(result.into()),
-                Err(unknown) => Err(ErrorData::invalid_params(unknown.to_string(), None)),
-            },
+            result = call => result.map_err(|unknown| ErrorData::invalid_params(unknown.to_string(), None)),
         }
     }
 }

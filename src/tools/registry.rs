@@ -8,17 +8,50 @@ use futures::future::BoxFuture;
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::Value;
 
+use super::confirm::Question;
 use super::error::ToolError;
 use super::{
-    chat_get, chat_user_list, dialog_get, dialog_users_list, recent_list, search_chat_list,
-    user_list_get,
+    call, chat_get, chat_leave, chat_user_add, chat_user_delete, chat_user_list, dialog_get,
+    dialog_users_list, recent_list, search_chat_list, user_list_get,
 };
+use crate::bitrix::retry::{WriteFate, write_fate};
 use crate::bitrix::{CallError, Client, Envelope, Observer, untrusted};
 
 /// Runs a tool whose arguments passed its check: the portal call(s) and the shaped answer, which
 /// becomes `structuredContent`.
 pub type Run =
     for<'a> fn(&'a Client, &'a JsonObject, Observer<'a>) -> BoxFuture<'a, Result<Value, ToolError>>;
+
+/// Whether a tool reads or changes the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    /// Changes the portal: served only with `--allow-writes`.
+    Write {
+        destructive: bool,
+        idempotent: bool,
+    },
+    /// Reads or writes depending on its arguments (`bitrix24_call`): always served, its writes
+    /// only with `--allow-writes`.
+    Either,
+}
+
+/// What a write call will do: for the confirmation, if it needs one, and for the write log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// What will change, in words, e.g. "remove user 1271 from chat 2935".
+    pub summary: String,
+    /// The typed confirmation it needs; `None` for a write that is not destructive.
+    pub confirm: Option<Question>,
+}
+
+/// Checks the arguments and says what a call would change: `None` for a read.
+pub type IntentFn = fn(&JsonObject) -> Result<Option<Intent>, ToolError>;
+
+/// The intent of every call of a read-only tool: none, once the arguments pass.
+pub fn reads_only(_arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
+    Ok(None)
+}
 
 /// One tool.
 #[derive(Debug)]
@@ -28,6 +61,8 @@ pub struct ToolEntry {
     pub method: &'static str,
     /// The scope the portal must grant for it.
     pub scope: &'static str,
+    pub access: Access,
+    pub intent: IntentFn,
     pub definition: fn() -> Tool,
     /// Checks the arguments, without I/O.
     pub check: fn(&JsonObject) -> Result<(), ToolError>,
@@ -43,11 +78,40 @@ pub const TOOLS: &[ToolEntry] = &[
     chat_user_list::ENTRY,
     user_list_get::ENTRY,
     recent_list::ENTRY,
+    chat_user_add::ENTRY,
+    chat_user_delete::ENTRY,
+    chat_leave::ENTRY,
+    call::ENTRY,
 ];
 
 /// The tool of this name, if the server has one.
 pub fn find(name: &str) -> Option<&'static ToolEntry> {
     TOOLS.iter().find(|tool| tool.name == name)
+}
+
+/// A tool that changes the portal, annotated as the issue of each write kind asks.
+pub fn write_tool(
+    name: &str,
+    title: &str,
+    description: &str,
+    input: Value,
+    output: Value,
+    access: Access,
+) -> Tool {
+    let (destructive, idempotent) = match access {
+        Access::Write {
+            destructive,
+            idempotent,
+        } => (destructive, idempotent),
+        Access::Read | Access::Either => (false, true),
+    };
+    read_tool(name, title, description, input, output).with_annotations(
+        ToolAnnotations::with_title(title)
+            .read_only(false)
+            .destructive(destructive)
+            .idempotent(idempotent)
+            .open_world(true),
+    )
 }
 
 /// A read-only, idempotent tool that reaches the user's portal (open world), with hand-written
@@ -83,6 +147,29 @@ pub async fn read(
         .map_err(|err| ToolError::from_call(&err))
 }
 
+/// A write to the portal (never repeated blindly), its failure as a tool error that says when the
+/// write may have happened anyway.
+pub async fn write(
+    client: &Client,
+    method: &str,
+    params: &Value,
+    observer: Observer<'_>,
+) -> Result<Envelope, ToolError> {
+    client
+        .write(method, params, observer)
+        .await
+        .map_err(|err| write_failed(&err))
+}
+
+/// A failed write as a tool error: with `outcome: "unknown"` when the portal may have run it.
+pub fn write_failed(err: &CallError) -> ToolError {
+    let error = ToolError::from_call(err);
+    match write_fate(err) {
+        WriteFate::Unknown => error.outcome_unknown(),
+        WriteFate::NotExecuted => error,
+    }
+}
+
 /// The portal answered, but not in the documented shape. The detail quotes the answer: it is
 /// shortened and scrubbed of the client's secrets like any other upstream text.
 pub fn unexpected(client: &Client, detail: String) -> ToolError {
@@ -100,10 +187,20 @@ fn object(value: Value) -> JsonObject {
     }
 }
 
-/// Which tools a server offers.
+/// Which tools a server offers, and whether writes are on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     served: Vec<&'static str>,
+    writes: Writes,
+}
+
+/// The write switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Writes {
+    /// `--allow-writes`: write tools are served, writes through `bitrix24_call` allowed.
+    pub allowed: bool,
+    /// `--skip-write-confirmation`: destructive writes go without the typed confirmation.
+    pub skip_confirmation: bool,
 }
 
 /// A tool name given in `--tools` or `--exclude-tools` that does not exist.
@@ -122,10 +219,21 @@ impl Default for Selection {
 }
 
 impl Selection {
+    /// Every read tool (and `bitrix24_call`, for reads); writes off.
     pub fn all() -> Self {
         Self {
             served: TOOLS.iter().map(|t| t.name).collect(),
+            writes: Writes::default(),
         }
+    }
+
+    /// The same choice of tools with these write switches.
+    pub fn with_writes(self, writes: Writes) -> Self {
+        Self { writes, ..self }
+    }
+
+    pub fn writes(&self) -> Writes {
+        self.writes
     }
 
     /// `only` (all when empty), less `exclude`. Names are exact; an unknown one is an error.
@@ -150,12 +258,44 @@ impl Selection {
         };
         Ok(Self {
             served: TOOLS.iter().map(|t| t.name).filter(|n| wanted(n)).collect(),
+            writes: Writes::default(),
         })
     }
 
-    /// The served tools, in listing order.
+    /// The served tools, in listing order: write tools only when writes are on.
     pub fn entries(&self) -> impl Iterator<Item = &'static ToolEntry> + '_ {
-        TOOLS.iter().filter(|t| self.served.contains(&t.name))
+        TOOLS.iter().filter(|t| {
+            self.served.contains(&t.name)
+                && (self.writes.allowed || !matches!(t.access, Access::Write { .. }))
+        })
+    }
+
+    /// A tool that exists and was chosen but is held back because writes are off.
+    pub fn held_back(&self, name: &str) -> Option<&'static ToolEntry> {
+        find(name).filter(|t| {
+            !self.writes.allowed
+                && matches!(t.access, Access::Write { .. })
+                && self.served.contains(&t.name)
+        })
+    }
+
+    /// A served tool's definition, its annotations following the write mode for tools whose
+    /// access depends on their arguments.
+    pub fn definition(&self, tool: &ToolEntry) -> Tool {
+        let definition = (tool.definition)();
+        match (tool.access, self.writes.allowed) {
+            (Access::Either, true) => {
+                let title = definition.title.clone().unwrap_or_default();
+                definition.with_annotations(
+                    ToolAnnotations::with_title(title)
+                        .read_only(false)
+                        .destructive(true)
+                        .idempotent(false)
+                        .open_world(true),
+                )
+            }
+            _ => definition,
+        }
     }
 
     /// The served tool of this name.
@@ -164,7 +304,10 @@ impl Selection {
     }
 
     pub fn names(&self) -> String {
-        self.served.join(", ")
+        self.entries()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -181,7 +324,9 @@ mod tests {
     fn names_are_unique_and_mirror_their_method() {
         for (i, tool) in TOOLS.iter().enumerate() {
             assert!(TOOLS[i + 1..].iter().all(|t| t.name != tool.name));
-            assert_eq!(tool.name, tool.method.replace('.', "_"));
+            if tool.access != Access::Either {
+                assert_eq!(tool.name, tool.method.replace('.', "_"));
+            }
             assert_eq!((tool.definition)().name, tool.name);
         }
     }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{ToolEntry, read, read_tool, unexpected};
+use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
 use super::shape::Shaper;
 use crate::bitrix::{Client, Observer};
 
@@ -27,6 +27,8 @@ pub const ENTRY: ToolEntry = ToolEntry {
     name: NAME,
     method: METHOD,
     scope: "im",
+    access: Access::Read,
+    intent: reads_only,
     definition,
     check,
     run,

@@ -1,0 +1,98 @@
+//! `im_chat_leave` (a write, served with `--allow-writes`): the webhook's own user leaves a chat.
+//! Destructive and not idempotent — only another member can bring the user back — so the user
+//! must type the chat ID to confirm before anything is sent.
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Value, json};
+
+use super::args::Args;
+use super::chat_user_add::required_chat;
+use super::confirm::Question;
+use super::error::ToolError;
+use super::registry::{Access, Intent, ToolEntry, unexpected, write, write_tool};
+use super::shape;
+use crate::bitrix::{Client, Observer};
+
+const NAME: &str = "im_chat_leave";
+const METHOD: &str = "im.chat.leave";
+const TITLE: &str = "Leave a chat";
+const ACCESS: Access = Access::Write {
+    destructive: true,
+    idempotent: false,
+};
+
+const DESCRIPTION: &str = "\
+The webhook's (or token's) own user leaves a chat (REST im.chat.leave); only another member can \
+add them back. Destructive: the user is asked to type the chat ID to confirm, and nothing is sent \
+otherwise.";
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: METHOD,
+    scope: "im",
+    access: ACCESS,
+    intent,
+    definition,
+    check,
+    run,
+};
+
+fn definition() -> Tool {
+    write_tool(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        json!({
+            "type": "object",
+            "properties": {"CHAT_ID": {"type": "integer", "minimum": 1}},
+            "required": ["CHAT_ID"],
+        }),
+        json!({
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}, "chat_id": {"type": "integer"}},
+            "required": ["ok", "chat_id"],
+        }),
+        ACCESS,
+    )
+}
+
+fn parse(arguments: &JsonObject) -> Result<i64, ToolError> {
+    required_chat(&Args::new(arguments, &["CHAT_ID"])?)
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse(arguments).map(|_| ())
+}
+
+fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
+    let chat_id = parse(arguments)?;
+    Ok(Some(Intent {
+        summary: format!("the webhook's user leaves chat {chat_id}"),
+        confirm: Some(Question {
+            message: format!(
+                "Your Bitrix24 user (the webhook's) leaves chat {chat_id} (im.chat.leave); only \
+                 another member can add it back. To confirm, type the chat ID: {chat_id}"
+            ),
+            expected: chat_id.to_string(),
+        }),
+    }))
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let chat_id = parse(arguments)?;
+        let envelope = write(client, METHOD, &json!({"CHAT_ID": chat_id}), observer).await?;
+        if !shape::flag(Some(&envelope.result), false) {
+            return Err(
+                unexpected(client, format!("{METHOD} answered {}", envelope.result))
+                    .outcome_unknown(),
+            );
+        }
+        Ok(json!({"ok": true, "chat_id": chat_id}))
+    })
+}

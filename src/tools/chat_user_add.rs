@@ -1,0 +1,141 @@
+//! `im_chat_user_add` (a write, served with `--allow-writes`): adds users to a chat. Not
+//! destructive — it can be undone — so it needs no typed confirmation; the client's own approval
+//! prompt, driven by the annotations, applies.
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Value, json};
+
+use super::args::{self, Args};
+use super::error::ToolError;
+use super::registry::{Access, Intent, ToolEntry, unexpected, write, write_tool};
+use super::shape;
+use crate::bitrix::{Client, Observer};
+
+const NAME: &str = "im_chat_user_add";
+const METHOD: &str = "im.chat.user.add";
+const TITLE: &str = "Add users to a chat";
+const ACCESS: Access = Access::Write {
+    destructive: false,
+    idempotent: true,
+};
+
+const DESCRIPTION: &str = "\
+Adds users to a chat (REST im.chat.user.add), as the webhook's user, who needs the right to add \
+members. HIDE_HISTORY (default true, as the portal's) hides earlier messages from them. Changes \
+the portal.";
+
+const MAX_USERS: usize = 100;
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: METHOD,
+    scope: "im",
+    access: ACCESS,
+    intent,
+    definition,
+    check,
+    run,
+};
+
+fn definition() -> Tool {
+    write_tool(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        json!({
+            "type": "object",
+            "properties": {
+                "CHAT_ID": {"type": "integer", "minimum": 1},
+                "USERS": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": MAX_USERS},
+                "HIDE_HISTORY": {"type": "boolean", "description": "Default true."},
+            },
+            "required": ["CHAT_ID", "USERS"],
+        }),
+        json!({
+            "type": "object",
+            "properties": {
+                "ok": {"type": "boolean"},
+                "chat_id": {"type": "integer"},
+                "user_ids": {"type": "array", "items": {"type": "integer"}},
+            },
+            "required": ["ok", "chat_id", "user_ids"],
+        }),
+        ACCESS,
+    )
+}
+
+struct Input {
+    chat_id: i64,
+    users: Vec<i64>,
+    hide_history: bool,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let args = Args::new(arguments, &["CHAT_ID", "USERS", "HIDE_HISTORY"])?;
+    let chat_id = required_chat(&args)?;
+    let expected = format!("an array of 1 to {MAX_USERS} positive user IDs, e.g. [1269, 1271]");
+    let value = args.required("USERS", &expected)?;
+    let list = value
+        .as_array()
+        .filter(|l| !l.is_empty() && l.len() <= 10 * MAX_USERS)
+        .ok_or_else(|| args::wrong("USERS", &expected, value))?;
+    let mut users = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let id = args::positive_id(item)
+            .ok_or_else(|| args::wrong(&format!("USERS[{i}]"), "a positive user ID", item))?;
+        if !users.contains(&id) {
+            users.push(id);
+        }
+    }
+    if users.len() > MAX_USERS {
+        return Err(args::wrong("USERS", &expected, value));
+    }
+    Ok(Input {
+        chat_id,
+        users,
+        hide_history: args::flag(&args, "HIDE_HISTORY")?.unwrap_or(true),
+    })
+}
+
+/// A required `CHAT_ID`: a positive integer or `"chat2935"`.
+pub fn required_chat(args: &Args<'_>) -> Result<i64, ToolError> {
+    let value = args.required("CHAT_ID", "the chat's positive integer ID, e.g. 2935")?;
+    args::chat_id(value)
+        .ok_or_else(|| args::wrong("CHAT_ID", "a positive integer chat ID, e.g. 2935", value))
+}
+
+fn check(arguments: &JsonObject) -> Result<(), ToolError> {
+    parse(arguments).map(|_| ())
+}
+
+fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
+    let input = parse(arguments)?;
+    Ok(Some(Intent {
+        summary: format!("add users {:?} to chat {}", input.users, input.chat_id),
+        confirm: None,
+    }))
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let input = parse(arguments)?;
+        let params = json!({
+            "CHAT_ID": input.chat_id,
+            "USERS": input.users,
+            "HIDE_HISTORY": args::yes_no(input.hide_history),
+        });
+        let envelope = write(client, METHOD, &params, observer).await?;
+        if !shape::flag(Some(&envelope.result), false) {
+            return Err(
+                unexpected(client, format!("{METHOD} answered {}", envelope.result))
+                    .outcome_unknown(),
+            );
+        }
+        Ok(json!({"ok": true, "chat_id": input.chat_id, "user_ids": input.users}))
+    })
+}
