@@ -2,8 +2,11 @@
 
 Starts the bitrix24-mcp binary (path in BITRIX24_MCP_BIN) against its built-in demo portal and
 talks to it with the SDK's own clients over stdio, streamable HTTP and legacy SSE: initialize,
-list the tool, call it, and check a success and an error result. Prints one line per check and a
-closing "N passed, N failed" line; exits non-zero on any failure.
+list the tools, call them, and check a success and an error result; then, with --allow-writes, a
+destructive write confirmed through the SDK's elicitation handling, over stdio and streamable
+HTTP, in both protocol eras (the 2025-11-25 initialize handshake with elicitation/create, and
+2026-07-28 with its input-required round trip). Prints one line per check and a closing
+"N passed, N failed" line; exits non-zero on any failure.
 """
 
 import asyncio
@@ -15,7 +18,8 @@ import sys
 import time
 import urllib.request
 
-from mcp import ClientSession
+from mcp import ClientSession, types
+from mcp.client.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -104,11 +108,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_http_server(extra: list[str]) -> tuple[subprocess.Popen, str]:
+def start_http_server(extra: list[str], token: bool = True) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    env = {**os.environ, "RUST_LOG": "warn"}
+    if token:
+        env["MCP_HTTP_TOKEN"] = TOKEN
     process = subprocess.Popen(
         [BIN, "serve", "--transport", "http", "--bind", f"127.0.0.1:{port}", "--demo", *extra],
-        env={**os.environ, "MCP_HTTP_TOKEN": TOKEN, "RUST_LOG": "warn"},
+        env=env,
         stdout=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
@@ -153,12 +160,66 @@ async def over_sse() -> None:
         stop(process, "legacy-sse")
 
 
+def answering(answer: str | None, asked: list[str]):
+    """An elicitation callback that types `answer`, or declines when it is None."""
+
+    async def callback(context, params):
+        asked.append(params.message)
+        if answer is None:
+            return types.ElicitResult(action="decline")
+        return types.ElicitResult(action="accept", content={"confirm": answer})
+
+    return callback
+
+
+async def confirmed_writes(name: str, server, mode: str) -> None:
+    """A destructive write through the SDK's own elicitation handling: a wrong value and a decline
+    are refused with nothing sent; the typed chat ID lets it through once."""
+    label = f"{name}, {mode}"
+    for answer, expected in [("2936", "NOT_CONFIRMED"), (None, "NOT_CONFIRMED"), ("2935", None)]:
+        asked: list[str] = []
+        async with Client(server, mode=mode, elicitation_callback=answering(answer, asked)) as client:
+            result = await client.call_tool("im_chat_user_delete", {"CHAT_ID": 2935, "USER_ID": 1269})
+            text = json.loads(result.content[0].text) if result.content else {}
+            what = "types the chat ID" if answer == "2935" else ("declines" if answer is None else "types another value")
+            if expected is None:
+                check(f"{label}: the user {what}: the user is removed", not result.is_error and text == {"ok": True, "chat_id": 2935, "user_id": 1269}, json.dumps(text))
+                members = await client.call_tool("im_chat_user_list", {"CHAT_ID": 2935})
+                check(f"{label}: the chat no longer has user 1269", (members.structured_content or {}).get("user_ids") == [99, 1271], str(members.structured_content))
+            else:
+                check(f"{label}: the user {what}: {expected}, nothing sent", result.is_error is True and text.get("error") == expected, json.dumps(text))
+            check(f"{label}: the question says what will happen", len(asked) == 1 and "Remove user 1269 from chat 2935" in asked[0], str(asked))
+
+
+async def writes_over_stdio(mode: str) -> None:
+    params = StdioServerParameters(
+        command=BIN,
+        args=["--demo", "--allow-writes"],
+        env={"RUST_LOG": "warn", "PATH": os.environ.get("PATH", "")},
+    )
+    await confirmed_writes("stdio", params, mode)
+
+
+async def writes_over_http(mode: str) -> None:
+    # Each answer gets a fresh session; the demo portal (and so the removal) lives as long as
+    # the server. A wrong value and a decline come first, so the chat is whole until the last.
+    process, base = start_http_server(["--allow-writes"], token=False)
+    try:
+        await confirmed_writes("streamable-http", f"{base}/mcp", mode)
+    finally:
+        stop(process, f"streamable-http with writes, {mode}")
+
+
 async def main() -> int:
     for name, run in [
         ("stdio", over_stdio),
         ("streamable-http", lambda: over_streamable_http(False)),
         ("streamable-http (stateless)", lambda: over_streamable_http(True)),
         ("legacy-sse", over_sse),
+        ("writes over stdio, 2025-11-25", lambda: writes_over_stdio("legacy")),
+        ("writes over stdio, 2026-07-28", lambda: writes_over_stdio("2026-07-28")),
+        ("writes over streamable HTTP, 2025-11-25", lambda: writes_over_http("legacy")),
+        ("writes over streamable HTTP, 2026-07-28", lambda: writes_over_http("2026-07-28")),
     ]:
         try:
             await asyncio.wait_for(run(), timeout=60)
