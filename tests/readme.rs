@@ -98,6 +98,7 @@ fn own_codes() -> BTreeSet<String> {
         CallError::RateLimited {
             retry_after: std::time::Duration::from_secs(1),
         },
+        CallError::StateUnavailable { detail: "x".into() },
     ];
     errors
         .iter()

@@ -19,6 +19,7 @@ use super::response;
 use super::secret::Secret;
 use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
 use super::untrusted;
+use super::{Observer, Wait};
 
 /// How the client authenticates.
 #[derive(Debug)]
@@ -90,6 +91,10 @@ pub struct Generation {
     /// The pair before, still worth scrubbing from answers to requests made with it.
     previous: Option<Tokens>,
 }
+
+/// The longest a refresh waits for another process's refresh (which is one request to the token
+/// server, itself bounded by the request timeout).
+const FILE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// A token this close to its expiry is refreshed before use rather than sent to fail.
 const EXPIRY_MARGIN_SECS: i64 = 30;
@@ -182,7 +187,10 @@ impl OAuthSession {
         if store.is_none() {
             warn!(
                 "no BITRIX24_TOKEN_FILE: refreshed tokens live in memory only and are lost on \
-                 restart, after which the configured refresh token no longer works"
+                 restart, after which the configured refresh token no longer works; and several \
+                 processes on the same app (two assistants, say) lock each other out, since each \
+                 rotates the refresh token behind the others' backs: set BITRIX24_TOKEN_FILE to \
+                 the same file for all of them"
             );
         }
         let session = Self {
@@ -221,12 +229,16 @@ impl OAuthSession {
     }
 
     /// A pair to send now: refreshed first when its known expiry has passed.
-    pub async fn usable(&self, exchange: &Exchange<'_>) -> Result<Arc<Generation>, CallError> {
+    pub async fn usable(
+        &self,
+        exchange: &Exchange<'_>,
+        observer: Observer<'_>,
+    ) -> Result<Arc<Generation>, CallError> {
         let generation = self.current();
         match generation.tokens.expires_at {
             Some(expires) if unix_now() >= expires.saturating_sub(EXPIRY_MARGIN_SECS) => {
                 debug!("access token expired by its stored expiry");
-                self.refresh(exchange, generation.number).await
+                self.refresh(exchange, generation.number, observer).await
             }
             _ => Ok(generation),
         }
@@ -234,10 +246,15 @@ impl OAuthSession {
 
     /// Replaces generation `seen` with a fresh pair. Callers that find it already replaced get the
     /// replacement; callers that were waiting while a refresh failed get that failure.
+    ///
+    /// With a token file, the refresh runs under the file's lock, shared with every process on
+    /// the same file: under it the file is read first, and a pair another process saved since is
+    /// adopted instead of refreshing (the old refresh token is dead at the portal by then).
     pub async fn refresh(
         &self,
         exchange: &Exchange<'_>,
         seen: u64,
+        observer: Observer<'_>,
     ) -> Result<Arc<Generation>, CallError> {
         let attempts_before = self.attempts.load(Ordering::Acquire);
         let _flight = self.refresh_lock.lock().await;
@@ -255,14 +272,62 @@ impl OAuthSession {
                 return Err(failure);
             }
         }
+        let _file_lock = match &self.store {
+            Some(store) => Some(
+                store
+                    .lock(FILE_LOCK_WAIT, || observer(Wait::TokenRefresh))
+                    .await
+                    .map_err(|err| CallError::StateUnavailable {
+                        detail: err.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
+        if let Some(adopted) = self.adopt_saved(&current) {
+            return Ok(adopted);
+        }
         let outcome = self
             .request_tokens(exchange, &current.tokens.refresh_token)
             .await;
+        // The refresh token was refused: if another process rotated it meanwhile (one that does
+        // not take the lock, say an older version), its pair is in the file.
+        if matches!(&outcome, Err(CallError::Api(api)) if api.code == "invalid_grant")
+            && let Some(adopted) = self.adopt_saved(&current)
+        {
+            return Ok(adopted);
+        }
         // Counted when finished: callers that were already waiting share this outcome, callers
         // that come later make their own attempt.
         let result = self.settle(&current, outcome);
         self.attempts.fetch_add(1, Ordering::AcqRel);
         result
+    }
+
+    /// The pair in the token file, when another process saved one since `current` (a rotated
+    /// refresh token is always a different one): it becomes the next generation.
+    fn adopt_saved(&self, current: &Generation) -> Option<Arc<Generation>> {
+        let stored = match self.store.as_ref()?.load() {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return None,
+            Err(err) => {
+                warn!(error = %err, "cannot read the token file to look for a newer pair");
+                return None;
+            }
+        };
+        if stored.tokens.refresh_token == current.tokens.refresh_token {
+            return None;
+        }
+        let next = Arc::new(Generation {
+            number: current.number + 1,
+            previous: Some(current.tokens.clone()),
+            tokens: stored.tokens,
+        });
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next.clone();
+        info!(
+            generation = next.number,
+            "adopted the oauth tokens another process saved in the token file"
+        );
+        Some(next)
     }
 
     /// Publishes a refresh's outcome: the new pair (saved first), or the failure.

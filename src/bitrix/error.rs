@@ -89,6 +89,10 @@ pub enum CallError {
     /// Waiting for a slot in the request-rate bucket would take longer than allowed.
     #[error("the request-rate limit would delay this call by {}", humanize(*.retry_after))]
     RateLimited { retry_after: Duration },
+    /// The state shared with other processes (the token file's lock) could not be used in
+    /// time; nothing was sent.
+    #[error("{detail}")]
+    StateUnavailable { detail: String },
     /// Retries ran out; `last` is the final failure.
     #[error("{last} (gave up after {attempts} attempts)")]
     RetriesExhausted { attempts: u32, last: Box<CallError> },
@@ -109,7 +113,8 @@ impl CallError {
             | CallError::Unreachable { .. }
             | CallError::Timeout { .. }
             | CallError::OperationBlocked { .. }
-            | CallError::RateLimited { .. } => None,
+            | CallError::RateLimited { .. }
+            | CallError::StateUnavailable { .. } => None,
         }
     }
 }

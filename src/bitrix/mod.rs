@@ -91,6 +91,8 @@ impl Default for ClientOptions {
 pub enum Wait {
     /// Waiting for a slot in the request-rate bucket.
     RateLimit(Duration),
+    /// Waiting for another process that shares the token file to finish refreshing the tokens.
+    TokenRefresh,
     /// Waiting before retry number `retry` after a failure.
     Backoff {
         retry: u32,
@@ -315,13 +317,15 @@ impl Client {
                 self.post(&self.exchange(), url, params.clone()).await
             }
             Auth::OAuth(session) => {
-                let generation = session.usable(&self.exchange()).await?;
+                let generation = session.usable(&self.exchange(), observer).await?;
                 self.throttle(observer).await?;
                 let token = &generation.tokens.access_token;
                 match self.post_oauth(session, token, method, params).await {
                     Err(CallError::Api(api)) if api.kind() == ApiErrorKind::TokenExpired => {
                         debug!(method, code = %api.code, "access token rejected; refreshing");
-                        let fresh = session.refresh(&self.exchange(), generation.number).await?;
+                        let fresh = session
+                            .refresh(&self.exchange(), generation.number, observer)
+                            .await?;
                         self.throttle(observer).await?;
                         let token = &fresh.tokens.access_token;
                         self.post_oauth(session, token, method, params).await

@@ -77,6 +77,7 @@ fn classify(err: &CallError) -> Class {
         | CallError::TokenRefresh(_)
         | CallError::OperationBlocked { .. }
         | CallError::RateLimited { .. }
+        | CallError::StateUnavailable { .. }
         | CallError::RetriesExhausted { .. } => Class::Final,
     }
 }
@@ -107,7 +108,8 @@ pub fn write_fate(err: &CallError) -> WriteFate {
         | CallError::Redirect { .. }
         | CallError::TokenRefresh(_)
         | CallError::OperationBlocked { .. }
-        | CallError::RateLimited { .. } => WriteFate::NotExecuted,
+        | CallError::RateLimited { .. }
+        | CallError::StateUnavailable { .. } => WriteFate::NotExecuted,
         CallError::Network { .. } | CallError::Timeout { .. } => WriteFate::Unknown,
         // A 2xx we could not read may have been a success; a 5xx page may follow partial work.
         CallError::UnexpectedResponse { status, .. } if *status >= 500 || *status < 300 => {
@@ -132,6 +134,7 @@ impl RetryPolicy {
             | CallError::TokenRefresh(_)
             | CallError::OperationBlocked { .. }
             | CallError::RateLimited { .. }
+            | CallError::StateUnavailable { .. }
             | CallError::RetriesExhausted { .. } => false,
         };
         if certainly_not_run {

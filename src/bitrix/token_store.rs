@@ -68,6 +68,33 @@ pub struct TokenStore {
     path: PathBuf,
 }
 
+/// The exclusive lock on the file beside the token file, held for one refresh. Several processes
+/// on one app share the token file; the lock makes one of them refresh while the others wait and
+/// then adopt what it saved. It is an advisory lock (`flock`): it ends with the process that holds
+/// it, however that process ends. Dropping this releases it.
+#[derive(Debug)]
+pub struct RefreshLock {
+    _file: File,
+}
+
+/// Why the lock could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot open the token file's lock {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error(
+        "another process has been refreshing the OAuth tokens (it holds {path}) for over {} s",
+        .waited.as_secs()
+    )]
+    Busy {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
+}
+
+/// How often a waiting process tries the lock again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// A temp file this old cannot belong to a save still under way.
 const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -167,6 +194,62 @@ impl TokenStore {
             })
             .filter(|entry| fs::remove_file(entry.path()).is_ok())
             .count()
+    }
+
+    /// The lock file: the token file's path with `.lock` added.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Takes the refresh lock, waiting at most `max_wait`; `waiting` is called once if another
+    /// process holds it, so the wait can be reported.
+    pub async fn lock(
+        &self,
+        max_wait: std::time::Duration,
+        waiting: impl Fn(),
+    ) -> Result<RefreshLock, LockError> {
+        let path = self.lock_path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|source| LockError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&path).map_err(|source| LockError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let started = tokio::time::Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RefreshLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(LockError::Open { path, source });
+                }
+            }
+            if started.elapsed() >= max_wait {
+                return Err(LockError::Busy {
+                    path,
+                    waited: max_wait,
+                });
+            }
+            if !told {
+                waiting();
+                told = true;
+            }
+            tokio::time::sleep(LOCK_POLL).await;
+        }
     }
 
     /// Makes an existing token file private (0600) if others may read it. Returns the mode it
@@ -481,6 +564,46 @@ mod tests {
         let mode = fs::metadata(store.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(store.make_private().unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_lock_is_exclusive_bounded_and_dies_with_its_holder() {
+        let store = TokenStore::new(temp_dir("lock").join("tokens.json"));
+        // Another process holds the lock: a shell takes it with flock(1) on an fd of its own,
+        // then becomes `sleep`, which keeps that fd (and so the lock) until it dies.
+        let mut holder = std::process::Command::new("sh")
+            .args(["-c", "exec 9>>\"$0\"; flock 9 && exec sleep 600"])
+            .arg(store.lock_path())
+            .spawn()
+            .unwrap();
+        // Wait until the holder has it (the lock file exists and is held).
+        let probe = TokenStore::new(store.path());
+        loop {
+            match probe.lock(std::time::Duration::ZERO, || {}).await {
+                Err(LockError::Busy { .. }) => break,
+                Ok(lock) => drop(lock),
+                Err(err) => panic!("{err}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        let waited = std::sync::atomic::AtomicBool::new(false);
+        let busy = store
+            .lock(std::time::Duration::from_millis(100), || {
+                waited.store(true, std::sync::atomic::Ordering::SeqCst)
+            })
+            .await
+            .unwrap_err();
+        assert!(busy.to_string().contains("another process"), "{busy}");
+        assert!(
+            waited.load(std::sync::atomic::Ordering::SeqCst),
+            "the wait is reported"
+        );
+        // SIGKILL: the lock dies with the process.
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let lock = store.lock(std::time::Duration::from_secs(10), || {}).await;
+        assert!(lock.is_ok(), "{lock:?}");
     }
 
     #[test]

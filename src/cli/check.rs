@@ -227,6 +227,7 @@ fn record_failure(err: &CallError, portal: &mut PortalReport, round_trip: u64) {
         }
         CallError::OperationBlocked { .. }
         | CallError::RateLimited { .. }
+        | CallError::StateUnavailable { .. }
         | CallError::RetriesExhausted { .. } => {}
     }
 }

@@ -226,6 +226,14 @@ impl ToolError {
                     "Too many calls are queued for the portal's request-rate limit; wait retry_after_secs and make fewer parallel calls.",
                 )
             },
+            CallError::StateUnavailable { detail } => Self::own(
+                "STATE_UNAVAILABLE",
+                format!("{detail}; nothing was sent."),
+                None,
+                Upstream,
+                true,
+                "The state this server shares with other processes was busy or unreachable; retry in a few seconds.",
+            ),
             CallError::RetriesExhausted { attempts, last } => {
                 let inner = Self::from_call(last);
                 Self {

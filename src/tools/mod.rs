@@ -408,6 +408,9 @@ fn describe(wait: &Wait) -> String {
             "waiting {:.1} s for the portal's request-rate limit",
             delay.as_secs_f64()
         ),
+        Wait::TokenRefresh => {
+            "waiting for another process to finish refreshing the OAuth tokens".to_owned()
+        }
         Wait::Backoff {
             retry,
             delay,

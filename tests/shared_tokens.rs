@@ -1,0 +1,110 @@
+//! One OAuth app, several processes on one machine: the token file is the shared truth. Three
+//! server processes share one token file against a portal that rotates refresh tokens and
+//! invalidates the old one; across five expiry cycles with concurrent calls in every process,
+//! each cycle costs exactly one refresh request, no call meets invalid_grant, every call succeeds.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::json;
+
+fn server(
+    portal: &bitrix24_mcp::demo::DemoPortal,
+    file: &std::path::Path,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .env_remove("BITRIX24_WEBHOOK_URL")
+        .env("BITRIX24_PORTAL_URL", portal.rest_root())
+        .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
+        .env("BITRIX24_CLIENT_ID", CLIENT_ID)
+        .env("BITRIX24_CLIENT_SECRET", CLIENT_SECRET)
+        .env("BITRIX24_REFRESH_TOKEN", REFRESH)
+        .env("BITRIX24_ACCESS_TOKEN", ACCESS)
+        .env("BITRIX24_TOKEN_FILE", file)
+        .env("BITRIX24_MAX_RETRIES", "0")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+async fn start(command: tokio::process::Command) -> RunningService<RoleClient, ()> {
+    let (transport, _stderr) = TokioChildProcess::builder(command)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ().serve(transport).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_on_one_token_file_refresh_once_per_expiry() {
+    let portal = oauth_portal(oauth_app(), None).await;
+    let file = temp_dir("shared-tokens").join("tokens.json");
+    let mut processes = Vec::new();
+    for _ in 0..3 {
+        processes.push(start(server(&portal, &file)).await);
+    }
+    for cycle in 1..=5 {
+        portal.expire_access_tokens();
+        let mut calls = Vec::new();
+        for (p, process) in processes.iter().enumerate() {
+            for c in 0..4 {
+                // Different chats, so the calls are not shared within a process.
+                let arguments = json!({"CHAT_ID": 2935 + (p * 4 + c) as i64 * 1000});
+                calls.push(
+                    process.call_tool(
+                        CallToolRequestParams::new("im_chat_user_list")
+                            .with_arguments(arguments.as_object().unwrap().clone()),
+                    ),
+                );
+            }
+        }
+        for result in futures::future::join_all(calls).await {
+            let result = result.unwrap();
+            assert_ne!(result.is_error, Some(true), "cycle {cycle}: {result:?}");
+        }
+        assert_eq!(
+            portal.requests_to("/oauth/token").len(),
+            cycle,
+            "exactly one refresh per expiry"
+        );
+    }
+    for process in processes {
+        process.cancel().await.unwrap();
+    }
+    // The file holds the last pair, whole.
+    let stored = bitrix24_mcp::bitrix::token_store::TokenStore::new(&file)
+        .load()
+        .unwrap()
+        .unwrap();
+    assert_ne!(stored.tokens.refresh_token.expose(), REFRESH);
+}
+
+#[tokio::test]
+async fn a_process_that_loaded_an_old_pair_adopts_the_file_instead_of_meeting_invalid_grant() {
+    // The story: two processes start while the access token is expired; the first
+    // refreshes and saves; the second must not refresh with the refresh token it loaded at start.
+    let portal = oauth_portal(oauth_app(), None).await;
+    let file = temp_dir("old-pair").join("tokens.json");
+    let first = start(server(&portal, &file)).await;
+    let second = start(server(&portal, &file)).await;
+    portal.expire_access_tokens();
+    for process in [&first, &second] {
+        let result = process
+            .call_tool(
+                CallToolRequestParams::new("im_chat_user_list")
+                    .with_arguments(json!({"CHAT_ID": 2935}).as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(success_object(&result)["user_ids"], json!([99, 1269, 1271]));
+    }
+    assert_eq!(portal.requests_to("/oauth/token").len(), 1);
+    first.cancel().await.unwrap();
+    second.cancel().await.unwrap();
+}
