@@ -407,3 +407,39 @@ fn call_and_check_exit_promptly_on_sigint_and_sigterm() {
         assert_eq!(status.code(), Some(expected), "{args:?}");
     }
 }
+
+#[test]
+fn every_write_is_logged_with_what_changed_and_how_it_was_confirmed() {
+    let (code, stdout, stderr) = run(bitrix24_mcp(&[
+        "--demo",
+        "--allow-writes",
+        "call",
+        "im_chat_user_add",
+        r#"{"CHAT_ID":2935,"USERS":[1300]}"#,
+    ])
+    .env("RUST_LOG", "info"));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        r#"{"ok":true,"chat_id":2935,"user_ids":[1300]}"#
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" write ") || l.ends_with(" write"))
+        .unwrap_or_else(|| panic!("no write log line in {stderr}"));
+    for part in [
+        "tool=\"im_chat_user_add\"",
+        "change=add users [1300] to chat 2935",
+        "outcome=done",
+        "confirmed=\"not needed (not destructive)\"",
+        "transport=\"stdio\"",
+    ] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
+    let (code, stdout, _) = run(&mut bitrix24_mcp(&["--demo", "--allow-writes", "check"]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("writes          on; destructive ones need a typed confirmation"),
+        "{stdout}"
+    );
+}

@@ -346,6 +346,16 @@ fn settings(config: &Config, client: Option<&Client>) -> Vec<Setting> {
             ("request_timeout_ms", json!(millis(options.request_timeout))),
         ],
     ));
+    let writes = config.tools.writes();
+    lines.push(text(
+        "writes",
+        "writes",
+        match (writes.allowed, writes.skip_confirmation) {
+            (false, _) => "off (read-only; --allow-writes turns them on)".into(),
+            (true, false) => "on; destructive ones need a typed confirmation".into(),
+            (true, true) => "on; destructive ones WITHOUT a typed confirmation".into(),
+        },
+    ));
     lines.push(text(
         "transport",
         "transport",

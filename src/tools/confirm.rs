@@ -205,8 +205,10 @@ pub async fn confirm(
             },
             Err(why) => Verdict::Refused(ToolError::not_confirmed(why)),
         },
-        Err(err) => Verdict::Refused(ToolError::not_confirmed(&format!(
-            "the confirmation request failed: {}",
+        // The question never reached the user (a stateless HTTP deployment cannot send the
+        // client a request, or the client failed): nobody declined, the client could not ask.
+        Err(err) => Verdict::Refused(ToolError::confirmation_unavailable(&format!(
+            "asking the client failed ({})",
             crate::bitrix::untrusted::bounded(&err.to_string(), 200)
         ))),
     }
