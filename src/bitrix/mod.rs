@@ -101,6 +101,13 @@ pub enum Wait {
     },
 }
 
+/// Whether a call reads or changes the portal: it decides how failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+}
+
 /// Receives [`Wait`] notices during a call.
 pub type Observer<'a> = &'a (dyn Fn(Wait) + Send + Sync);
 
@@ -168,12 +175,22 @@ impl Client {
         params: &Value,
         observer: Observer<'_>,
     ) -> Result<Envelope, CallError> {
+        self.attempts(method, params, observer, Kind::Read).await
+    }
+
+    /// Attempts a call until it succeeds or the retry policy for its kind gives up.
+    async fn attempts(
+        &self,
+        method: &str,
+        params: &Value,
+        observer: Observer<'_>,
+        kind: Kind,
+    ) -> Result<Envelope, CallError> {
         let started = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let outcome = self.attempt(method, params, observer).await;
-            let err = match outcome {
+            let err = match self.attempt(method, params, observer).await {
                 Ok(envelope) => {
                     self.gate.record(method, &envelope.time);
                     debug!(
@@ -186,9 +203,14 @@ impl Client {
                 }
                 Err(err) => self.note_limits(method, err),
             };
-            match self.options.retry.decide(&err, attempts, started.elapsed()) {
+            let policy = &self.options.retry;
+            let decision = match kind {
+                Kind::Read => policy.decide(&err, attempts, started.elapsed()),
+                Kind::Write => policy.decide_write(&err, attempts, started.elapsed()),
+            };
+            match decision {
                 Decision::Retry(delay) => {
-                    warn!(method, attempts, delay_ms = delay.as_millis() as u64, error = %err, "bitrix24 call failed; retrying");
+                    warn!(method, attempts, write = kind == Kind::Write, delay_ms = delay.as_millis() as u64, error = %err, "bitrix24 call failed; retrying");
                     observer(Wait::Backoff {
                         retry: attempts,
                         delay,
@@ -197,7 +219,7 @@ impl Client {
                     tokio::time::sleep(delay).await;
                 }
                 Decision::GiveUp => {
-                    warn!(method, attempts, elapsed_ms = elapsed_ms(started), status = err.http_status(), error = %err, "bitrix24 call failed");
+                    warn!(method, attempts, write = kind == Kind::Write, elapsed_ms = elapsed_ms(started), status = err.http_status(), error = %err, "bitrix24 call failed");
                     return Err(if attempts > 1 {
                         CallError::RetriesExhausted {
                             attempts,
@@ -234,44 +256,7 @@ impl Client {
         params: &Value,
         observer: Observer<'_>,
     ) -> Result<Envelope, CallError> {
-        let started = Instant::now();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let err = match self.attempt(method, params, observer).await {
-                Ok(envelope) => {
-                    self.gate.record(method, &envelope.time);
-                    return Ok(envelope);
-                }
-                Err(err) => self.note_limits(method, err),
-            };
-            match self
-                .options
-                .retry
-                .decide_write(&err, attempts, started.elapsed())
-            {
-                Decision::Retry(delay) => {
-                    warn!(method, attempts, delay_ms = delay.as_millis() as u64, error = %err, "bitrix24 write refused before it ran; retrying");
-                    observer(Wait::Backoff {
-                        retry: attempts,
-                        delay,
-                        reason: err.to_string(),
-                    });
-                    tokio::time::sleep(delay).await;
-                }
-                Decision::GiveUp => {
-                    warn!(method, attempts, status = err.http_status(), error = %err, "bitrix24 write failed");
-                    return Err(if attempts > 1 {
-                        CallError::RetriesExhausted {
-                            attempts,
-                            last: Box::new(err),
-                        }
-                    } else {
-                        err
-                    });
-                }
-            }
-        }
+        self.attempts(method, params, observer, Kind::Write).await
     }
 
     /// `im.chat.user.list`: the IDs of a chat's participants, in the portal's order.

@@ -10,8 +10,7 @@ use super::args::Args;
 use super::chat_user_add::required_chat;
 use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, unexpected, write, write_tool};
-use super::shape;
+use super::registry::{Access, Intent, ToolEntry, write_tool, write_true};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_leave";
@@ -86,13 +85,7 @@ fn run<'a>(
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let chat_id = parse(arguments)?;
-        let envelope = write(client, METHOD, &json!({"CHAT_ID": chat_id}), observer).await?;
-        if !shape::flag(Some(&envelope.result), false) {
-            return Err(
-                unexpected(client, format!("{METHOD} answered {}", envelope.result))
-                    .outcome_unknown(),
-            );
-        }
+        write_true(client, METHOD, &json!({"CHAT_ID": chat_id}), observer).await?;
         Ok(json!({"ok": true, "chat_id": chat_id}))
     })
 }

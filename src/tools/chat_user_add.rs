@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, unexpected, write, write_tool};
-use super::shape;
+use super::registry::{Access, Intent, ToolEntry, write_tool, write_true};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_user_add";
@@ -129,13 +128,7 @@ fn run<'a>(
             "USERS": input.users,
             "HIDE_HISTORY": args::yes_no(input.hide_history),
         });
-        let envelope = write(client, METHOD, &params, observer).await?;
-        if !shape::flag(Some(&envelope.result), false) {
-            return Err(
-                unexpected(client, format!("{METHOD} answered {}", envelope.result))
-                    .outcome_unknown(),
-            );
-        }
+        write_true(client, METHOD, &params, observer).await?;
         Ok(json!({"ok": true, "chat_id": input.chat_id, "user_ids": input.users}))
     })
 }

@@ -9,8 +9,7 @@ use super::args::{self, Args};
 use super::chat_user_add::required_chat;
 use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, unexpected, write, write_tool};
-use super::shape;
+use super::registry::{Access, Intent, ToolEntry, write_tool, write_true};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_user_delete";
@@ -94,13 +93,7 @@ fn run<'a>(
     Box::pin(async move {
         let (chat_id, user_id) = parse(arguments)?;
         let params = json!({"CHAT_ID": chat_id, "USER_ID": user_id});
-        let envelope = write(client, METHOD, &params, observer).await?;
-        if !shape::flag(Some(&envelope.result), false) {
-            return Err(
-                unexpected(client, format!("{METHOD} answered {}", envelope.result))
-                    .outcome_unknown(),
-            );
-        }
+        write_true(client, METHOD, &params, observer).await?;
         Ok(json!({"ok": true, "chat_id": chat_id, "user_id": user_id}))
     })
 }

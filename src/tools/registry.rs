@@ -161,6 +161,20 @@ pub async fn write(
         .map_err(|err| write_failed(&err))
 }
 
+/// A write whose documented answer is `true`: anything else leaves its outcome unknown.
+pub async fn write_true(
+    client: &Client,
+    method: &str,
+    params: &Value,
+    observer: Observer<'_>,
+) -> Result<(), ToolError> {
+    let envelope = write(client, method, params, observer).await?;
+    match envelope.result {
+        Value::Bool(true) => Ok(()),
+        other => Err(unexpected(client, format!("{method} answered {other}")).outcome_unknown()),
+    }
+}
+
 /// A failed write as a tool error: with `outcome: "unknown"` when the portal may have run it.
 pub fn write_failed(err: &CallError) -> ToolError {
     let error = ToolError::from_call(err);
