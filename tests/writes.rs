@@ -322,6 +322,10 @@ async fn the_typed_chat_id_lets_a_removal_through_in_both_eras() {
             "{asked:?}"
         );
         assert!(asked[0].contains("type the chat ID: 2935"), "{asked:?}");
+        assert!(
+            asked[0].starts_with("Chat 2935 is \"Marketing team\"; user 1269 is Alexander Smith."),
+            "the targets are named: {asked:?}"
+        );
         assert!(!asked[0].contains(CODE));
     }
 }

@@ -229,6 +229,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     let shown = untrusted::bounded(&Value::Object(input.params.clone()).to_string(), 300);
     Ok(Some(Intent {
         summary: format!("call {}", input.method),
+        chat: None,
+        user: None,
         confirm: Some(Question {
             message: format!(
                 "Call {} on your Bitrix24 portal with the parameters {shown}? It may change data. \

@@ -68,6 +68,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     let chat_id = parse(arguments)?;
     Ok(Some(Intent {
         summary: format!("the webhook's user leaves chat {chat_id}"),
+        chat: Some(chat_id),
+        user: None,
         confirm: Some(Question {
             message: format!(
                 "Your Bitrix24 user (the webhook's) leaves chat {chat_id} (im.chat.leave); only \

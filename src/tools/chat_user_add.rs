@@ -112,6 +112,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     let input = parse(arguments)?;
     Ok(Some(Intent {
         summary: format!("add users {:?} to chat {}", input.users, input.chat_id),
+        chat: Some(input.chat_id),
+        user: None,
         confirm: None,
     }))
 }

@@ -75,6 +75,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     let (chat_id, user_id) = parse(arguments)?;
     Ok(Some(Intent {
         summary: format!("remove user {user_id} from chat {chat_id}"),
+        chat: Some(chat_id),
+        user: Some(user_id),
         confirm: Some(Question {
             message: format!(
                 "Remove user {user_id} from chat {chat_id} on your Bitrix24 portal \

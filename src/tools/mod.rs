@@ -213,7 +213,14 @@ impl Bitrix24Tools {
         let mut confirmed = "";
         if let Some(intent) = &intent {
             confirmed = "not needed (not destructive)";
-            if let Some(question) = intent.confirm.clone() {
+            if let Some(mut question) = intent.confirm.clone() {
+                // Named targets, looked up only when the user is about to be asked.
+                if request.request_state.is_none()
+                    && !writes.skip_confirmation
+                    && let Some(names) = registry::names_of(client, intent).await
+                {
+                    question.message = format!("{names} {}", question.message);
+                }
                 let call = confirm::Call {
                     tool: name,
                     arguments: given,
