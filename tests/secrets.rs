@@ -313,3 +313,61 @@ async fn the_http_token_never_shows_in_the_logs() {
         "the HTTP token is in the logs:\n{logs}"
     );
 }
+
+/// Writes at trace level: the write log line, the confirmation-free path and a write whose answer
+/// echoes the code never show it.
+#[tokio::test]
+async fn writes_at_trace_level_never_show_the_webhook_code() {
+    let server = MockServer::start().await;
+    for (rest_method, body) in [
+        (
+            "im.chat.user.add",
+            json!({"error": "ACCESS_DENIED_EXTEND", "error_description": format!("no rights for {CODE}")}),
+        ),
+        (
+            "crm.deal.add",
+            json!({"result": format!("deal by /rest/1/{CODE}/")}),
+        ),
+        ("im.chat.leave", json!({"result": CODE})),
+    ] {
+        Mock::given(wiremock::matchers::path(format!(
+            "/rest/1/{CODE}/{rest_method}"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    }
+    let url = format!("{}/rest/1/{CODE}/", server.uri());
+    let mut output = String::new();
+    for (tool, arguments) in [
+        ("im_chat_user_add", r#"{"CHAT_ID":5,"USERS":[7]}"#),
+        (
+            "bitrix24_call",
+            r#"{"method":"crm.deal.add","params":{"fields":{"TITLE":"x"}}}"#,
+        ),
+        ("im_chat_leave", r#"{"CHAT_ID":5}"#),
+    ] {
+        let result = traced(
+            &[
+                "--allow-writes",
+                "--skip-write-confirmation",
+                "call",
+                tool,
+                arguments,
+            ],
+            &url,
+        )
+        .output()
+        .await
+        .unwrap();
+        output.push_str(&String::from_utf8_lossy(&result.stdout));
+        output.push_str(&String::from_utf8_lossy(&result.stderr));
+    }
+    assert_no_code(&output);
+    assert!(
+        output.contains(" write "),
+        "the write log lines are there: {output}"
+    );
+    assert!(output.contains("TRACE"), "trace logs were on");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
