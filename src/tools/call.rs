@@ -124,7 +124,7 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
     let writes = if method.eq_ignore_ascii_case("batch") {
         batch_writes(&params)?
     } else {
-        !is_read_method(&method)
+        !is_read(&method)
     };
     Ok(Input {
         method,
@@ -148,27 +148,21 @@ pub fn valid_method(method: &str) -> bool {
 
 /// The read policy (see the module documentation).
 pub fn is_read(method: &str) -> bool {
-    let method = method.to_ascii_lowercase();
-    if INFORMATIONAL.contains(&method.as_str()) {
+    let lower = method.to_ascii_lowercase();
+    if INFORMATIONAL.contains(&lower.as_str()) {
         return true;
     }
-    let original_last = method.rsplit('.').next().unwrap_or_default();
-    matches!(
-        original_last,
-        "get" | "list" | "fields" | "search" | "count"
-    )
-}
-
-/// Camel-case getters (`getFieldsByFilter`) are reads by Bitrix24's naming; checked on the
-/// original spelling, since lower-casing would hide the hump.
-fn is_getter(method: &str) -> bool {
     let last = method.rsplit('.').next().unwrap_or_default();
-    last.strip_prefix("get")
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
-}
-
-fn is_read_method(method: &str) -> bool {
-    is_read(method) || is_getter(method)
+    // A camel-case getter (`getFieldsByFilter`) is a read by Bitrix24's naming; the hump is
+    // only visible in the original spelling.
+    let getter = last
+        .strip_prefix("get")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()));
+    getter
+        || matches!(
+            last.to_ascii_lowercase().as_str(),
+            "get" | "list" | "fields" | "search" | "count"
+        )
 }
 
 /// Whether a batch writes: one write makes it a write. Refused before I/O: more than 50
@@ -212,7 +206,7 @@ fn batch_writes(params: &Map<String, Value>) -> Result<bool, ToolError> {
                 "a batch inside a batch is refused (Bitrix24 refuses it too)".to_owned(),
             ));
         }
-        writes |= !is_read_method(method);
+        writes |= !is_read(method);
     }
     Ok(writes)
 }
@@ -321,9 +315,9 @@ mod tests {
             "SERVER.TIME",
             "crm.item.count",
         ] {
-            assert!(is_read_method(read), "{read}");
+            assert!(is_read(read), "{read}");
         }
-        assert!(is_read_method("catalog.product.getFieldsByFilter"));
+        assert!(is_read("catalog.product.getFieldsByFilter"));
         for write in [
             "crm.deal.add",
             "crm.deal.update",
@@ -334,7 +328,7 @@ mod tests {
             "disk.folder.getchildren_delete",
             "batch",
         ] {
-            assert!(!is_read_method(write), "{write}");
+            assert!(!is_read(write), "{write}");
         }
     }
 
