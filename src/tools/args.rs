@@ -102,6 +102,12 @@ pub fn id_arg(args: &Args<'_>, name: &str, example: i64) -> Result<i64, ToolErro
     })
 }
 
+/// A required `CHAT_ID`: a positive integer or `"chat2935"`.
+pub fn chat_arg(args: &Args<'_>) -> Result<i64, ToolError> {
+    let value = args.required("CHAT_ID", "the chat's positive integer ID, e.g. 2935")?;
+    chat_id(value).ok_or_else(|| wrong("CHAT_ID", "a positive integer chat ID, e.g. 2935", value))
+}
+
 /// A chat: `CHAT_ID` (an integer, or `"chat2935"`) or `DIALOG_ID` (`chat2935`, `sg17` or a user
 /// ID), exactly one of them. Returns the `DIALOG_ID` to send.
 pub fn dialog(args: &Args<'_>) -> Result<String, ToolError> {

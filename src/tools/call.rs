@@ -9,13 +9,13 @@
 //! `set`, `send`, unknown verbs) is a write.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Map, Value, json};
 
 use super::args::{self, Args};
 use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, read, read_tool, write};
+use super::registry::{Access, Intent, ToolEntry, read, write};
 use crate::bitrix::{Client, Observer, untrusted};
 
 const NAME: &str = "bitrix24_call";
@@ -54,36 +54,37 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "",
     access: Access::Either,
     intent,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    read_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {
-                "method": {"type": "string", "description": "As the docs write it: crm.deal.fields, catalog.product.getFieldsByFilter."},
-                "params": {"type": "object", "description": "The method's parameters, at most 64 KiB as JSON."},
-            },
-            "required": ["method"],
-        }),
-        json!({
-            "type": "object",
-            "properties": {
-                "method": {"type": "string"},
-                "result": {"description": "The portal's result, as it sent it."},
-                "total": {"type": "integer"},
-                "next": {"type": "integer"},
-                "command_errors": {"type": "object", "description": "batch only: the commands that failed, by key."},
-            },
-            "required": ["method", "result"],
-        }),
-    )
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "method": {"type": "string", "description": "As the docs write it: crm.deal.fields, catalog.product.getFieldsByFilter."},
+            "params": {"type": "object", "description": "The method's parameters, at most 64 KiB as JSON."},
+        },
+        "required": ["method"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "method": {"type": "string"},
+            "result": {"description": "The portal's result, as it sent it."},
+            "total": {"type": "integer"},
+            "next": {"type": "integer"},
+            "command_errors": {"type": "object", "description": "batch only: the commands that failed, by key."},
+        },
+        "required": ["method", "result"],
+    })
 }
 
 struct Input {

@@ -3,12 +3,12 @@
 //! normal answer here (`found: false`), not an error.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
 use super::shape;
 use crate::bitrix::{Client, Observer};
 
@@ -49,40 +49,41 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: Access::Read,
     intent: reads_only,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    read_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {
-                "ENTITY_TYPE": {"type": "string", "enum": ENTITY_TYPES},
-                "ENTITY_ID": {
-                    "type": "string",
-                    "description": "By type: CRM DEAL|1663, LEAD|13, CONTACT|25, COMPANY|7, DYNAMIC_<type>|<id>; SONET_GROUP, TASKS, CALENDAR: the ID.",
-                },
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "ENTITY_TYPE": {"type": "string", "enum": ENTITY_TYPES},
+            "ENTITY_ID": {
+                "type": "string",
+                "description": "By type: CRM DEAL|1663, LEAD|13, CONTACT|25, COMPANY|7, DYNAMIC_<type>|<id>; SONET_GROUP, TASKS, CALENDAR: the ID.",
             },
-            "required": ["ENTITY_TYPE", "ENTITY_ID"],
-        }),
-        json!({
-            "type": "object",
-            "properties": {
-                "found": {"type": "boolean"},
-                "chat_id": {"description": "The chat's ID (integer), or null when not found."},
-                "dialog_id": {"description": "chat<ID> for im_dialog_get and im_dialog_users_list, or null."},
-                "entity_type": {"type": "string"},
-                "entity_id": {"type": "string"},
-                "note": {"type": "string", "description": "Only when not found."},
-            },
-            "required": ["found", "chat_id", "dialog_id", "entity_type", "entity_id"],
-        }),
-    )
+        },
+        "required": ["ENTITY_TYPE", "ENTITY_ID"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "found": {"type": "boolean"},
+            "chat_id": {"description": "The chat's ID (integer), or null when not found."},
+            "dialog_id": {"description": "chat<ID> for im_dialog_get and im_dialog_users_list, or null."},
+            "entity_type": {"type": "string"},
+            "entity_id": {"type": "string"},
+            "note": {"type": "string", "description": "Only when not found."},
+        },
+        "required": ["found", "chat_id", "dialog_id", "entity_type", "entity_id"],
+    })
 }
 
 struct Input {

@@ -3,14 +3,13 @@
 //! must type the chat ID to confirm before anything is sent.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
-use super::args::Args;
-use super::chat_user_add::required_chat;
+use super::args::{self, Args};
 use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, write_tool, write_true};
+use super::registry::{Access, Intent, ToolEntry, write_true};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_leave";
@@ -32,32 +31,32 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: ACCESS,
     intent,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    write_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {"CHAT_ID": {"type": "integer", "minimum": 1}},
-            "required": ["CHAT_ID"],
-        }),
-        json!({
-            "type": "object",
-            "properties": {"ok": {"type": "boolean"}, "chat_id": {"type": "integer"}},
-            "required": ["ok", "chat_id"],
-        }),
-        ACCESS,
-    )
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"CHAT_ID": {"type": "integer", "minimum": 1}},
+        "required": ["CHAT_ID"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}, "chat_id": {"type": "integer"}},
+        "required": ["ok", "chat_id"],
+    })
 }
 
 fn parse(arguments: &JsonObject) -> Result<i64, ToolError> {
-    required_chat(&Args::new(arguments, &["CHAT_ID"])?)
+    args::chat_arg(&Args::new(arguments, &["CHAT_ID"])?)
 }
 
 fn check(arguments: &JsonObject) -> Result<(), ToolError> {

@@ -3,12 +3,12 @@
 //! prompt, driven by the annotations, applies.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, write_tool, write_true};
+use super::registry::{Access, Intent, ToolEntry, write_true};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_user_add";
@@ -32,36 +32,36 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: ACCESS,
     intent,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    write_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {
-                "CHAT_ID": {"type": "integer", "minimum": 1},
-                "USERS": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": MAX_USERS},
-                "HIDE_HISTORY": {"type": "boolean", "description": "Default true."},
-            },
-            "required": ["CHAT_ID", "USERS"],
-        }),
-        json!({
-            "type": "object",
-            "properties": {
-                "ok": {"type": "boolean"},
-                "chat_id": {"type": "integer"},
-                "user_ids": {"type": "array", "items": {"type": "integer"}},
-            },
-            "required": ["ok", "chat_id", "user_ids"],
-        }),
-        ACCESS,
-    )
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "CHAT_ID": {"type": "integer", "minimum": 1},
+            "USERS": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": MAX_USERS},
+            "HIDE_HISTORY": {"type": "boolean", "description": "Default true."},
+        },
+        "required": ["CHAT_ID", "USERS"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean"},
+            "chat_id": {"type": "integer"},
+            "user_ids": {"type": "array", "items": {"type": "integer"}},
+        },
+        "required": ["ok", "chat_id", "user_ids"],
+    })
 }
 
 struct Input {
@@ -72,7 +72,7 @@ struct Input {
 
 fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
     let args = Args::new(arguments, &["CHAT_ID", "USERS", "HIDE_HISTORY"])?;
-    let chat_id = required_chat(&args)?;
+    let chat_id = args::chat_arg(&args)?;
     let expected = format!("an array of 1 to {MAX_USERS} positive user IDs, e.g. [1269, 1271]");
     let value = args.required("USERS", &expected)?;
     let list = value
@@ -95,13 +95,6 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
         users,
         hide_history: args::flag(&args, "HIDE_HISTORY")?.unwrap_or(true),
     })
-}
-
-/// A required `CHAT_ID`: a positive integer or `"chat2935"`.
-pub fn required_chat(args: &Args<'_>) -> Result<i64, ToolError> {
-    let value = args.required("CHAT_ID", "the chat's positive integer ID, e.g. 2935")?;
-    args::chat_id(value)
-        .ok_or_else(|| args::wrong("CHAT_ID", "a positive integer chat ID, e.g. 2935", value))
 }
 
 fn check(arguments: &JsonObject) -> Result<(), ToolError> {

@@ -2,14 +2,13 @@
 //! Destructive: the user must type the chat ID to confirm before anything is sent.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
-use super::chat_user_add::required_chat;
 use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, write_tool, write_true};
+use super::registry::{Access, Intent, ToolEntry, write_true};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_user_delete";
@@ -31,40 +30,43 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: ACCESS,
     intent,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    write_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {
-                "CHAT_ID": {"type": "integer", "minimum": 1},
-                "USER_ID": {"type": "integer", "minimum": 1},
-            },
-            "required": ["CHAT_ID", "USER_ID"],
-        }),
-        json!({
-            "type": "object",
-            "properties": {
-                "ok": {"type": "boolean"},
-                "chat_id": {"type": "integer"},
-                "user_id": {"type": "integer"},
-            },
-            "required": ["ok", "chat_id", "user_id"],
-        }),
-        ACCESS,
-    )
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "CHAT_ID": {"type": "integer", "minimum": 1},
+            "USER_ID": {"type": "integer", "minimum": 1},
+        },
+        "required": ["CHAT_ID", "USER_ID"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean"},
+            "chat_id": {"type": "integer"},
+            "user_id": {"type": "integer"},
+        },
+        "required": ["ok", "chat_id", "user_id"],
+    })
 }
 
 fn parse(arguments: &JsonObject) -> Result<(i64, i64), ToolError> {
     let args = Args::new(arguments, &["CHAT_ID", "USER_ID"])?;
-    Ok((required_chat(&args)?, args::id_arg(&args, "USER_ID", 1271)?))
+    Ok((
+        args::chat_arg(&args)?,
+        args::id_arg(&args, "USER_ID", 1271)?,
+    ))
 }
 
 fn check(arguments: &JsonObject) -> Result<(), ToolError> {

@@ -2,13 +2,13 @@
 //! (which rejects bad input before any I/O), the call, and the shaping of the answer.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args, MAX_ID};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read_tool, reads_only};
+use super::registry::{Access, ToolEntry, reads_only};
 use crate::bitrix::{Client, Observer};
 
 pub const NAME: &str = "im_chat_user_list";
@@ -58,15 +58,13 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: Access::Read,
     intent: reads_only,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input: input_schema,
+    output: output_schema,
     check,
     run,
 };
-
-/// The tool as listed to clients.
-pub fn definition() -> Tool {
-    read_tool(NAME, TITLE, DESCRIPTION, input_schema(), output_schema())
-}
 
 fn check(arguments: &JsonObject) -> Result<(), ToolError> {
     parse_chat_id(Some(arguments)).map(|_| ())

@@ -2,12 +2,12 @@
 //! entity, the caller's role, and whether the caller may see its member list.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
 
@@ -34,36 +34,37 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: Access::Read,
     intent: reads_only,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    read_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({"type": "object", "properties": chat_properties()}),
-        json!({
-            "type": "object",
-            "properties": {
-                "chat_id": {"type": "integer"},
-                "dialog_id": {"type": "string"},
-                "name": {"type": "string"},
-                "type": {"type": "string", "description": "chat, open, crm, sonetGroup, …"},
-                "owner": {"type": "integer", "description": "User ID; 0 when none."},
-                "user_counter": {"type": "integer"},
-                "entity_type": {"type": "string", "description": "Empty when not linked."},
-                "entity_id": {"type": "string"},
-                "role": {"type": "string", "description": "The caller's role: owner, manager, member."},
-                "manager_list": {"type": "array", "items": {"type": "integer"}},
-                "members_visible": {"type": "boolean", "description": "Whether the caller may see the member list."},
-            },
-            "required": ["chat_id", "dialog_id", "name", "type", "owner", "user_counter",
-                "entity_type", "entity_id", "role", "manager_list", "members_visible"],
-        }),
-    )
+fn input() -> Value {
+    json!({"type": "object", "properties": chat_properties()})
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "chat_id": {"type": "integer"},
+            "dialog_id": {"type": "string"},
+            "name": {"type": "string"},
+            "type": {"type": "string", "description": "chat, open, crm, sonetGroup, …"},
+            "owner": {"type": "integer", "description": "User ID; 0 when none."},
+            "user_counter": {"type": "integer"},
+            "entity_type": {"type": "string", "description": "Empty when not linked."},
+            "entity_id": {"type": "string"},
+            "role": {"type": "string", "description": "The caller's role: owner, manager, member."},
+            "manager_list": {"type": "array", "items": {"type": "integer"}},
+            "members_visible": {"type": "boolean", "description": "Whether the caller may see the member list."},
+        },
+        "required": ["chat_id", "dialog_id", "name", "type", "owner", "user_counter",
+            "entity_type", "entity_id", "role", "manager_list", "members_visible"],
+    })
 }
 
 fn parse(arguments: &JsonObject) -> Result<String, ToolError> {

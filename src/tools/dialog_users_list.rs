@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::dialog_get::chat_properties;
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
 
@@ -35,23 +35,25 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: Access::Read,
     intent: reads_only,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
+fn input() -> Value {
     let mut properties = chat_properties();
     properties["SKIP_EXTERNAL"] =
         json!({"type": "boolean", "description": "Leave out system users (bots, connectors)."});
     properties["MAX_USERS"] = json!({"type": "integer", "minimum": 1, "maximum": MAX_MAX_USERS,
         "description": "Most participants to return; default 500."});
-    read_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({"type": "object", "properties": properties}),
-        json!({
+    json!({"type": "object", "properties": properties})
+}
+
+fn output() -> Value {
+    json!({
             "type": "object",
             "properties": {
                 "users": {"type": "array", "items": shape::user_schema()},
@@ -60,8 +62,7 @@ fn definition() -> Tool {
                 "truncated": {"type": "boolean"},
             },
             "required": ["users", "count", "total", "truncated"],
-        }),
-    )
+    })
 }
 
 struct Input {

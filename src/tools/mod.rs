@@ -133,7 +133,7 @@ impl Bitrix24Tools {
 
     /// Every tool this server has, whatever is served.
     pub fn definitions() -> Vec<Tool> {
-        registry::TOOLS.iter().map(|t| (t.definition)()).collect()
+        registry::TOOLS.iter().map(|t| t.definition()).collect()
     }
 
     /// The served tools, as `tools/list` shows them.

@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
 
@@ -31,46 +31,47 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: Access::Read,
     intent: reads_only,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    read_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {
-                "SKIP_CHAT": {"type": "boolean", "description": "Leave out group chats."},
-                "SKIP_DIALOG": {"type": "boolean", "description": "Leave out private dialogs."},
-                "SKIP_OPENLINES": {"type": "boolean", "description": "Leave out open-line chats."},
-                "LIMIT": {"type": "integer", "minimum": 1, "maximum": 200, "description": "Default 50."},
-                "OFFSET": {"type": "integer", "minimum": 0},
-            },
-        }),
-        json!({
-            "type": "object",
-            "properties": {
-                "items": {"type": "array", "items": {
-                    "type": "object",
-                    "properties": {
-                        "dialog_id": {"type": "string", "description": "chat<ID>, or a user ID for a private dialog."},
-                        "chat_id": {"type": "integer"},
-                        "type": {"type": "string", "description": "chat, user, lines, …"},
-                        "title": {"type": "string"},
-                        "last_message_date": {"type": "string"},
-                    },
-                    "required": ["dialog_id", "chat_id", "type", "title", "last_message_date"],
-                }},
-                "has_more": {"type": "boolean"},
-                "next_offset": {"description": "OFFSET of the next page (integer), or null."},
-            },
-            "required": ["items", "has_more", "next_offset"],
-        }),
-    )
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "SKIP_CHAT": {"type": "boolean", "description": "Leave out group chats."},
+            "SKIP_DIALOG": {"type": "boolean", "description": "Leave out private dialogs."},
+            "SKIP_OPENLINES": {"type": "boolean", "description": "Leave out open-line chats."},
+            "LIMIT": {"type": "integer", "minimum": 1, "maximum": 200, "description": "Default 50."},
+            "OFFSET": {"type": "integer", "minimum": 0},
+        },
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "dialog_id": {"type": "string", "description": "chat<ID>, or a user ID for a private dialog."},
+                    "chat_id": {"type": "integer"},
+                    "type": {"type": "string", "description": "chat, user, lines, …"},
+                    "title": {"type": "string"},
+                    "last_message_date": {"type": "string"},
+                },
+                "required": ["dialog_id", "chat_id", "type", "title", "last_message_date"],
+            }},
+            "has_more": {"type": "boolean"},
+            "next_offset": {"description": "OFFSET of the next page (integer), or null."},
+        },
+        "required": ["items", "has_more", "next_offset"],
+    })
 }
 
 struct Input {

@@ -105,7 +105,14 @@ pub struct ToolEntry {
     pub scope: &'static str,
     pub access: Access,
     pub intent: IntentFn,
-    pub definition: fn() -> Tool,
+    /// A short title and the description the assistant reads.
+    pub title: &'static str,
+    pub description: &'static str,
+    /// The input and output schemas, written out rather than derived: the inputs accept more
+    /// than a schema admits (numeric strings, dialog IDs), and clients choke on the `format`
+    /// keywords and nullable unions a derive would add.
+    pub input: fn() -> Value,
+    pub output: fn() -> Value,
     /// Checks the arguments, without I/O.
     pub check: fn(&JsonObject) -> Result<(), ToolError>,
     pub run: Run,
@@ -126,54 +133,37 @@ pub const TOOLS: &[ToolEntry] = &[
     call::ENTRY,
 ];
 
+impl ToolEntry {
+    /// The tool as listed, annotated by its access: read-only tools (and `bitrix24_call` while
+    /// writes are off) as reads that reach the user's portal; write tools as their kind says.
+    pub fn definition(&self) -> Tool {
+        let (read_only, destructive, idempotent) = match self.access {
+            Access::Read | Access::Either => (true, false, true),
+            Access::Write {
+                destructive,
+                idempotent,
+            } => (false, destructive, idempotent),
+        };
+        Tool::new(
+            self.name,
+            self.description,
+            Arc::new(object((self.input)())),
+        )
+        .with_title(self.title)
+        .with_raw_output_schema(Arc::new(object((self.output)())))
+        .with_annotations(
+            ToolAnnotations::with_title(self.title)
+                .read_only(read_only)
+                .destructive(destructive)
+                .idempotent(idempotent)
+                .open_world(true),
+        )
+    }
+}
+
 /// The tool of this name, if the server has one.
 pub fn find(name: &str) -> Option<&'static ToolEntry> {
     TOOLS.iter().find(|tool| tool.name == name)
-}
-
-/// A tool that changes the portal, annotated as the issue of each write kind asks.
-pub fn write_tool(
-    name: &str,
-    title: &str,
-    description: &str,
-    input: Value,
-    output: Value,
-    access: Access,
-) -> Tool {
-    let (destructive, idempotent) = match access {
-        Access::Write {
-            destructive,
-            idempotent,
-        } => (destructive, idempotent),
-        Access::Read | Access::Either => (false, true),
-    };
-    read_tool(name, title, description, input, output).with_annotations(
-        ToolAnnotations::with_title(title)
-            .read_only(false)
-            .destructive(destructive)
-            .idempotent(idempotent)
-            .open_world(true),
-    )
-}
-
-/// A read-only, idempotent tool that reaches the user's portal (open world), with hand-written
-/// schemas: the inputs accept more than a schema admits (numeric strings, dialog IDs), and clients
-/// choke on the `format` keywords and nullable unions a derive would add.
-pub fn read_tool(name: &str, title: &str, description: &str, input: Value, output: Value) -> Tool {
-    Tool::new(
-        name.to_owned(),
-        description.to_owned(),
-        Arc::new(object(input)),
-    )
-    .with_title(title)
-    .with_raw_output_schema(Arc::new(object(output)))
-    .with_annotations(
-        ToolAnnotations::with_title(title)
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
-    )
 }
 
 /// A read of the portal, shared with identical concurrent reads, its failure as a tool error.
@@ -338,7 +328,7 @@ impl Selection {
     /// A served tool's definition, its annotations following the write mode for tools whose
     /// access depends on their arguments.
     pub fn definition(&self, tool: &ToolEntry) -> Tool {
-        let definition = (tool.definition)();
+        let definition = tool.definition();
         match (tool.access, self.writes.allowed) {
             (Access::Either, true) => {
                 let title = definition.title.clone().unwrap_or_default();
@@ -383,7 +373,7 @@ mod tests {
             if tool.access != Access::Either {
                 assert_eq!(tool.name, tool.method.replace('.', "_"));
             }
-            assert_eq!((tool.definition)().name, tool.name);
+            assert_eq!(tool.definition().name, tool.name);
         }
     }
 

@@ -2,12 +2,12 @@
 //! among the chats the webhook's user can access — the way from a name to a chat ID.
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
 use super::shape::Shaper;
 use crate::bitrix::{Client, Observer};
 
@@ -29,47 +29,48 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: Access::Read,
     intent: reads_only,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    read_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {
-                "FIND": {"type": "string", "minLength": 2, "description": "At least 2 characters: the start of a word of the title."},
-                "LIMIT": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Default 10."},
-                "OFFSET": {"type": "integer", "minimum": 0},
-            },
-            "required": ["FIND"],
-        }),
-        json!({
-            "type": "object",
-            "properties": {
-                "chats": {"type": "array", "items": {
-                    "type": "object",
-                    "properties": {
-                        "chat_id": {"type": "integer"},
-                        "dialog_id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "type": {"type": "string"},
-                        "user_counter": {"type": "integer"},
-                        "entity_type": {"type": "string"},
-                        "entity_id": {"type": "string"},
-                    },
-                    "required": ["chat_id", "dialog_id", "name", "type", "user_counter", "entity_type", "entity_id"],
-                }},
-                "total": {"type": "integer"},
-                "next": {"description": "OFFSET of the next page (integer), or null."},
-            },
-            "required": ["chats", "total", "next"],
-        }),
-    )
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "FIND": {"type": "string", "minLength": 2, "description": "At least 2 characters: the start of a word of the title."},
+            "LIMIT": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Default 10."},
+            "OFFSET": {"type": "integer", "minimum": 0},
+        },
+        "required": ["FIND"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "chats": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "chat_id": {"type": "integer"},
+                    "dialog_id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "type": {"type": "string"},
+                    "user_counter": {"type": "integer"},
+                    "entity_type": {"type": "string"},
+                    "entity_id": {"type": "string"},
+                },
+                "required": ["chat_id", "dialog_id", "name", "type", "user_counter", "entity_type", "entity_id"],
+            }},
+            "total": {"type": "integer"},
+            "next": {"description": "OFFSET of the next page (integer), or null."},
+        },
+        "required": ["chats", "total", "next"],
+    })
 }
 
 struct Input {

@@ -2,7 +2,7 @@
 //! chat methods return them. Everything read here came from the network: strings are scrubbed of
 //! secrets, escaped and bounded, numbers checked, missing fields given a stated default.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::bitrix::Client;
 use crate::bitrix::response::lenient_integer;
@@ -114,16 +114,6 @@ pub fn ids(value: Option<&Value>) -> Vec<i64> {
         .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(id).collect())
         .unwrap_or_default()
-}
-
-/// Builds an object for `structuredContent` from name–value pairs.
-pub fn object(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Object(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<Map<String, Value>>(),
-    )
 }
 
 #[cfg(test)]

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use futures::future::BoxFuture;
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, read_tool, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
 
@@ -33,33 +33,34 @@ pub const ENTRY: ToolEntry = ToolEntry {
     scope: "im",
     access: Access::Read,
     intent: reads_only,
-    definition,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
     check,
     run,
 };
 
-fn definition() -> Tool {
-    read_tool(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        json!({
-            "type": "object",
-            "properties": {
-                "ID": {"type": "array", "items": {"type": "integer", "minimum": 1},
-                    "minItems": 1, "maxItems": MAX_IDS, "description": "User IDs, e.g. [99, 1269]."},
-            },
-            "required": ["ID"],
-        }),
-        json!({
-            "type": "object",
-            "properties": {
-                "users": {"type": "array", "items": shape::user_schema()},
-                "missing": {"type": "array", "items": {"type": "integer"}},
-            },
-            "required": ["users", "missing"],
-        }),
-    )
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "ID": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                "minItems": 1, "maxItems": MAX_IDS, "description": "User IDs, e.g. [99, 1269]."},
+        },
+        "required": ["ID"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "users": {"type": "array", "items": shape::user_schema()},
+            "missing": {"type": "array", "items": {"type": "integer"}},
+        },
+        "required": ["users", "missing"],
+    })
 }
 
 fn parse(arguments: &JsonObject) -> Result<Vec<i64>, ToolError> {
