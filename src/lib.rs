@@ -32,9 +32,11 @@ pub mod transport;
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use crate::bitrix::state::{RedisStore, Shared};
 use crate::bitrix::{Auth, Client, OAuthSession, WebhookUrl};
 use crate::config::{Command, Config, Portal, Transport};
 use crate::demo::{DemoPortal, PortalData};
@@ -61,6 +63,8 @@ pub enum RunError {
     },
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("{0}")]
+    State(String),
 }
 
 /// Runs a command to completion and returns the process exit code. `shutdown` ends a server
@@ -185,18 +189,18 @@ async fn connect(
                 warn!(portal = %webhook.host(), "plain http to a remote portal: the webhook code travels unencrypted");
             }
             let client = Client::new(webhook.clone().into(), config.client)?;
-            Ok((Some(client), None))
+            let app = format!("webhook-{}", webhook.user_id());
+            Ok((Some(share(client, config, &app)?), None))
         }
         Portal::OAuth(settings) => {
             info!(portal = %settings.portal.host(), "using an oauth application");
             if settings.portal.is_plain_http() && !settings.portal.is_loopback() {
                 warn!(portal = %settings.portal.host(), "plain http to a remote portal: tokens travel unencrypted");
             }
-            let session = OAuthSession::open(settings.clone())?;
-            Ok((
-                Some(Client::new(Auth::OAuth(Box::new(session)), config.client)?),
-                None,
-            ))
+            let shared = shared_state(config, &settings.portal.host(), &settings.client_id)?;
+            let session = OAuthSession::open_with(settings.clone(), shared.clone())?;
+            let client = Client::new(Auth::OAuth(Box::new(session)), config.client)?;
+            Ok((Some(with_shared(client, shared)), None))
         }
         Portal::Demo => {
             let portal = DemoPortal::start(PortalData::sample(random_code()))
@@ -208,10 +212,9 @@ async fn connect(
                 portal = %portal.addr(),
                 "demo portal started: chat 2935 has users 99, 1269, 1271; chat 1 is refused; chat 2936 is hidden"
             );
-            Ok((
-                Some(Client::new(webhook.into(), config.client)?),
-                Some(portal),
-            ))
+            let app = format!("webhook-{}", webhook.user_id());
+            let client = share(Client::new(webhook.into(), config.client)?, config, &app)?;
+            Ok((Some(client), Some(portal)))
         }
         Portal::Unconfigured => {
             if !serving {
@@ -222,6 +225,34 @@ async fn connect(
             );
             Ok((None, None))
         }
+    }
+}
+
+/// The state store's share for one portal and app, when a store is configured. Nothing is sent
+/// yet: the store may be down at start, and calls then answer `STATE_UNAVAILABLE` until it is
+/// back.
+fn shared_state(config: &Config, portal: &str, app: &str) -> Result<Option<Shared>, RunError> {
+    let Some(settings) = &config.state else {
+        return Ok(None);
+    };
+    let store = RedisStore::new(settings).map_err(RunError::State)?;
+    info!(store = %store.describe(), "sharing state with other instances through the state store");
+    if !settings.url.is_loopback() && settings.url.to_string().starts_with("redis://") {
+        warn!(store = %settings.url, "the state store is reached without TLS (redis://); use rediss:// across a network");
+    }
+    Ok(Some(Shared::new(Arc::new(store), portal, app)))
+}
+
+/// A webhook client sharing its bucket and blocks, when a store is configured.
+fn share(client: Client, config: &Config, app: &str) -> Result<Client, RunError> {
+    let shared = shared_state(config, &client.portal_host(), app)?;
+    Ok(with_shared(client, shared))
+}
+
+fn with_shared(client: Client, shared: Option<Shared>) -> Client {
+    match shared {
+        Some(shared) => client.sharing(shared),
+        None => client,
     }
 }
 
@@ -238,7 +269,7 @@ impl RunError {
     /// Setup problems the user must fix exit like configuration errors (2); others with 1.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::OAuth(_) | RunError::Bind { .. } => 2,
+            RunError::OAuth(_) | RunError::Bind { .. } | RunError::State(_) => 2,
             RunError::Demo(_)
             | RunError::DemoAddress(_)
             | RunError::Client(_)

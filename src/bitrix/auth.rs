@@ -17,6 +17,8 @@ use super::error::{ApiError, CallError};
 use super::request::{self, Exchange};
 use super::response;
 use super::secret::Secret;
+use super::state::Shared;
+use super::state::tokens::SharedTokens;
 use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
 use super::untrusted;
 use super::{Observer, Wait};
@@ -110,6 +112,8 @@ pub struct OAuthSession {
     client_id: String,
     client_secret: Secret,
     store: Option<TokenStore>,
+    /// The shared state store, when tokens live there (then the token file only seeds it).
+    shared: Option<SharedTokens>,
     /// Fingerprint of the refresh token the token file was seeded from.
     seed: String,
     current: RwLock<Arc<Generation>>,
@@ -126,6 +130,13 @@ impl OAuthSession {
     /// configured refresh token (or none is configured), else the configured ones — a refresh
     /// token that differs from both the file's and its seed means the user authorized anew.
     pub fn open(settings: OAuthSettings) -> Result<Self, SetupError> {
+        Self::open_with(settings, None)
+    }
+
+    /// [`OAuthSession::open`], keeping the tokens in a shared state store when one is given:
+    /// the token file and the environment then only seed the store, by the same rule, on first
+    /// use (the store may be down at start).
+    pub fn open_with(settings: OAuthSettings, shared: Option<Shared>) -> Result<Self, SetupError> {
         let store = settings.token_file.map(TokenStore::new);
         if let Some(removed) = store
             .as_ref()
@@ -184,7 +195,10 @@ impl OAuthSession {
             }
             (None, None) => return Err(SetupError::NoRefreshToken),
         };
-        if store.is_none() {
+        let shared = shared.map(SharedTokens::new);
+        if let Some(shared) = &shared {
+            info!(store = %shared.describe(), "oauth tokens are shared through the state store");
+        } else if store.is_none() {
             warn!(
                 "no BITRIX24_TOKEN_FILE: refreshed tokens live in memory only and are lost on \
                  restart, after which the configured refresh token no longer works; and several \
@@ -198,7 +212,9 @@ impl OAuthSession {
             token_server: settings.token_server,
             client_id: settings.client_id,
             client_secret: settings.client_secret,
-            store,
+            // With a shared store the file is a seed, never written or locked.
+            store: if shared.is_some() { None } else { store },
+            shared,
             seed,
             current: RwLock::new(Arc::new(Generation {
                 tokens,
@@ -209,7 +225,7 @@ impl OAuthSession {
             attempts: AtomicU64::new(0),
             last_failure: Mutex::new(None),
         };
-        if save_now {
+        if save_now && session.shared.is_none() {
             // Durable from the start: a crash before the first refresh must not lose the seed.
             session.save(&session.current().tokens)?;
         }
@@ -218,6 +234,11 @@ impl OAuthSession {
 
     pub fn portal(&self) -> &ServiceUrl {
         &self.portal
+    }
+
+    /// The tokens' record in the shared state store, when they live there.
+    pub fn shared_tokens(&self) -> Option<&SharedTokens> {
+        self.shared.as_ref()
     }
 
     /// The pair in use now.
@@ -234,6 +255,9 @@ impl OAuthSession {
         exchange: &Exchange<'_>,
         observer: Observer<'_>,
     ) -> Result<Arc<Generation>, CallError> {
+        if let Some(shared) = self.shared.as_ref().filter(|s| !s.is_synced()) {
+            self.sync(shared).await?;
+        }
         let generation = self.current();
         match generation.tokens.expires_at {
             Some(expires) if unix_now() >= expires.saturating_sub(EXPIRY_MARGIN_SECS) => {
@@ -272,6 +296,22 @@ impl OAuthSession {
                 return Err(failure);
             }
         }
+        match &self.shared {
+            Some(shared) => {
+                self.refresh_shared(shared, exchange, &current, observer)
+                    .await
+            }
+            None => self.refresh_file(exchange, &current, observer).await,
+        }
+    }
+
+    /// A refresh under the token file's lock (when there is a file).
+    async fn refresh_file(
+        &self,
+        exchange: &Exchange<'_>,
+        current: &Arc<Generation>,
+        observer: Observer<'_>,
+    ) -> Result<Arc<Generation>, CallError> {
         let _file_lock = match &self.store {
             Some(store) => Some(
                 store
@@ -283,7 +323,7 @@ impl OAuthSession {
             ),
             None => None,
         };
-        if let Some(adopted) = self.adopt_saved(&current) {
+        if let Some(adopted) = self.adopt_saved(current) {
             return Ok(adopted);
         }
         let outcome = self
@@ -291,16 +331,129 @@ impl OAuthSession {
             .await;
         // The refresh token was refused: if another process rotated it meanwhile (one that does
         // not take the lock, say an older version), its pair is in the file.
-        if matches!(&outcome, Err(CallError::Api(api)) if api.code == "invalid_grant")
-            && let Some(adopted) = self.adopt_saved(&current)
+        if is_invalid_grant(&outcome)
+            && let Some(adopted) = self.adopt_saved(current)
         {
             return Ok(adopted);
         }
-        // Counted when finished: callers that were already waiting share this outcome, callers
-        // that come later make their own attempt.
-        let result = self.settle(&current, outcome);
-        self.attempts.fetch_add(1, Ordering::AcqRel);
+        if let Ok(tokens) = &outcome
+            && let Err(err) = self.save(tokens)
+        {
+            // The old refresh token is already dead at the portal: losing the new one from
+            // memory too would lock the user out, so keep going and say so loudly.
+            error!(error = %err, "the refreshed tokens could not be saved; they live in memory only");
+        }
+        self.settle(current, outcome)
+    }
+
+    /// A refresh under the shared store's lock: the record is read first and a pair another
+    /// instance stored is adopted; a new pair replaces the record only if it is still the one the
+    /// refresh started from.
+    async fn refresh_shared(
+        &self,
+        shared: &SharedTokens,
+        exchange: &Exchange<'_>,
+        current: &Arc<Generation>,
+        observer: Observer<'_>,
+    ) -> Result<Arc<Generation>, CallError> {
+        let lock = shared.lock(|| observer(Wait::TokenRefresh)).await?;
+        let result = self.refresh_locked(shared, exchange, current).await;
+        if let Err(err) = shared.unlock(lock).await {
+            warn!(error = %err, "the refresh lock could not be released; it expires by itself");
+        }
         result
+    }
+
+    async fn refresh_locked(
+        &self,
+        shared: &SharedTokens,
+        exchange: &Exchange<'_>,
+        current: &Arc<Generation>,
+    ) -> Result<Arc<Generation>, CallError> {
+        let record = shared.load().await?;
+        if let Some(record) = &record
+            && let Some(adopted) = self.adopt(current, &record.stored.tokens, "another instance")
+        {
+            return Ok(adopted);
+        }
+        let outcome = self
+            .request_tokens(exchange, &current.tokens.refresh_token)
+            .await;
+        if is_invalid_grant(&outcome)
+            && let Ok(Some(now)) = shared.load().await
+            && let Some(adopted) = self.adopt(current, &now.stored.tokens, "another instance")
+        {
+            return Ok(adopted);
+        }
+        if let Ok(tokens) = &outcome {
+            let stored = StoredTokens {
+                tokens: tokens.clone(),
+                seed: record
+                    .as_ref()
+                    .map_or_else(|| self.seed.clone(), |r| r.stored.seed.clone()),
+                saved_at: unix_now(),
+            };
+            match shared.replace(record.as_ref(), &stored).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The fence held: someone replaced the record since it was read (this
+                    // instance's lock had expired). Theirs is what the others use.
+                    warn!(
+                        "the shared tokens changed while this instance refreshed; using the stored pair"
+                    );
+                    if let Ok(Some(now)) = shared.load().await
+                        && let Some(adopted) =
+                            self.adopt(current, &now.stored.tokens, "another instance")
+                    {
+                        return Ok(adopted);
+                    }
+                }
+                Err(err) => {
+                    error!(error = %err, "the refreshed tokens could not be saved in the shared state store; they live in memory only")
+                }
+            }
+        }
+        self.settle(current, outcome)
+    }
+
+    /// First use with a shared store: its record wins when it descends from the same refresh
+    /// token as ours (it is newer); ours replaces it when it is a new authorization; an empty
+    /// store is seeded with ours.
+    async fn sync(&self, shared: &SharedTokens) -> Result<(), CallError> {
+        let _flight = self.refresh_lock.lock().await;
+        if shared.is_synced() {
+            return Ok(());
+        }
+        let current = self.current();
+        let record = shared.load().await?;
+        let ours = StoredTokens {
+            tokens: current.tokens.clone(),
+            seed: self.seed.clone(),
+            saved_at: unix_now(),
+        };
+        let written = match &record {
+            Some(record)
+                if record.stored.seed == self.seed
+                    || record.stored.tokens.refresh_token == current.tokens.refresh_token =>
+            {
+                self.adopt(&current, &record.stored.tokens, "the shared state store");
+                true
+            }
+            Some(record) => {
+                info!("the configured refresh token is new: it replaces the shared store's");
+                shared.replace(Some(record), &ours).await?
+            }
+            None => {
+                info!("seeding the shared state store with the configured oauth tokens");
+                shared.replace(None, &ours).await?
+            }
+        };
+        if !written && let Some(now) = shared.load().await? {
+            // Another instance seeded it first.
+            self.adopt(&current, &now.stored.tokens, "the shared state store");
+        }
+        shared.mark_synced();
+        Ok(())
     }
 
     /// The pair in the token file, when another process saved one since `current` (a rotated
@@ -314,35 +467,48 @@ impl OAuthSession {
                 return None;
             }
         };
-        if stored.tokens.refresh_token == current.tokens.refresh_token {
+        self.adopt(current, &stored.tokens, "another process (token file)")
+    }
+
+    /// Makes `tokens` the next generation unless they are the pair in use (a rotated refresh
+    /// token is always a different one).
+    fn adopt(&self, current: &Generation, tokens: &Tokens, from: &str) -> Option<Arc<Generation>> {
+        if tokens.refresh_token == current.tokens.refresh_token {
             return None;
         }
         let next = Arc::new(Generation {
             number: current.number + 1,
             previous: Some(current.tokens.clone()),
-            tokens: stored.tokens,
+            tokens: tokens.clone(),
         });
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = next.clone();
         info!(
             generation = next.number,
-            "adopted the oauth tokens another process saved in the token file"
+            from, "adopted the oauth tokens another refresh saved"
         );
         Some(next)
     }
 
-    /// Publishes a refresh's outcome: the new pair (saved first), or the failure.
+    /// Publishes a refresh's outcome (already saved): the new pair, or the failure. Counted when
+    /// finished: callers that were already waiting share this outcome, callers that come later
+    /// make their own attempt.
     fn settle(
+        &self,
+        current: &Generation,
+        outcome: Result<Tokens, CallError>,
+    ) -> Result<Arc<Generation>, CallError> {
+        let result = self.publish(current, outcome);
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    fn publish(
         &self,
         current: &Generation,
         outcome: Result<Tokens, CallError>,
     ) -> Result<Arc<Generation>, CallError> {
         match outcome {
             Ok(tokens) => {
-                if let Err(err) = self.save(&tokens) {
-                    // The old refresh token is already dead at the portal: losing the new one
-                    // from memory too would lock the user out, so keep going and say so loudly.
-                    error!(error = %err, "the refreshed tokens could not be saved; they live in memory only");
-                }
                 let next = Arc::new(Generation {
                     number: current.number + 1,
                     previous: Some(current.tokens.clone()),
@@ -481,6 +647,10 @@ impl OAuthSession {
         secrets.retain(|s| !s.is_empty());
         secrets
     }
+}
+
+fn is_invalid_grant(outcome: &Result<Tokens, CallError>) -> bool {
+    matches!(outcome, Err(CallError::Api(api)) if api.code == "invalid_grant")
 }
 
 /// The access token's expiry from a refresh answer: `expires` (absolute) when it lies in the

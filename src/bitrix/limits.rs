@@ -53,6 +53,12 @@ impl RateLimiter {
         Ok(wait)
     }
 
+    /// The drain interval and the tolerance (how far ahead the bucket lets requests go), for a
+    /// bucket kept elsewhere with the same shape.
+    pub fn shape(&self) -> (Duration, Duration) {
+        (self.interval, self.tolerance)
+    }
+
     /// The portal said `QUERY_LIMIT_EXCEEDED`: someone else (another app on this IP) is using the
     /// same bucket. Treat ours as full so the next requests wait a whole drain interval each.
     pub fn saturate(&self) {

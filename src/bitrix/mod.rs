@@ -14,6 +14,7 @@ mod request;
 pub mod response;
 pub mod retry;
 pub mod secret;
+pub mod state;
 pub mod token_store;
 pub mod untrusted;
 
@@ -121,6 +122,8 @@ pub struct Client {
     gate: OperatingGate,
     /// Identical reads in flight, shared.
     flights: flight::Flights,
+    /// The bucket and operating-time blocks shared with other instances, when configured.
+    shared: Option<state::Shared>,
 }
 
 /// The client could not be built (the TLS backend failed to initialise).
@@ -150,8 +153,20 @@ impl Client {
             limiter: RateLimiter::new(options.rate.per_second, options.rate.burst),
             gate: OperatingGate::new(options.min_operating_block),
             flights: flight::Flights::default(),
+            shared: None,
             options,
         })
+    }
+
+    /// Shares the request-rate bucket and the operating-time blocks through a state store.
+    pub fn sharing(mut self, shared: state::Shared) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The shared state store, if any.
+    pub fn state_store(&self) -> Option<&state::RedisStore> {
+        self.shared.as_ref().map(|s| &*s.store)
     }
 
     /// The portal's host, safe to show.
@@ -201,7 +216,7 @@ impl Client {
                     );
                     return Ok(envelope);
                 }
-                Err(err) => self.note_limits(method, err),
+                Err(err) => self.note_limits(method, err).await,
             };
             let policy = &self.options.retry;
             let decision = match kind {
@@ -297,13 +312,13 @@ impl Client {
         }
         match &self.auth {
             Auth::Webhook(webhook) => {
-                self.throttle(observer).await?;
+                self.throttle(method, observer).await?;
                 let url = webhook.method_url(method).map_err(|_| bad_method(method))?;
                 self.post(&self.exchange(), url, params.clone()).await
             }
             Auth::OAuth(session) => {
                 let generation = session.usable(&self.exchange(), observer).await?;
-                self.throttle(observer).await?;
+                self.throttle(method, observer).await?;
                 let token = &generation.tokens.access_token;
                 match self.post_oauth(session, token, method, params).await {
                     Err(CallError::Api(api)) if api.kind() == ApiErrorKind::TokenExpired => {
@@ -311,7 +326,7 @@ impl Client {
                         let fresh = session
                             .refresh(&self.exchange(), generation.number, observer)
                             .await?;
-                        self.throttle(observer).await?;
+                        self.throttle(method, observer).await?;
                         let token = &fresh.tokens.access_token;
                         self.post_oauth(session, token, method, params).await
                     }
@@ -356,9 +371,37 @@ impl Client {
         response::parse(status, &body, &exchange.secrets)
     }
 
-    /// Waits for a slot in the bucket, or fails when the wait would be too long.
-    async fn throttle(&self, observer: Observer<'_>) -> Result<(), CallError> {
-        match self.limiter.reserve(self.options.rate.max_wait) {
+    /// Waits for a slot in the bucket, or fails when the wait would be too long. A shared bucket
+    /// also says whether another instance saw `method` blocked.
+    async fn throttle(&self, method: &str, observer: Observer<'_>) -> Result<(), CallError> {
+        let max_wait = self.options.rate.max_wait;
+        let reserved = match &self.shared {
+            None => self.limiter.reserve(max_wait),
+            Some(shared) => {
+                let (interval, tolerance) = self.limiter.shape();
+                match shared
+                    .store
+                    .reserve(
+                        shared.bucket(),
+                        &shared.gate(method),
+                        interval,
+                        tolerance,
+                        max_wait,
+                    )
+                    .await?
+                {
+                    state::Admission::Go(wait) => Ok(wait),
+                    state::Admission::TooLong(wait) => Err(wait),
+                    state::Admission::Blocked(retry_after) => {
+                        return Err(CallError::OperationBlocked {
+                            method: method.to_owned(),
+                            retry_after,
+                        });
+                    }
+                }
+            }
+        };
+        match reserved {
             Ok(wait) if wait.is_zero() => Ok(()),
             Ok(wait) => {
                 debug!(
@@ -374,19 +417,35 @@ impl Client {
     }
 
     /// Lets the limits learn from a failure: a portal-side rate refusal fills our bucket, an
-    /// operating-time refusal blocks the method. Adds the wait to the error.
-    fn note_limits(&self, method: &str, err: CallError) -> CallError {
+    /// operating-time refusal blocks the method (for every instance, when they share state).
+    /// Adds the wait to the error.
+    async fn note_limits(&self, method: &str, err: CallError) -> CallError {
         let CallError::Api(mut api) = err else {
             return err;
         };
         match api.kind() {
             ApiErrorKind::QueryLimit => {
                 self.limiter.saturate();
+                if let Some(shared) = &self.shared {
+                    let (interval, tolerance) = self.limiter.shape();
+                    if let Err(err) = shared
+                        .store
+                        .saturate(shared.bucket(), interval, tolerance)
+                        .await
+                    {
+                        warn!(error = %err, "could not mark the shared bucket full");
+                    }
+                }
                 api.retry_after = Some(clamped_secs(1.0 / self.options.rate.per_second, MAX_BLOCK));
             }
             ApiErrorKind::OperationLimit => {
-                let wait = self.gate.block(method, unix_now_f64());
-                api.retry_after = Some(clamped_secs(wait, MAX_BLOCK));
+                let wait = clamped_secs(self.gate.block(method, unix_now_f64()), MAX_BLOCK);
+                if let Some(shared) = &self.shared
+                    && let Err(err) = shared.store.block(&shared.gate(method), wait).await
+                {
+                    warn!(method, error = %err, "could not share the method's block with other instances");
+                }
+                api.retry_after = Some(wait);
             }
             ApiErrorKind::ServerFault | ApiErrorKind::TokenExpired | ApiErrorKind::Other => {}
         }

@@ -140,29 +140,12 @@ impl TokenStore {
                 });
             }
         };
-        let corrupt = |detail: String| StoreError::Corrupt {
-            path: self.path.clone(),
-            detail,
-        };
-        // serde's message may quote a fragment of the file; say only where it failed.
-        let file: FileFormat = serde_json::from_str(&text).map_err(|e| {
-            corrupt(format!(
-                "not JSON of the expected shape at line {}",
-                e.line()
-            ))
-        })?;
-        if file.access_token.is_empty() && file.refresh_token.is_empty() {
-            return Err(corrupt("it holds no tokens".into()));
-        }
-        Ok(Some(StoredTokens {
-            tokens: Tokens {
-                access_token: Secret::new(file.access_token),
-                refresh_token: Secret::new(file.refresh_token),
-                expires_at: file.expires,
-            },
-            seed: file.seed,
-            saved_at: file.saved_at,
-        }))
+        decode(text.as_bytes())
+            .map(Some)
+            .map_err(|detail| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail,
+            })
     }
 
     /// Removes temp files a killed process left beside the token file. Only ones older than
@@ -307,15 +290,7 @@ impl TokenStore {
             source,
         };
         let target = self.target().map_err(write_error)?;
-        let file = FileFormat {
-            access_token: stored.tokens.access_token.expose().to_owned(),
-            refresh_token: stored.tokens.refresh_token.expose().to_owned(),
-            expires: stored.tokens.expires_at,
-            seed: stored.seed.clone(),
-            saved_at: stored.saved_at,
-        };
-        let json = serde_json::to_vec_pretty(&file)
-            .map_err(|e| write_error(io::Error::other(e.to_string())))?;
+        let json = encode(stored);
         let dir = match target.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
@@ -339,6 +314,39 @@ impl TokenStore {
         }
         result.map_err(write_error)
     }
+}
+
+/// The stored form of a token pair (the token file's content; sealed, the shared store's
+/// record).
+pub fn encode(stored: &StoredTokens) -> Vec<u8> {
+    let file = FileFormat {
+        access_token: stored.tokens.access_token.expose().to_owned(),
+        refresh_token: stored.tokens.refresh_token.expose().to_owned(),
+        expires: stored.tokens.expires_at,
+        seed: stored.seed.clone(),
+        saved_at: stored.saved_at,
+    };
+    // Strings and integers only: serialising this cannot fail.
+    serde_json::to_vec_pretty(&file).unwrap_or_default()
+}
+
+/// Reads what [`encode`] wrote. The error says where it failed, never what it read.
+pub fn decode(bytes: &[u8]) -> Result<StoredTokens, String> {
+    // serde's message may quote a fragment of the input; say only where it failed.
+    let file: FileFormat = serde_json::from_slice(bytes)
+        .map_err(|e| format!("not JSON of the expected shape at line {}", e.line()))?;
+    if file.access_token.is_empty() && file.refresh_token.is_empty() {
+        return Err("it holds no tokens".into());
+    }
+    Ok(StoredTokens {
+        tokens: Tokens {
+            access_token: Secret::new(file.access_token),
+            refresh_token: Secret::new(file.refresh_token),
+            expires_at: file.expires,
+        },
+        seed: file.seed,
+        saved_at: file.saved_at,
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {

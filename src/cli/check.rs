@@ -12,6 +12,8 @@ use crate::bitrix::{Auth, CallError, Client};
 use crate::config::{Config, Portal, Transport};
 use crate::tools::ToolError;
 
+use super::state_check::StateReport;
+
 /// The scope the chat tools need; an `insufficient_scope` answer to `scope` means it is missing.
 const REQUIRED_SCOPE: &str = "im";
 
@@ -22,6 +24,9 @@ pub struct Report {
     #[serde(serialize_with = "settings_as_object")]
     pub settings: Vec<Setting>,
     pub portal: PortalReport,
+    /// The state store shared with other instances, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateReport>,
     /// The served tools and whether the portal's scopes allow each.
     pub tools: Vec<ToolAccess>,
     pub problems: Vec<Problem>,
@@ -86,9 +91,16 @@ pub async fn run(config: &Config, client: Option<&Client>) -> Report {
     let settings = settings(config, client);
     let mut portal = PortalReport::default();
     let mut problems = Vec::new();
+    let mut state = None;
     match client {
         None => problems.push(Problem::from(ToolError::not_configured())),
-        Some(client) => probe(client, &mut portal, &mut problems).await,
+        Some(client) => {
+            state = super::state_check::probe(client, &mut problems).await;
+            // Without its state store a call cannot get to the portal: one problem is enough.
+            if state.as_ref().is_none_or(|s| s.reachable) {
+                probe(client, &mut portal, &mut problems).await;
+            }
+        }
     }
     let tools: Vec<ToolAccess> = config
         .tools
@@ -113,6 +125,7 @@ pub async fn run(config: &Config, client: Option<&Client>) -> Report {
         version: env!("CARGO_PKG_VERSION"),
         settings,
         portal,
+        state,
         tools,
         problems,
         ready,
@@ -310,6 +323,14 @@ fn settings(config: &Config, client: Option<&Client>) -> Vec<Setting> {
             ],
         ));
     }
+    lines.push(text(
+        "state",
+        "state_store",
+        match client.and_then(Client::state_store) {
+            Some(store) => format!("shared through {}", store.describe()),
+            None => "this process only".into(),
+        },
+    ));
     let options = &config.client;
     lines.push((
         "rate limit",
@@ -497,6 +518,9 @@ pub fn render(report: &Report) -> String {
         ),
     };
     out.push_str(&format!("  {:<15} {tools}\n", "tools"));
+    if let Some(state) = &report.state {
+        out.push_str(&super::state_check::render(state));
+    }
     if !report.problems.is_empty() {
         out.push_str("\nProblems\n");
         for problem in &report.problems {

@@ -3,6 +3,7 @@
 //! moment they are read; no message made here contains one.
 
 mod http;
+mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::bitrix::state::StateSettings;
 use crate::bitrix::{
     ClientOptions, EndpointError, HttpPolicy, OAuthSettings, RateOptions, RetryPolicy, Secret,
     ServiceUrl, WebhookUrl,
@@ -181,6 +183,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub http: HttpSettings,
+
+    #[command(flatten)]
+    pub state: state::StateArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,6 +217,8 @@ pub struct Config {
     pub transport: Transport,
     /// The tools served.
     pub tools: Selection,
+    /// The store shared with other instances, if any.
+    pub state: Option<StateSettings>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -243,6 +250,8 @@ pub enum ConfigError {
     Origin(String),
     #[error(transparent)]
     Tools(#[from] UnknownToolName),
+    #[error("{0}: {1}")]
+    State(&'static str, String),
 }
 
 impl Settings {
@@ -270,7 +279,9 @@ impl Settings {
             (false, None, false) => Portal::OAuth(self.oauth(http_policy)?),
             (false, None, true) => Portal::Unconfigured,
         };
+        let state = self.state.settings(matches!(portal, Portal::OAuth(_)))?;
         Ok(Config {
+            state,
             portal,
             client: ClientOptions {
                 connect_timeout: self.connect_timeout,

@@ -136,6 +136,9 @@ struct PortalState {
     bucket: Mutex<Bucket>,
     /// The token server answers this many next requests with an HTML 503, as a broken proxy would.
     token_failures: AtomicU32,
+    /// The token server leaves this many next requests unanswered (and unprocessed), as a stalled
+    /// one would.
+    token_stalls: AtomicU32,
 }
 
 /// The portal-side leaky bucket: every accepted request adds 1, the level drains continuously.
@@ -170,6 +173,7 @@ impl DemoPortal {
                 refused: 0,
             }),
             token_failures: AtomicU32::new(0),
+            token_stalls: AtomicU32::new(0),
         });
         let app = Router::new()
             .route("/rest/{*path}", any(handle_rest))
@@ -237,6 +241,12 @@ impl DemoPortal {
     /// Makes the token server fail its next `count` requests.
     pub fn fail_token_requests(&self, count: u32) {
         self.state.token_failures.store(count, Ordering::SeqCst);
+    }
+
+    /// Makes the token server leave its next `count` requests unanswered: they are recorded,
+    /// nothing is refreshed, and the connection stays open until the client gives up.
+    pub fn stall_token_requests(&self, count: u32) {
+        self.state.token_stalls.store(count, Ordering::SeqCst);
     }
 
     /// The members of a chat now, after any writes.
@@ -335,6 +345,13 @@ async fn handle_token(
         .token_failures
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
+    let stalling = state
+        .token_stalls
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if stalling {
+        std::future::pending::<()>().await;
+    }
     if failing {
         let page = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
         return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();

@@ -232,7 +232,7 @@ impl ToolError {
                 None,
                 Upstream,
                 true,
-                "The state this server shares with other processes was busy or unreachable; retry in a few seconds.",
+                "The state this server shares with other processes or instances (the token file's lock, or the state store) was busy or unreachable; retry in a few seconds, and if it persists check that the state store is running and reachable.",
             ),
             CallError::RetriesExhausted { attempts, last } => {
                 let inner = Self::from_call(last);

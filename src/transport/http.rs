@@ -120,6 +120,7 @@ pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationTok
         config
     };
     let factory_tools = tools.clone();
+    let health_tools = tools.clone();
     let streamable = StreamableHttpService::new(
         move || Ok(factory_tools.clone().in_session("streamable-http", "")),
         manager,
@@ -150,7 +151,10 @@ pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationTok
         Arc::new(options.guard.clone()),
         security::guard,
     ));
-    Router::new().route("/healthz", get(health)).merge(guarded)
+    Router::new()
+        .route("/healthz", get(health))
+        .with_state(health_tools)
+        .merge(guarded)
 }
 
 /// Refuses a new streamable HTTP session (a POST without `Mcp-Session-Id`) when full, answers
@@ -188,11 +192,27 @@ async fn session_rules(
     response
 }
 
-async fn health() -> Response {
-    axum::Json(json!({
-        "status": "ok",
+/// Liveness and readiness in one: 200 while the server can serve, 503 with the reason while the
+/// shared state store it depends on is unreachable (a load balancer then sends calls elsewhere).
+async fn health(State(tools): State<Bitrix24Tools>) -> Response {
+    let store = tools.client().and_then(|client| client.state_store());
+    let problem = match store {
+        Some(store) => store.ping().await.err(),
+        None => None,
+    };
+    let mut body = json!({
+        "status": if problem.is_some() { "unavailable" } else { "ok" },
         "name": env!("CARGO_PKG_NAME"),
         "version": env!("CARGO_PKG_VERSION"),
-    }))
-    .into_response()
+    });
+    if let Some(store) = store {
+        body["state_store"] = json!(store.describe());
+    }
+    match problem {
+        None => axum::Json(body).into_response(),
+        Some(err) => {
+            body["reason"] = json!(err.to_string());
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }

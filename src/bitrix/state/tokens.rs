@@ -1,0 +1,117 @@
+//! OAuth tokens in the shared store: one sealed record per portal and app, replaced only through
+//! a fence (the record must still be the one the refresh started from), refreshed under one lock
+//! for all instances. The session in `auth` decides what to do; this says how it is stored.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::super::error::CallError;
+use super::super::token_store::{StoredTokens, decode, encode};
+use super::{RedisLock, Shared};
+
+/// A token record is a few hundred bytes; anything far larger is not ours.
+const MAX_RECORD_BYTES: usize = 16 * 1024;
+
+/// Waiting for another instance's refresh: its lock's lifetime and a little more, since a holder
+/// that died leaves the lock until it expires.
+const LOCK_WAIT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The token record of one portal and app.
+#[derive(Debug)]
+pub struct SharedTokens {
+    shared: Shared,
+    record: String,
+    lock: String,
+    /// Whether the store's record has been read (and seeded, if it had none) since start.
+    synced: AtomicBool,
+}
+
+/// The record as read: the raw value (for the fence) and the pair in it.
+#[derive(Debug)]
+pub struct Record {
+    raw: Vec<u8>,
+    pub stored: StoredTokens,
+}
+
+impl SharedTokens {
+    pub fn new(shared: Shared) -> Self {
+        Self {
+            record: shared.tokens(),
+            lock: shared.refresh_lock(),
+            shared,
+            synced: AtomicBool::new(false),
+        }
+    }
+
+    /// The store, as shown to users.
+    pub fn describe(&self) -> String {
+        self.shared.store.describe()
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    pub fn mark_synced(&self) {
+        self.synced.store(true, Ordering::Release);
+    }
+
+    /// The record, if there is one. One that does not open with the key is an error naming the
+    /// key, not a missing record: treating it as missing would overwrite another key's tokens.
+    pub async fn load(&self) -> Result<Option<Record>, CallError> {
+        let store = &self.shared.store;
+        let Some(raw) = store.get(&self.record, MAX_RECORD_BYTES).await? else {
+            return Ok(None);
+        };
+        let key = store
+            .key()
+            .ok_or_else(|| store.unavailable("no BITRIX24_STATE_KEY to open the tokens with"))?;
+        let plain = key.open(&raw, self.record.as_bytes()).map_err(|err| {
+            CallError::StateUnavailable {
+                detail: format!(
+                    "the OAuth tokens in the shared state store {} cannot be read: {err}; every \
+                     instance must use the same BITRIX24_STATE_KEY",
+                    store.describe()
+                ),
+            }
+        })?;
+        let stored = decode(&plain).map_err(|detail| CallError::StateUnavailable {
+            detail: format!(
+                "the OAuth token record in {} is not valid ({detail})",
+                store.describe()
+            ),
+        })?;
+        Ok(Some(Record { raw, stored }))
+    }
+
+    /// Writes `stored` if the record is still `expected` (`None`: if there is none). `false`:
+    /// another instance wrote first.
+    pub async fn replace(
+        &self,
+        expected: Option<&Record>,
+        stored: &StoredTokens,
+    ) -> Result<bool, CallError> {
+        let store = &self.shared.store;
+        let key = store
+            .key()
+            .ok_or_else(|| store.unavailable("no BITRIX24_STATE_KEY to seal the tokens with"))?;
+        let sealed = key
+            .seal(&encode(stored), self.record.as_bytes())
+            .map_err(|err| store.unavailable(&err.to_string()))?;
+        store
+            .replace(&self.record, expected.map(|r| r.raw.as_slice()), &sealed)
+            .await
+    }
+
+    /// Takes the refresh lock shared by every instance.
+    pub async fn lock(&self, waiting: impl Fn()) -> Result<RedisLock, CallError> {
+        let store = &self.shared.store;
+        store
+            .lock(&self.lock, store.lock_ttl() + LOCK_WAIT_MARGIN, waiting)
+            .await
+    }
+
+    pub async fn unlock(&self, lock: RedisLock) -> Result<(), CallError> {
+        self.shared.store.unlock(lock).await
+    }
+}
