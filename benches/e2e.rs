@@ -18,6 +18,20 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bitrix24-mcp");
 
+/// The tests' Redis launcher (a real `redis-server` on a loopback port), reused as it is.
+#[path = "../tests/common/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
+/// A fresh directory for the Redis launcher's data.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("bitrix24-mcp-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 /// How much to measure.
 struct Plan {
     short: bool,
@@ -142,6 +156,29 @@ async fn run(plan: Plan) {
         refused == 0,
     ));
 
+    match shared_bucket().await {
+        Some((calls, ratio, refused)) => {
+            rows.push(Row::new(
+                &format!("{calls} calls spread over 3 instances on one Redis, portal enforcing 25/s burst 50: time vs the bucket's minimum"),
+                format!("{:.1}%", ratio * 100.0),
+                "≤ 110%",
+                ratio <= 1.10,
+            ));
+            rows.push(Row::new(
+                "… of which refused with QUERY_LIMIT_EXCEEDED",
+                refused.to_string(),
+                "0",
+                refused == 0,
+            ));
+        }
+        None => rows.push(Row::new(
+            "3 instances on one Redis: shared bucket",
+            "not measured (no redis-server here)".into(),
+            "",
+            true,
+        )),
+    }
+
     for (path, requests, expected) in request_economy().await {
         rows.push(Row::new(
             &format!("portal requests per answer: {path}"),
@@ -212,8 +249,15 @@ async fn run(plan: Plan) {
 const UNLIMITED: (f64, u32) = (1_000_000.0, 1_000_000);
 
 /// A server process speaking stdio to `portal` with the given client-side bucket.
-fn spawn_stdio(portal: &DemoPortal, (rate, burst): (f64, u32)) -> Child {
-    Command::new(BIN)
+fn spawn_stdio(portal: &DemoPortal, bucket: (f64, u32)) -> Child {
+    stdio_command(portal, bucket)
+        .spawn()
+        .expect("spawn the server")
+}
+
+fn stdio_command(portal: &DemoPortal, (rate, burst): (f64, u32)) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .env_clear()
         .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
         .env("BITRIX24_RATE_LIMIT", rate.to_string())
@@ -222,9 +266,8 @@ fn spawn_stdio(portal: &DemoPortal, (rate, burst): (f64, u32)) -> Child {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server")
+        .kill_on_drop(true);
+    command
 }
 
 struct Session {
@@ -411,6 +454,65 @@ async fn bucket_burst(plan: &Plan) -> (u64, f64, usize) {
         elapsed / minimum,
         refused + portal.rate_limited() as usize,
     )
+}
+
+/// Three server processes sharing one Redis send 150 distinct calls at once (50 each) to a
+/// portal that enforces the bucket: the shared bucket should make them finish close to the
+/// bucket's minimum with nothing refused. `None` without `redis-server`.
+async fn shared_bucket() -> Option<(u64, f64, usize)> {
+    let redis = redis_server::RedisServer::start("bench-bucket")?;
+    let (drain, burst, per_instance) = (25.0, 50_u32, 50_u64);
+    let mut data = PortalData::sample("benchmarkcode0003");
+    data.rate_limit = Some((drain, burst));
+    let portal = DemoPortal::start(data).await.expect("fake portal");
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let mut command = stdio_command(&portal, (drain, burst));
+        command.env("BITRIX24_STATE_URL", redis.url());
+        let mut session = Session::new(command.spawn().expect("spawn the server"));
+        session.initialize().await;
+        sessions.push(session);
+    }
+    let started = Instant::now();
+    let answers = futures::future::join_all(sessions.iter_mut().enumerate().map(
+        |(instance, session)| async move {
+            let first = 1 + instance as u64 * per_instance;
+            let calls: String = (first..first + per_instance)
+                .map(|id| format!("{}\n", distinct_call_message(id)))
+                .collect();
+            session
+                .stdin
+                .write_all(calls.as_bytes())
+                .await
+                .expect("write");
+            let mut refused = 0;
+            for _ in 0..per_instance {
+                let line = session
+                    .stdout
+                    .next_line()
+                    .await
+                    .expect("read")
+                    .expect("an answer");
+                if line.contains("QUERY_LIMIT_EXCEEDED") {
+                    refused += 1;
+                }
+            }
+            refused
+        },
+    ))
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    for session in sessions {
+        session.close().await;
+    }
+    let calls = 3 * per_instance;
+    let minimum = (calls as f64 - f64::from(burst)) / drain;
+    let refused: usize = answers.iter().sum();
+    Some((
+        calls,
+        elapsed / minimum,
+        refused + portal.rate_limited() as usize,
+    ))
 }
 
 // ---- request economy: portal requests per answer on the paths users take --------------------
@@ -739,6 +841,9 @@ const NOTES: &str = "
   same leaky bucket as the server's client side (scaled up from Bitrix24's 2/s so the run takes
   seconds). The minimum is (calls - burst) / drain; the server keeps one burst slot in hand for
   network jitter, so exactly 100% is not reachable by design.
+- **Shared bucket**: three server processes on one Redis (a `redis-server` on a loopback port),
+  50 distinct calls sent at once to each; the portal enforces one bucket for all of them, as
+  Bitrix24 does per portal. The minimum is the same formula over all 150 calls.
 - **Throughput**: `serve --transport http --stateless` with a bearer token; N workers each send
   `tools/call` as a plain JSON POST and wait for the answer, for the whole window. The load
   generator, the server and the fake portal share the machine's cores, so these are lower bounds

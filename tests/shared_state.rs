@@ -507,3 +507,46 @@ async fn listening_address(child: &mut tokio::process::Child) -> String {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_level_shows_the_store_password_the_key_or_a_token() {
+    let password = "st0rePassw0rdZZ";
+    let Some(redis) = RedisServer::start_with("secrets", Some(password)) else {
+        return;
+    };
+    let portal = oauth_portal(oauth_app(), None).await;
+    portal.expire_access_tokens();
+    let mut transcripts = String::new();
+    // A refresh through the store, then a wrong password: both at trace level.
+    for url in [
+        format!("redis://:{password}@127.0.0.1:{}/0", redis.port()),
+        format!("redis://:wr0ngPassw0rd@127.0.0.1:{}/0", redis.port()),
+    ] {
+        let output = oauth_server(&portal, &redis)
+            .env("BITRIX24_STATE_URL", url)
+            .env("RUST_LOG", "trace")
+            .args(["call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#])
+            .output()
+            .await
+            .unwrap();
+        transcripts.push_str(&format!("{output:?}"));
+    }
+    assert!(transcripts.contains("user_ids"), "the first call worked");
+    assert!(
+        transcripts.contains("STATE_UNAVAILABLE"),
+        "the second did not"
+    );
+    let (access, refresh) = stored_pair(&redis, &portal);
+    for secret in [
+        password,
+        "wr0ngPassw0rd",
+        STATE_KEY,
+        &access,
+        &refresh,
+        REFRESH,
+        ACCESS,
+        CLIENT_SECRET,
+    ] {
+        assert!(!transcripts.contains(secret), "a secret was shown");
+    }
+}

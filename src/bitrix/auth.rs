@@ -198,6 +198,12 @@ impl OAuthSession {
         let shared = shared.map(SharedTokens::new);
         if let Some(shared) = &shared {
             info!(store = %shared.describe(), "oauth tokens are shared through the state store");
+            if let Some(store) = &store {
+                info!(
+                    path = %store.path().display(),
+                    "with a state store the token file only seeds it on first use; it is not written"
+                );
+            }
         } else if store.is_none() {
             warn!(
                 "no BITRIX24_TOKEN_FILE: refreshed tokens live in memory only and are lost on \

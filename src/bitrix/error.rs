@@ -89,8 +89,9 @@ pub enum CallError {
     /// Waiting for a slot in the request-rate bucket would take longer than allowed.
     #[error("the request-rate limit would delay this call by {}", humanize(*.retry_after))]
     RateLimited { retry_after: Duration },
-    /// The state shared with other processes (the token file's lock) could not be used in
-    /// time; nothing was sent.
+    /// The state shared with other processes or instances (the token file's lock, the state
+    /// store) could not be used: busy too long, unreachable, or unreadable with this key. Nothing
+    /// was sent.
     #[error("{detail}")]
     StateUnavailable { detail: String },
     /// Retries ran out; `last` is the final failure.

@@ -92,7 +92,8 @@ impl Default for ClientOptions {
 pub enum Wait {
     /// Waiting for a slot in the request-rate bucket.
     RateLimit(Duration),
-    /// Waiting for another process that shares the token file to finish refreshing the tokens.
+    /// Waiting for another process (on the token file) or instance (on the state store) to
+    /// finish refreshing the tokens.
     TokenRefresh,
     /// Waiting before retry number `retry` after a failure.
     Backoff {

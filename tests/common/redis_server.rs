@@ -12,6 +12,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    password: Option<String>,
 }
 
 /// The key every shared-state test configures (32 bytes as hex).
@@ -21,6 +22,11 @@ impl RedisServer {
     /// Starts a server, or returns `None` after saying why when `redis-server` is not installed
     /// here. Under CI (`CI` set) a missing server fails the test instead: CI installs it.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, None)
+    }
+
+    /// [`RedisServer::start`] with `requirepass`.
+    pub fn start_with(test: &str, password: Option<&str>) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -46,6 +52,7 @@ impl RedisServer {
             child: None,
             port,
             dir: super::temp_dir(&format!("redis-{test}")),
+            password: password.map(str::to_owned),
         };
         server.run();
         Some(server)
@@ -54,6 +61,10 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops the server (SIGKILL: nothing is saved at exit; every change is already in the file).
@@ -71,7 +82,11 @@ impl RedisServer {
     }
 
     fn run(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args([
                 "--save",
@@ -104,7 +119,11 @@ impl RedisServer {
     }
 
     fn connection(&self) -> Option<redis::Connection> {
-        redis::Client::open(self.url())
+        let url = match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        };
+        redis::Client::open(url)
             .ok()?
             .get_connection_with_timeout(Duration::from_secs(1))
             .ok()

@@ -310,19 +310,25 @@ impl RedisStore {
         .await
     }
 
-    /// The raw value at `key`, if any, at most `limit` bytes (a larger value is refused).
+    /// The raw value at `key`, if any (an empty value counts as none). At most `limit` bytes are
+    /// read: a larger value is refused, not loaded.
     pub async fn get(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, CallError> {
-        let value: Option<Vec<u8>> = self
+        let value: Vec<u8> = self
             .run("get", |mut conn| async move {
-                redis::cmd("GET").arg(key).query_async(&mut conn).await
+                redis::cmd("GETRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut conn)
+                    .await
             })
             .await?;
-        match value {
-            Some(bytes) if bytes.len() > limit => Err(self.unavailable(&format!(
-                "the value at {key} is {} bytes, more than a token record can be",
-                bytes.len()
+        match value.len() {
+            0 => Ok(None),
+            n if n > limit => Err(self.unavailable(&format!(
+                "the value at {key} is larger than a token record can be ({limit} bytes)"
             ))),
-            other => Ok(other),
+            _ => Ok(Some(value)),
         }
     }
 
