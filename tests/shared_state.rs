@@ -550,3 +550,93 @@ async fn no_log_level_shows_the_store_password_the_key_or_a_token() {
         assert!(!transcripts.contains(secret), "a secret was shown");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_abandoned_mid_way_gives_its_lock_back_at_once() {
+    let Some(redis) = RedisServer::start("abandoned") else {
+        return;
+    };
+    let portal = oauth_portal(oauth_app(), None).await;
+    portal.expire_access_tokens();
+    portal.stall_token_requests(1);
+    let settings = oauth_settings(&portal, Some(ACCESS), Some(REFRESH), None);
+    let store = Arc::new(
+        RedisStore::new(&StateSettings {
+            url: StateUrl::parse(&redis.url(), None).unwrap(),
+            prefix: "bitrix24-mcp".into(),
+            key: Some(StateKey::parse(STATE_KEY).unwrap()),
+            // Far longer than the test: only an explicit release can free it in time.
+            lock_ttl: Duration::from_secs(600),
+        })
+        .unwrap(),
+    );
+    let shared = Shared::new(store, &settings.portal.host(), CLIENT_ID);
+    let session =
+        bitrix24_mcp::bitrix::OAuthSession::open_with(settings, Some(shared.clone())).unwrap();
+    let client = Arc::new(
+        Client::new(
+            bitrix24_mcp::bitrix::Auth::OAuth(Box::new(session)),
+            fast_options(),
+        )
+        .unwrap()
+        .sharing(shared),
+    );
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { unshared_chat_user_list(&client).await }
+    });
+    until("the stalled refresh request", || {
+        portal.requests_to("/oauth/token").len() == 1
+    })
+    .await;
+    let lock = tokens_key(&portal).replace(":tokens", ":refresh-lock");
+    assert!(redis.get(&lock).is_some(), "the refresh holds the lock");
+    // The call is abandoned (as a cancelled tool call is): the lock is released, not left to
+    // expire.
+    call.abort();
+    until("the lock's release", || redis.get(&lock).is_none()).await;
+    // And the next call refreshes at once.
+    assert_eq!(
+        unshared_chat_user_list(&client).await.unwrap(),
+        json!([99, 1269, 1271])
+    );
+    assert_eq!(portal.requests_to("/oauth/token").len(), 2);
+}
+
+#[tokio::test]
+async fn rediss_verifies_the_stores_certificate() {
+    let Some((redis, ca)) = RedisServer::start_tls("tls") else {
+        return;
+    };
+    let portal = DemoPortal::start(PortalData::sample(CODE)).await.unwrap();
+    let call = |trusted: bool| {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
+            .env(
+                "BITRIX24_STATE_URL",
+                format!("rediss://localhost:{}/0", redis.port()),
+            )
+            .env("BITRIX24_MAX_RETRIES", "0")
+            .args(["call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#]);
+        if trusted {
+            // A private CA, trusted the standard way for rustls' native roots.
+            command.env("SSL_CERT_FILE", &ca);
+        } else {
+            command
+                .env_remove("SSL_CERT_FILE")
+                .env_remove("SSL_CERT_DIR");
+        }
+        command.output()
+    };
+    let output = call(true).await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["user_ids"], json!([99, 1269, 1271]));
+    let before = portal.requests().len();
+    // A certificate nobody vouched for is refused: nothing reaches the portal.
+    let output = call(false).await.unwrap();
+    let error: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(error["error"], "STATE_UNAVAILABLE", "{output:?}");
+    assert_eq!(portal.requests().len(), before);
+}

@@ -364,7 +364,7 @@ impl OAuthSession {
     ) -> Result<Arc<Generation>, CallError> {
         let lock = shared.lock(|| observer(Wait::TokenRefresh)).await?;
         let result = self.refresh_locked(shared, exchange, current).await;
-        if let Err(err) = shared.unlock(lock).await {
+        if let Err(err) = lock.release().await {
             warn!(error = %err, "the refresh lock could not be released; it expires by itself");
         }
         result

@@ -13,6 +13,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     password: Option<String>,
+    /// TLS only (`rediss://`): the server's certificate and key, signed by a CA of the test's.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The key every shared-state test configures (32 bytes as hex).
@@ -26,33 +28,93 @@ impl RedisServer {
     }
 
     /// [`RedisServer::start`] with `requirepass`.
-    pub fn start_with(test: &str, password: Option<&str>) -> Option<Self> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: redis-server is not installed; .ci/run installs it with apt-get");
-            }
-            eprintln!(
-                "SKIPPED {test}: needs redis-server on PATH (apt-get install redis-server, or \
-                 valkey-server linked as redis-server); CI runs it"
-            );
-            return None;
+    /// A server that speaks only TLS, with a certificate for `localhost` and 127.0.0.1 signed
+    /// by a fresh CA; returns it with the CA's certificate file (PEM).
+    pub fn start_tls(test: &str) -> Option<(Self, PathBuf)> {
+        if !installed() {
+            return skip(test);
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let dir = super::temp_dir(&format!("redis-tls-{test}"));
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bitrix24-mcp test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
         let mut server = Self {
             child: None,
-            port,
+            port: free_port(),
+            dir: super::temp_dir(&format!("redis-{test}")),
+            password: None,
+            tls: Some((dir.join("server.pem"), dir.join("server.key"))),
+        };
+        server.run();
+        Some((server, dir.join("ca.pem")))
+    }
+
+    pub fn start_with(test: &str, password: Option<&str>) -> Option<Self> {
+        if !installed() {
+            return skip(test);
+        }
+        let mut server = Self {
+            child: None,
+            port: free_port(),
             dir: super::temp_dir(&format!("redis-{test}")),
             password: password.map(str::to_owned),
+            tls: None,
         };
         server.run();
         Some(server)
@@ -86,8 +148,25 @@ impl RedisServer {
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
+        let port = self.port.to_string();
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some((cert, key)) => command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key),
+        };
         let child = command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args([
                 "--save",
                 "",
@@ -107,10 +186,13 @@ impl RedisServer {
         // Ready when it answers PING (bounded: a server that never comes up fails the test).
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if self
-                .connection()
-                .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
-            {
+            let ready = if self.tls.is_some() {
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                self.connection()
+                    .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
+            };
+            if ready {
                 return;
             }
             assert!(Instant::now() < deadline, "redis-server did not come up");
@@ -146,6 +228,35 @@ impl RedisServer {
         let mut connection = self.connection().expect("redis answers");
         redis::cmd("GET").arg(key).query(&mut connection).unwrap()
     }
+}
+
+fn installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Without `redis-server`: fails under CI (which installs it), else says why the test is skipped.
+fn skip<T>(test: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: redis-server is not installed; .ci/run installs it with apt-get");
+    }
+    eprintln!(
+        "SKIPPED {test}: needs redis-server on PATH (apt-get install redis-server, or \
+         valkey-server linked as redis-server); CI runs it"
+    );
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for RedisServer {

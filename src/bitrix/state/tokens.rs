@@ -2,12 +2,15 @@
 //! a fence (the record must still be the one the refresh started from), refreshed under one lock
 //! for all instances. The session in `auth` decides what to do; this says how it is stored.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tracing::debug;
+
 use super::super::error::CallError;
 use super::super::token_store::{StoredTokens, decode, encode};
-use super::{RedisLock, Shared};
+use super::{RedisLock, RedisStore, Shared};
 
 /// A token record is a few hundred bytes; anything far larger is not ours.
 const MAX_RECORD_BYTES: usize = 16 * 1024;
@@ -104,14 +107,46 @@ impl SharedTokens {
     }
 
     /// Takes the refresh lock shared by every instance.
-    pub async fn lock(&self, waiting: impl Fn()) -> Result<RedisLock, CallError> {
+    pub async fn lock(&self, waiting: impl Fn()) -> Result<LockGuard, CallError> {
         let store = &self.shared.store;
-        store
+        let lock = store
             .lock(&self.lock, store.lock_ttl() + LOCK_WAIT_MARGIN, waiting)
-            .await
+            .await?;
+        Ok(LockGuard {
+            lock: Some(lock),
+            store: store.clone(),
+        })
     }
+}
 
-    pub async fn unlock(&self, lock: RedisLock) -> Result<(), CallError> {
-        self.shared.store.unlock(lock).await
+/// The refresh lock, held. [`LockGuard::release`] gives it back; if the refresh is abandoned
+/// instead (the call was cancelled), dropping the guard releases it in the background, so the
+/// other instances need not wait for it to expire.
+#[derive(Debug)]
+pub struct LockGuard {
+    lock: Option<RedisLock>,
+    store: Arc<RedisStore>,
+}
+
+impl LockGuard {
+    pub async fn release(mut self) -> Result<(), CallError> {
+        match self.lock.take() {
+            Some(lock) => self.store.unlock(lock).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let (Some(lock), Ok(runtime)) = (self.lock.take(), tokio::runtime::Handle::try_current())
+        {
+            let store = self.store.clone();
+            runtime.spawn(async move {
+                if let Err(err) = store.unlock(lock).await {
+                    debug!(error = %err, "an abandoned refresh lock could not be released; it expires by itself");
+                }
+            });
+        }
     }
 }
