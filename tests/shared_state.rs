@@ -640,3 +640,50 @@ async fn rediss_verifies_the_stores_certificate() {
     assert_eq!(error["error"], "STATE_UNAVAILABLE", "{output:?}");
     assert_eq!(portal.requests().len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_seeded_and_reseeded_by_the_token_files_lineage_rule() {
+    let Some(redis) = RedisServer::start("lineage") else {
+        return;
+    };
+    let portal = oauth_portal(oauth_app(), None).await;
+    portal.expire_access_tokens();
+    // The first instance seeds the store with the configured pair and refreshes: REFRESH is
+    // now dead at the portal.
+    let first = start(oauth_server(&portal, &redis)).await;
+    success_object(&chat_users(&first, 2935).await);
+    assert_eq!(portal.requests_to("/oauth/token").len(), 1);
+    let (_, rotated) = stored_pair(&redis, &portal);
+
+    // An instance started later with the same (now spent) configuration descends from the same
+    // refresh token: it adopts the stored pair instead of refreshing with a dead one.
+    let second = start(oauth_server(&portal, &redis)).await;
+    success_object(&chat_users(&second, 2936).await);
+    assert_eq!(portal.requests_to("/oauth/token").len(), 1);
+    assert_eq!(stored_pair(&redis, &portal).1, rotated);
+
+    // The user authorizes the app again: a refresh token that is neither the stored one nor its
+    // ancestor replaces the stored pair.
+    portal.add_refresh_token("reauth0rizedT0ken");
+    let mut reauthorized = oauth_server(&portal, &redis);
+    reauthorized
+        .env("BITRIX24_REFRESH_TOKEN", "reauth0rizedT0ken")
+        .env_remove("BITRIX24_ACCESS_TOKEN");
+    let third = start(reauthorized).await;
+    success_object(&chat_users(&third, 2937).await);
+    let refreshes = portal.requests_to("/oauth/token");
+    assert_eq!(refreshes.len(), 2);
+    assert!(refreshes[1].body.contains("reauth0rizedT0ken"));
+    let (_, newest) = stored_pair(&redis, &portal);
+    assert_ne!(newest, rotated);
+
+    // The instances already running follow at their next refresh: they adopt the new lineage.
+    portal.expire_access_tokens();
+    for (i, process) in [&first, &second, &third].into_iter().enumerate() {
+        success_object(&chat_users(process, 3000 + i as i64).await);
+    }
+    assert_eq!(portal.requests_to("/oauth/token").len(), 3);
+    for process in [first, second, third] {
+        process.cancel().await.unwrap();
+    }
+}

@@ -108,3 +108,42 @@ async fn a_process_that_loaded_an_old_pair_adopts_the_file_instead_of_meeting_in
     first.cancel().await.unwrap();
     second.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_adopted_pair_that_expired_meanwhile_is_refreshed_rather_than_reported() {
+    // The first process refreshes; then an hour passes (every access token expires) before the
+    // second process makes its first call. The pair it adopts from the file is expired too: it
+    // refreshes with the adopted refresh token instead of reporting expired_token.
+    let portal = oauth_portal(oauth_app(), None).await;
+    let file = temp_dir("adopted-expired").join("tokens.json");
+    let first = start(server(&portal, &file)).await;
+    let second = start(server(&portal, &file)).await;
+    portal.expire_access_tokens();
+    success_object(&chat_users(&first, 2935).await);
+    portal.expire_access_tokens();
+    assert_eq!(
+        success_object(&chat_users(&second, 2935).await)["user_ids"],
+        json!([99, 1269, 1271])
+    );
+    let refreshes = portal.requests_to("/oauth/token");
+    assert_eq!(
+        refreshes.len(),
+        2,
+        "the adopted pair's refresh token was used once"
+    );
+    first.cancel().await.unwrap();
+    second.cancel().await.unwrap();
+}
+
+async fn chat_users(
+    process: &RunningService<RoleClient, ()>,
+    chat_id: i64,
+) -> rmcp::model::CallToolResult {
+    process
+        .call_tool(
+            CallToolRequestParams::new("im_chat_user_list")
+                .with_arguments(json!({"CHAT_ID": chat_id}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap()
+}

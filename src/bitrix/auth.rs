@@ -92,6 +92,9 @@ pub struct Generation {
     pub number: u64,
     /// The pair before, still worth scrubbing from answers to requests made with it.
     previous: Option<Tokens>,
+    /// Issued by the token server to this process just now. A pair adopted from the token file
+    /// or the state store (or configured) may already be expired at the portal.
+    pub fresh: bool,
 }
 
 /// The longest a refresh waits for another process's refresh (which is one request to the token
@@ -226,6 +229,7 @@ impl OAuthSession {
                 tokens,
                 number: 0,
                 previous: None,
+                fresh: false,
             })),
             refresh_lock: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
@@ -486,6 +490,7 @@ impl OAuthSession {
             number: current.number + 1,
             previous: Some(current.tokens.clone()),
             tokens: tokens.clone(),
+            fresh: false,
         });
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = next.clone();
         info!(
@@ -519,6 +524,7 @@ impl OAuthSession {
                     number: current.number + 1,
                     previous: Some(current.tokens.clone()),
                     tokens,
+                    fresh: true,
                 });
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = next.clone();
                 info!(generation = next.number, "oauth tokens refreshed");

@@ -35,6 +35,10 @@ pub use secret::Secret;
 use clock::{MAX_BLOCK, clamped_secs, unix_now_f64};
 use request::Exchange;
 
+/// At most this many refreshes for one attempt: an adopted pair may be expired, a pair refreshed
+/// after it is not.
+const MAX_REFRESHES_PER_ATTEMPT: u32 = 3;
+
 /// Sent with every request, so portal admins can tell our traffic apart.
 pub const USER_AGENT: &str = concat!("bitrix24-mcp/", env!("CARGO_PKG_VERSION"));
 
@@ -318,20 +322,29 @@ impl Client {
                 self.post(&self.exchange(), url, params.clone()).await
             }
             Auth::OAuth(session) => {
-                let generation = session.usable(&self.exchange(), observer).await?;
-                self.throttle(method, observer).await?;
-                let token = &generation.tokens.access_token;
-                match self.post_oauth(session, token, method, params).await {
-                    Err(CallError::Api(api)) if api.kind() == ApiErrorKind::TokenExpired => {
-                        debug!(method, code = %api.code, "access token rejected; refreshing");
-                        let fresh = session
-                            .refresh(&self.exchange(), generation.number, observer)
-                            .await?;
-                        self.throttle(method, observer).await?;
-                        let token = &fresh.tokens.access_token;
-                        self.post_oauth(session, token, method, params).await
+                let mut generation = session.usable(&self.exchange(), observer).await?;
+                // A rejected token is refreshed and the call repeated. A pair adopted from
+                // another process or instance may be expired too (the portal expired it before
+                // anyone refreshed), so its rejection refreshes once more; a pair the token server
+                // just issued is not refreshed again (that would only rotate it in vain).
+                let mut refreshes = 0;
+                loop {
+                    self.throttle(method, observer).await?;
+                    let token = &generation.tokens.access_token;
+                    match self.post_oauth(session, token, method, params).await {
+                        Err(CallError::Api(api))
+                            if api.kind() == ApiErrorKind::TokenExpired
+                                && refreshes < MAX_REFRESHES_PER_ATTEMPT
+                                && (refreshes == 0 || !generation.fresh) =>
+                        {
+                            debug!(method, code = %api.code, refreshes, "access token rejected; refreshing");
+                            refreshes += 1;
+                            generation = session
+                                .refresh(&self.exchange(), generation.number, observer)
+                                .await?;
+                        }
+                        other => return other,
                     }
-                    other => other,
                 }
             }
         }

@@ -100,3 +100,110 @@ impl StateArgs {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::settings;
+    use super::*;
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const OAUTH: [&str; 8] = [
+        "--portal-url",
+        "https://x.bitrix24.com/rest/",
+        "--client-id",
+        "app",
+        "--client-secret",
+        "s3cr3t",
+        "--refresh-token",
+        "r3fr3sh",
+    ];
+
+    fn with_oauth(extra: &[&str]) -> Result<crate::config::Config, ConfigError> {
+        let mut args = OAUTH.to_vec();
+        args.extend_from_slice(extra);
+        settings(&args).validate()
+    }
+
+    #[test]
+    fn without_a_state_url_nothing_is_shared() {
+        assert_eq!(settings(&[]).validate().unwrap().state, None);
+    }
+
+    #[test]
+    fn oauth_tokens_in_a_store_need_a_key() {
+        let err = with_oauth(&["--state-url", "redis://127.0.0.1:6379/0"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("BITRIX24_STATE_KEY / --state-key: "),
+            "{err}"
+        );
+        assert!(err.to_string().contains("openssl rand -hex 32"));
+        let config = with_oauth(&[
+            "--state-url",
+            "redis://127.0.0.1:6379/0",
+            "--state-key",
+            KEY,
+        ])
+        .unwrap();
+        let state = config.state.unwrap();
+        assert_eq!(state.url.to_string(), "redis://127.0.0.1:6379/0");
+        assert_eq!(state.prefix, "bitrix24-mcp");
+        assert_eq!(state.lock_ttl, Duration::from_secs(60));
+        assert!(state.key.is_some());
+    }
+
+    #[test]
+    fn a_webhook_shares_its_bucket_without_a_key() {
+        let config = settings(&[
+            "--webhook-url",
+            "https://x.bitrix24.com/rest/1/abcdefgh12345678/",
+            "--state-url",
+            "rediss://:pw@cache:6380/3",
+            "--state-prefix",
+            "team-a",
+            "--state-lock-ttl",
+            "5s",
+        ])
+        .validate()
+        .unwrap();
+        let state = config.state.unwrap();
+        assert_eq!(state.url.to_string(), "rediss://cache:6380/3");
+        assert_eq!(state.url.password().unwrap().expose(), "pw");
+        assert_eq!(state.prefix, "team-a");
+        assert_eq!(state.lock_ttl, Duration::from_secs(5));
+        assert_eq!(state.key, None);
+    }
+
+    #[test]
+    fn bad_state_settings_are_refused_by_name_without_quoting_secrets() {
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["--state-url", "http://:hunter2@h/0"],
+                "BITRIX24_STATE_URL",
+            ),
+            (
+                &["--state-url", "redis://h/0", "--state-key", "hunter2"],
+                "BITRIX24_STATE_KEY",
+            ),
+            (
+                &["--state-url", "redis://h/0", "--state-prefix", "a b"],
+                "BITRIX24_STATE_PREFIX",
+            ),
+            (
+                &["--state-url", "redis://h/0", "--state-prefix", "a:b"],
+                "BITRIX24_STATE_PREFIX",
+            ),
+            (
+                &["--state-url", "redis://h/0", "--state-lock-ttl", "500ms"],
+                "BITRIX24_STATE_LOCK_TTL",
+            ),
+            (&["--state-key", KEY], "BITRIX24_STATE_URL"),
+        ];
+        for (args, name) in cases {
+            let err = settings(args).validate().unwrap_err().to_string();
+            assert!(err.starts_with(name), "{args:?}: {err}");
+            assert!(!err.contains("hunter2"), "{args:?}: {err}");
+            assert!(!err.contains(KEY), "{args:?}: {err}");
+        }
+    }
+}
