@@ -143,34 +143,19 @@ async fn run(plan: Plan) {
     ));
 
     let (calls, ratio, refused) = bucket_burst(&plan).await;
-    rows.push(Row::new(
-        &format!("{calls} calls at once over stdio, portal enforcing 100/s burst 50: time vs the bucket's minimum"),
-        format!("{:.1}%", ratio * 100.0),
-        "≤ 110%",
-        ratio <= 1.10,
+    rows.extend(bucket_rows(
+        &format!("{calls} calls at once over stdio, portal enforcing 100/s burst 50"),
+        ratio,
+        refused,
     ));
-    rows.push(Row::new(
-        "… of which refused with QUERY_LIMIT_EXCEEDED",
-        refused.to_string(),
-        "0",
-        refused == 0,
-    ));
-
     match shared_bucket().await {
-        Some((calls, ratio, refused)) => {
-            rows.push(Row::new(
-                &format!("{calls} calls spread over 3 instances on one Redis, portal enforcing 25/s burst 50: time vs the bucket's minimum"),
-                format!("{:.1}%", ratio * 100.0),
-                "≤ 110%",
-                ratio <= 1.10,
-            ));
-            rows.push(Row::new(
-                "… of which refused with QUERY_LIMIT_EXCEEDED",
-                refused.to_string(),
-                "0",
-                refused == 0,
-            ));
-        }
+        Some((calls, ratio, refused)) => rows.extend(bucket_rows(
+            &format!(
+                "{calls} calls spread over 3 instances on one Redis, portal enforcing 25/s burst 50"
+            ),
+            ratio,
+            refused,
+        )),
         None => rows.push(Row::new(
             "3 instances on one Redis: shared bucket",
             "not measured (no redis-server here)".into(),
@@ -315,6 +300,32 @@ impl Session {
             .await;
     }
 
+    /// Sends a distinct call for each id at once, reads every answer, and counts the answers
+    /// refused with `QUERY_LIMIT_EXCEEDED`.
+    async fn burst(&mut self, ids: std::ops::RangeInclusive<u64>) -> usize {
+        let calls = ids.clone().count();
+        let messages: String = ids
+            .map(|id| format!("{}\n", distinct_call_message(id)))
+            .collect();
+        self.stdin
+            .write_all(messages.as_bytes())
+            .await
+            .expect("write");
+        let mut refused = 0;
+        for _ in 0..calls {
+            let line = self
+                .stdout
+                .next_line()
+                .await
+                .expect("read")
+                .expect("an answer");
+            if line.contains("QUERY_LIMIT_EXCEEDED") {
+                refused += 1;
+            }
+        }
+        refused
+    }
+
     async fn close(mut self) {
         drop(self.stdin);
         let _ = self.child.wait().await;
@@ -426,26 +437,7 @@ async fn bucket_burst(plan: &Plan) -> (u64, f64, usize) {
     let mut session = Session::new(spawn_stdio(&portal, (drain, burst)));
     session.initialize().await;
     let started = Instant::now();
-    let burst_of_calls: String = (1..=calls)
-        .map(|id| format!("{}\n", distinct_call_message(id)))
-        .collect();
-    session
-        .stdin
-        .write_all(burst_of_calls.as_bytes())
-        .await
-        .expect("write");
-    let mut refused = 0;
-    for _ in 0..calls {
-        let line = session
-            .stdout
-            .next_line()
-            .await
-            .expect("read")
-            .expect("an answer");
-        if line.contains("QUERY_LIMIT_EXCEEDED") {
-            refused += 1;
-        }
-    }
+    let refused = session.burst(1..=calls).await;
     let elapsed = started.elapsed().as_secs_f64();
     session.close().await;
     let minimum = f64::from(calls as u32 - burst) / drain;
@@ -474,33 +466,12 @@ async fn shared_bucket() -> Option<(u64, f64, usize)> {
         sessions.push(session);
     }
     let started = Instant::now();
-    let answers = futures::future::join_all(sessions.iter_mut().enumerate().map(
-        |(instance, session)| async move {
+    let answers =
+        futures::future::join_all(sessions.iter_mut().enumerate().map(|(instance, session)| {
             let first = 1 + instance as u64 * per_instance;
-            let calls: String = (first..first + per_instance)
-                .map(|id| format!("{}\n", distinct_call_message(id)))
-                .collect();
-            session
-                .stdin
-                .write_all(calls.as_bytes())
-                .await
-                .expect("write");
-            let mut refused = 0;
-            for _ in 0..per_instance {
-                let line = session
-                    .stdout
-                    .next_line()
-                    .await
-                    .expect("read")
-                    .expect("an answer");
-                if line.contains("QUERY_LIMIT_EXCEEDED") {
-                    refused += 1;
-                }
-            }
-            refused
-        },
-    ))
-    .await;
+            session.burst(first..=first + per_instance - 1)
+        }))
+        .await;
     let elapsed = started.elapsed().as_secs_f64();
     for session in sessions {
         session.close().await;
@@ -513,6 +484,24 @@ async fn shared_bucket() -> Option<(u64, f64, usize)> {
         elapsed / minimum,
         refused + portal.rate_limited() as usize,
     ))
+}
+
+/// A bucket measurement's two rows: time against the bucket's minimum, and refusals.
+fn bucket_rows(what: &str, ratio: f64, refused: usize) -> [Row; 2] {
+    [
+        Row::new(
+            &format!("{what}: time vs the bucket's minimum"),
+            format!("{:.1}%", ratio * 100.0),
+            "≤ 110%",
+            ratio <= 1.10,
+        ),
+        Row::new(
+            "… of which refused with QUERY_LIMIT_EXCEEDED",
+            refused.to_string(),
+            "0",
+            refused == 0,
+        ),
+    ]
 }
 
 // ---- request economy: portal requests per answer on the paths users take --------------------

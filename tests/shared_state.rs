@@ -15,52 +15,20 @@ use bitrix24_mcp::bitrix::{CallError, Client, HttpPolicy, WebhookUrl};
 use bitrix24_mcp::demo::{DemoPortal, PortalData};
 use common::redis_server::{RedisServer, STATE_KEY};
 use common::*;
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The server binary for the OAuth app of `portal`, keeping its state in `redis`.
 fn oauth_server(portal: &DemoPortal, redis: &RedisServer) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(BIN);
+    let mut command = oauth_process(portal);
     command
-        .env_remove("BITRIX24_WEBHOOK_URL")
-        .env_remove("BITRIX24_TOKEN_FILE")
-        .env("BITRIX24_PORTAL_URL", portal.rest_root())
-        .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
-        .env("BITRIX24_CLIENT_ID", CLIENT_ID)
-        .env("BITRIX24_CLIENT_SECRET", CLIENT_SECRET)
-        .env("BITRIX24_REFRESH_TOKEN", REFRESH)
-        .env("BITRIX24_ACCESS_TOKEN", ACCESS)
         .env("BITRIX24_STATE_URL", redis.url())
         .env("BITRIX24_STATE_KEY", STATE_KEY)
-        .env("BITRIX24_MAX_RETRIES", "0")
         // The bucket is shared too: lifted out of the way of tests about tokens.
         .env("BITRIX24_RATE_LIMIT", "1000")
-        .env("BITRIX24_RATE_BURST", "1000")
-        .env("RUST_LOG", "warn");
+        .env("BITRIX24_RATE_BURST", "1000");
     command
-}
-
-async fn start(command: tokio::process::Command) -> RunningService<RoleClient, ()> {
-    let (transport, _stderr) = TokioChildProcess::builder(command)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    ().serve(transport).await.unwrap()
-}
-
-async fn chat_users(process: &RunningService<RoleClient, ()>, chat_id: i64) -> CallToolResult {
-    process
-        .call_tool(
-            CallToolRequestParams::new("im_chat_user_list")
-                .with_arguments(json!({"CHAT_ID": chat_id}).as_object().unwrap().clone()),
-        )
-        .await
-        .unwrap()
 }
 
 /// The record key of the test app's tokens on `portal`.
@@ -102,27 +70,9 @@ async fn three_instances_on_one_redis_refresh_once_per_expiry_and_store_no_token
     let portal = oauth_portal(oauth_app(), None).await;
     let mut processes = Vec::new();
     for _ in 0..3 {
-        processes.push(start(oauth_server(&portal, &redis)).await);
+        processes.push(mcp_process(oauth_server(&portal, &redis)).await);
     }
-    for cycle in 1..=5 {
-        portal.expire_access_tokens();
-        let mut calls = Vec::new();
-        for (p, process) in processes.iter().enumerate() {
-            for c in 0..4 {
-                // Different chats, so the calls are not shared within a process.
-                calls.push(chat_users(process, 2935 + (p * 4 + c) as i64 * 1000));
-            }
-        }
-        for result in futures::future::join_all(calls).await {
-            assert_ne!(result.is_error, Some(true), "cycle {cycle}: {result:?}");
-        }
-        let refreshes = portal.requests_to("/oauth/token");
-        assert_eq!(refreshes.len(), cycle, "exactly one refresh per expiry");
-        assert!(
-            refreshes.iter().all(|r| !r.body.is_empty()),
-            "every refresh carried its form"
-        );
-    }
+    expiry_cycles(&portal, &processes, 5).await;
     for process in processes {
         process.cancel().await.unwrap();
     }
@@ -173,8 +123,8 @@ async fn a_refresh_lock_holder_killed_mid_refresh_holds_the_others_only_until_it
     holder.wait().await.unwrap();
 
     let others = [
-        start(oauth_server(&portal, &redis)).await,
-        start(oauth_server(&portal, &redis)).await,
+        mcp_process(oauth_server(&portal, &redis)).await,
+        mcp_process(oauth_server(&portal, &redis)).await,
     ];
     let results = futures::future::join_all(
         others
@@ -201,7 +151,7 @@ async fn calls_fail_retryably_while_redis_is_down_and_succeed_once_it_is_back() 
         return;
     };
     let portal = oauth_portal(oauth_app(), None).await;
-    let process = start(oauth_server(&portal, &redis)).await;
+    let process = mcp_process(oauth_server(&portal, &redis)).await;
     portal.expire_access_tokens();
     success_object(&chat_users(&process, 2935).await);
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
@@ -254,7 +204,7 @@ async fn three_instances_on_one_redis_stay_inside_the_portals_bucket() {
             .env("BITRIX24_RATE_BURST", burst.to_string())
             .env("BITRIX24_MAX_RETRIES", "0")
             .env("RUST_LOG", "warn");
-        processes.push(start(command).await);
+        processes.push(mcp_process(command).await);
     }
     let calls = 150;
     let started = Instant::now();
@@ -650,14 +600,14 @@ async fn the_store_is_seeded_and_reseeded_by_the_token_files_lineage_rule() {
     portal.expire_access_tokens();
     // The first instance seeds the store with the configured pair and refreshes: REFRESH is
     // now dead at the portal.
-    let first = start(oauth_server(&portal, &redis)).await;
+    let first = mcp_process(oauth_server(&portal, &redis)).await;
     success_object(&chat_users(&first, 2935).await);
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
     let (_, rotated) = stored_pair(&redis, &portal);
 
     // An instance started later with the same (now spent) configuration descends from the same
     // refresh token: it adopts the stored pair instead of refreshing with a dead one.
-    let second = start(oauth_server(&portal, &redis)).await;
+    let second = mcp_process(oauth_server(&portal, &redis)).await;
     success_object(&chat_users(&second, 2936).await);
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
     assert_eq!(stored_pair(&redis, &portal).1, rotated);
@@ -669,7 +619,7 @@ async fn the_store_is_seeded_and_reseeded_by_the_token_files_lineage_rule() {
     reauthorized
         .env("BITRIX24_REFRESH_TOKEN", "reauth0rizedT0ken")
         .env_remove("BITRIX24_ACCESS_TOKEN");
-    let third = start(reauthorized).await;
+    let third = mcp_process(reauthorized).await;
     success_object(&chat_users(&third, 2937).await);
     let refreshes = portal.requests_to("/oauth/token");
     assert_eq!(refreshes.len(), 2);

@@ -5,40 +5,17 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
-use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
 fn server(
     portal: &bitrix24_mcp::demo::DemoPortal,
     file: &std::path::Path,
 ) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(BIN);
+    let mut command = oauth_process(portal);
+    command.env("BITRIX24_TOKEN_FILE", file);
     command
-        .env_remove("BITRIX24_WEBHOOK_URL")
-        .env("BITRIX24_PORTAL_URL", portal.rest_root())
-        .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
-        .env("BITRIX24_CLIENT_ID", CLIENT_ID)
-        .env("BITRIX24_CLIENT_SECRET", CLIENT_SECRET)
-        .env("BITRIX24_REFRESH_TOKEN", REFRESH)
-        .env("BITRIX24_ACCESS_TOKEN", ACCESS)
-        .env("BITRIX24_TOKEN_FILE", file)
-        .env("BITRIX24_MAX_RETRIES", "0")
-        .env("RUST_LOG", "warn");
-    command
-}
-
-async fn start(command: tokio::process::Command) -> RunningService<RoleClient, ()> {
-    let (transport, _stderr) = TokioChildProcess::builder(command)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    ().serve(transport).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,33 +24,9 @@ async fn three_processes_on_one_token_file_refresh_once_per_expiry() {
     let file = temp_dir("shared-tokens").join("tokens.json");
     let mut processes = Vec::new();
     for _ in 0..3 {
-        processes.push(start(server(&portal, &file)).await);
+        processes.push(mcp_process(server(&portal, &file)).await);
     }
-    for cycle in 1..=5 {
-        portal.expire_access_tokens();
-        let mut calls = Vec::new();
-        for (p, process) in processes.iter().enumerate() {
-            for c in 0..4 {
-                // Different chats, so the calls are not shared within a process.
-                let arguments = json!({"CHAT_ID": 2935 + (p * 4 + c) as i64 * 1000});
-                calls.push(
-                    process.call_tool(
-                        CallToolRequestParams::new("im_chat_user_list")
-                            .with_arguments(arguments.as_object().unwrap().clone()),
-                    ),
-                );
-            }
-        }
-        for result in futures::future::join_all(calls).await {
-            let result = result.unwrap();
-            assert_ne!(result.is_error, Some(true), "cycle {cycle}: {result:?}");
-        }
-        assert_eq!(
-            portal.requests_to("/oauth/token").len(),
-            cycle,
-            "exactly one refresh per expiry"
-        );
-    }
+    expiry_cycles(&portal, &processes, 5).await;
     for process in processes {
         process.cancel().await.unwrap();
     }
@@ -91,8 +44,8 @@ async fn a_process_that_loaded_an_old_pair_adopts_the_file_instead_of_meeting_in
     // refreshes and saves; the second must not refresh with the refresh token it loaded at start.
     let portal = oauth_portal(oauth_app(), None).await;
     let file = temp_dir("old-pair").join("tokens.json");
-    let first = start(server(&portal, &file)).await;
-    let second = start(server(&portal, &file)).await;
+    let first = mcp_process(server(&portal, &file)).await;
+    let second = mcp_process(server(&portal, &file)).await;
     portal.expire_access_tokens();
     for process in [&first, &second] {
         let result = process
@@ -116,8 +69,8 @@ async fn an_adopted_pair_that_expired_meanwhile_is_refreshed_rather_than_reporte
     // refreshes with the adopted refresh token instead of reporting expired_token.
     let portal = oauth_portal(oauth_app(), None).await;
     let file = temp_dir("adopted-expired").join("tokens.json");
-    let first = start(server(&portal, &file)).await;
-    let second = start(server(&portal, &file)).await;
+    let first = mcp_process(server(&portal, &file)).await;
+    let second = mcp_process(server(&portal, &file)).await;
     portal.expire_access_tokens();
     success_object(&chat_users(&first, 2935).await);
     portal.expire_access_tokens();
@@ -133,17 +86,4 @@ async fn an_adopted_pair_that_expired_meanwhile_is_refreshed_rather_than_reporte
     );
     first.cancel().await.unwrap();
     second.cancel().await.unwrap();
-}
-
-async fn chat_users(
-    process: &RunningService<RoleClient, ()>,
-    chat_id: i64,
-) -> rmcp::model::CallToolResult {
-    process
-        .call_tool(
-            CallToolRequestParams::new("im_chat_user_list")
-                .with_arguments(json!({"CHAT_ID": chat_id}).as_object().unwrap().clone()),
-        )
-        .await
-        .unwrap()
 }

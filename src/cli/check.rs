@@ -326,9 +326,14 @@ fn settings(config: &Config, client: Option<&Client>) -> Vec<Setting> {
     lines.push(text(
         "state",
         "state_store",
-        match client.and_then(Client::state_store) {
-            Some(store) => format!("shared through {}", store.describe()),
-            None => "this process only".into(),
+        match (client.and_then(Client::state_store), &config.portal) {
+            (Some(store), _) => format!("shared through {}", store.describe()),
+            (None, Portal::OAuth(oauth)) if oauth.token_file.is_some() => {
+                "tokens shared through the token file by processes on this machine; rate \
+                 budget per process"
+                    .into()
+            }
+            (None, _) => "this process only".into(),
         },
     ));
     let options = &config.client;

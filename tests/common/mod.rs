@@ -72,6 +72,15 @@ pub async fn mcp_client(tools: Bitrix24Tools) -> RunningService<RoleClient, ()> 
     ().serve(client_io).await.expect("client initializes")
 }
 
+/// An MCP client connected to the binary run by `command` over its stdio (its stderr dropped).
+pub async fn mcp_process(command: tokio::process::Command) -> RunningService<RoleClient, ()> {
+    let (transport, _stderr) = rmcp::transport::TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    ().serve(transport).await.expect("client initializes")
+}
+
 /// A JSON-RPC `initialize` request (id 1), for tests that speak the protocol by hand.
 pub fn initialize() -> Value {
     serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -88,6 +97,36 @@ pub async fn call(client: &RunningService<RoleClient, ()>, arguments: Value) -> 
         .call_tool(CallToolRequestParams::new("im_chat_user_list").with_arguments(arguments))
         .await
         .expect("tools/call answers")
+}
+
+/// Calls `im_chat_user_list` for one chat.
+pub async fn chat_users(client: &RunningService<RoleClient, ()>, chat_id: i64) -> CallToolResult {
+    call(client, serde_json::json!({"CHAT_ID": chat_id})).await
+}
+
+/// The proof for shared tokens: `cycles` times, every access token expires and each
+/// process makes four concurrent calls (about different chats, so none is shared within a
+/// process). Every call must succeed and each cycle cost exactly one refresh request.
+pub async fn expiry_cycles(
+    portal: &bitrix24_mcp::demo::DemoPortal,
+    processes: &[RunningService<RoleClient, ()>],
+    cycles: usize,
+) {
+    let before = portal.requests_to("/oauth/token").len();
+    for cycle in 1..=cycles {
+        portal.expire_access_tokens();
+        let calls = processes.iter().enumerate().flat_map(|(p, process)| {
+            (0..4).map(move |c| chat_users(process, 2935 + (p * 4 + c) as i64 * 1000))
+        });
+        for result in futures::future::join_all(calls).await {
+            assert_ne!(result.is_error, Some(true), "cycle {cycle}: {result:?}");
+        }
+        assert_eq!(
+            portal.requests_to("/oauth/token").len() - before,
+            cycle,
+            "exactly one refresh per expiry"
+        );
+    }
 }
 
 /// What every transport must deliver: the eight tools (seven chat reads and bitrix24_call), a call to chat 2935 answered with the
@@ -205,6 +244,26 @@ pub fn oauth_client(settings: OAuthSettings) -> Client {
 /// The usual OAuth client: the app's initial refresh token, the given access token, no file.
 pub fn app_client(portal: &DemoPortal, access: Option<&str>) -> Client {
     oauth_client(oauth_settings(portal, access, Some(REFRESH), None))
+}
+
+/// The binary configured, through its environment, for the portal's app with the app's initial
+/// pair (the access token expired or not, as the portal says), no retries, quiet logs; no
+/// token file or state store until the caller adds one.
+pub fn oauth_process(portal: &DemoPortal) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .env_remove("BITRIX24_WEBHOOK_URL")
+        .env_remove("BITRIX24_TOKEN_FILE")
+        .env_remove("BITRIX24_STATE_URL")
+        .env("BITRIX24_PORTAL_URL", portal.rest_root())
+        .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
+        .env("BITRIX24_CLIENT_ID", CLIENT_ID)
+        .env("BITRIX24_CLIENT_SECRET", CLIENT_SECRET)
+        .env("BITRIX24_REFRESH_TOKEN", REFRESH)
+        .env("BITRIX24_ACCESS_TOKEN", ACCESS)
+        .env("BITRIX24_MAX_RETRIES", "0")
+        .env("RUST_LOG", "warn");
+    command
 }
 
 /// A fresh, empty directory for one test's files.
