@@ -99,6 +99,7 @@ fn own_codes() -> BTreeSet<String> {
             retry_after: std::time::Duration::from_secs(1),
         },
         CallError::StateUnavailable { detail: "x".into() },
+        CallError::StateUnreadable { detail: "x".into() },
     ];
     errors
         .iter()

@@ -320,7 +320,9 @@ async fn oauth_in_redis_needs_a_key_and_every_instance_the_same_key() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let error: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(error["error"], "STATE_UNAVAILABLE");
+    assert_eq!(error["error"], "STATE_KEY_MISMATCH");
+    assert_eq!(error["category"], "configuration");
+    assert_eq!(error["retryable"], false);
     let description = error["error_description"].as_str().unwrap();
     assert!(description.contains("BITRIX24_STATE_KEY"), "{description}");
     let everything = format!("{output:?}");

@@ -94,6 +94,10 @@ pub enum CallError {
     /// was sent.
     #[error("{detail}")]
     StateUnavailable { detail: String },
+    /// The OAuth tokens in the state store do not open with this server's key (another key wrote
+    /// them, or the record is damaged): retrying cannot help. Nothing was sent.
+    #[error("{detail}")]
+    StateUnreadable { detail: String },
     /// Retries ran out; `last` is the final failure.
     #[error("{last} (gave up after {attempts} attempts)")]
     RetriesExhausted { attempts: u32, last: Box<CallError> },
@@ -115,7 +119,8 @@ impl CallError {
             | CallError::Timeout { .. }
             | CallError::OperationBlocked { .. }
             | CallError::RateLimited { .. }
-            | CallError::StateUnavailable { .. } => None,
+            | CallError::StateUnavailable { .. }
+            | CallError::StateUnreadable { .. } => None,
         }
     }
 }

@@ -78,6 +78,7 @@ fn classify(err: &CallError) -> Class {
         | CallError::OperationBlocked { .. }
         | CallError::RateLimited { .. }
         | CallError::StateUnavailable { .. }
+        | CallError::StateUnreadable { .. }
         | CallError::RetriesExhausted { .. } => Class::Final,
     }
 }
@@ -109,7 +110,8 @@ pub fn write_fate(err: &CallError) -> WriteFate {
         | CallError::TokenRefresh(_)
         | CallError::OperationBlocked { .. }
         | CallError::RateLimited { .. }
-        | CallError::StateUnavailable { .. } => WriteFate::NotExecuted,
+        | CallError::StateUnavailable { .. }
+        | CallError::StateUnreadable { .. } => WriteFate::NotExecuted,
         CallError::Network { .. } | CallError::Timeout { .. } => WriteFate::Unknown,
         // A 2xx we could not read may have been a success; a 5xx page may follow partial work.
         CallError::UnexpectedResponse { status, .. } if *status >= 500 || *status < 300 => {
@@ -135,6 +137,7 @@ impl RetryPolicy {
             | CallError::OperationBlocked { .. }
             | CallError::RateLimited { .. }
             | CallError::StateUnavailable { .. }
+            | CallError::StateUnreadable { .. }
             | CallError::RetriesExhausted { .. } => false,
         };
         if certainly_not_run {

@@ -241,6 +241,7 @@ fn record_failure(err: &CallError, portal: &mut PortalReport, round_trip: u64) {
         CallError::OperationBlocked { .. }
         | CallError::RateLimited { .. }
         | CallError::StateUnavailable { .. }
+        | CallError::StateUnreadable { .. }
         | CallError::RetriesExhausted { .. } => {}
     }
 }

@@ -234,6 +234,14 @@ impl ToolError {
                 true,
                 "The state this server shares with other processes or instances (the token file's lock, or the state store) was busy or unreachable; retry in a few seconds, and if it persists check that the state store is running and reachable.",
             ),
+            CallError::StateUnreadable { detail } => Self::own(
+                "STATE_KEY_MISMATCH",
+                format!("{detail}; nothing was sent."),
+                None,
+                Configuration,
+                false,
+                "Every instance sharing a state store must use the same BITRIX24_STATE_KEY: give this server the key the others use and restart it; retrying cannot help.",
+            ),
             CallError::RetriesExhausted { attempts, last } => {
                 let inner = Self::from_call(last);
                 Self {

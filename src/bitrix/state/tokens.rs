@@ -70,7 +70,7 @@ impl SharedTokens {
             .key()
             .ok_or_else(|| store.unavailable("no BITRIX24_STATE_KEY to open the tokens with"))?;
         let plain = key.open(&raw, self.record.as_bytes()).map_err(|err| {
-            CallError::StateUnavailable {
+            CallError::StateUnreadable {
                 detail: format!(
                     "the OAuth tokens in the shared state store {} cannot be read: {err}; every \
                      instance must use the same BITRIX24_STATE_KEY",
@@ -78,7 +78,7 @@ impl SharedTokens {
                 ),
             }
         })?;
-        let stored = decode(&plain).map_err(|detail| CallError::StateUnavailable {
+        let stored = decode(&plain).map_err(|detail| CallError::StateUnreadable {
             detail: format!(
                 "the OAuth token record in {} is not valid ({detail})",
                 store.describe()
