@@ -429,11 +429,11 @@ async fn healthz_answers_503_with_the_reason_while_the_store_is_down() {
     let (status, body) = health().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(reason.contains("state store is unreachable"), "{body}");
+    // The endpoint is open: it names no address of the store.
     assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("state store {}", redis.url())),
+        !body.to_string().contains(&redis.port().to_string()),
         "{body}"
     );
     redis.restart();

@@ -205,13 +205,15 @@ async fn health(State(tools): State<Bitrix24Tools>) -> Response {
         "name": env!("CARGO_PKG_NAME"),
         "version": env!("CARGO_PKG_VERSION"),
     });
-    if let Some(store) = store {
-        body["state_store"] = json!(store.describe());
-    }
     match problem {
         None => axum::Json(body).into_response(),
         Some(err) => {
-            body["reason"] = json!(err.to_string());
+            // The endpoint is open to anyone who reaches the port: the reason names no address;
+            // the log has the whole story.
+            warn!(error = %err, "health check: the shared state store is unavailable");
+            body["reason"] = json!(
+                "the shared state store is unreachable; calls answer STATE_UNAVAILABLE until it is back"
+            );
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
         }
     }
