@@ -8,20 +8,20 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use serde_json::Value;
 use tracing::{debug, error, info, warn};
 
 use super::clock::unix_now;
 use super::endpoint::{ServiceUrl, WebhookUrl};
-use super::error::{ApiError, CallError};
-use super::request::{self, Exchange};
-use super::response;
+use super::error::CallError;
+use super::request::Exchange;
 use super::secret::Secret;
 use super::state::Shared;
 use super::state::tokens::SharedTokens;
 use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
-use super::untrusted;
 use super::{Observer, Wait};
+
+mod grant;
+mod shared;
 
 /// How the client authenticates.
 #[derive(Debug)]
@@ -356,116 +356,6 @@ impl OAuthSession {
         self.settle(current, outcome)
     }
 
-    /// A refresh under the shared store's lock: the record is read first and a pair another
-    /// instance stored is adopted; a new pair replaces the record only if it is still the one the
-    /// refresh started from.
-    async fn refresh_shared(
-        &self,
-        shared: &SharedTokens,
-        exchange: &Exchange<'_>,
-        current: &Arc<Generation>,
-        observer: Observer<'_>,
-    ) -> Result<Arc<Generation>, CallError> {
-        let lock = shared.lock(|| observer(Wait::TokenRefresh)).await?;
-        let result = self.refresh_locked(shared, exchange, current).await;
-        if let Err(err) = lock.release().await {
-            warn!(error = %err, "the refresh lock could not be released; it expires by itself");
-        }
-        result
-    }
-
-    async fn refresh_locked(
-        &self,
-        shared: &SharedTokens,
-        exchange: &Exchange<'_>,
-        current: &Arc<Generation>,
-    ) -> Result<Arc<Generation>, CallError> {
-        let record = shared.load().await?;
-        if let Some(record) = &record
-            && let Some(adopted) = self.adopt(current, &record.stored.tokens, "another instance")
-        {
-            return Ok(adopted);
-        }
-        let outcome = self
-            .request_tokens(exchange, &current.tokens.refresh_token)
-            .await;
-        if is_invalid_grant(&outcome)
-            && let Ok(Some(now)) = shared.load().await
-            && let Some(adopted) = self.adopt(current, &now.stored.tokens, "another instance")
-        {
-            return Ok(adopted);
-        }
-        if let Ok(tokens) = &outcome {
-            let stored = StoredTokens {
-                tokens: tokens.clone(),
-                seed: record
-                    .as_ref()
-                    .map_or_else(|| self.seed.clone(), |r| r.stored.seed.clone()),
-                saved_at: unix_now(),
-            };
-            match shared.replace(record.as_ref(), &stored).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    // The fence held: someone replaced the record since it was read (this
-                    // instance's lock had expired). Theirs is what the others use.
-                    warn!(
-                        "the shared tokens changed while this instance refreshed; using the stored pair"
-                    );
-                    if let Ok(Some(now)) = shared.load().await
-                        && let Some(adopted) =
-                            self.adopt(current, &now.stored.tokens, "another instance")
-                    {
-                        return Ok(adopted);
-                    }
-                }
-                Err(err) => {
-                    error!(error = %err, "the refreshed tokens could not be saved in the shared state store; they live in memory only")
-                }
-            }
-        }
-        self.settle(current, outcome)
-    }
-
-    /// First use with a shared store: its record wins when it descends from the same refresh
-    /// token as ours (it is newer); ours replaces it when it is a new authorization; an empty
-    /// store is seeded with ours.
-    async fn sync(&self, shared: &SharedTokens) -> Result<(), CallError> {
-        let _flight = self.refresh_lock.lock().await;
-        if shared.is_synced() {
-            return Ok(());
-        }
-        let current = self.current();
-        let record = shared.load().await?;
-        let ours = StoredTokens {
-            tokens: current.tokens.clone(),
-            seed: self.seed.clone(),
-            saved_at: unix_now(),
-        };
-        let written = match &record {
-            Some(record)
-                if record.stored.seed == self.seed
-                    || record.stored.tokens.refresh_token == current.tokens.refresh_token =>
-            {
-                self.adopt(&current, &record.stored.tokens, "the shared state store");
-                true
-            }
-            Some(record) => {
-                info!("the configured refresh token is new: it replaces the shared store's");
-                shared.replace(Some(record), &ours).await?
-            }
-            None => {
-                info!("seeding the shared state store with the configured oauth tokens");
-                shared.replace(None, &ours).await?
-            }
-        };
-        if !written && let Some(now) = shared.load().await? {
-            // Another instance seeded it first.
-            self.adopt(&current, &now.stored.tokens, "the shared state store");
-        }
-        shared.mark_synced();
-        Ok(())
-    }
-
     /// The pair in the token file, when another process saved one since `current` (a rotated
     /// refresh token is always a different one): it becomes the next generation.
     fn adopt_saved(&self, current: &Generation) -> Option<Arc<Generation>> {
@@ -542,102 +432,6 @@ impl OAuthSession {
         }
     }
 
-    /// The refresh request: a form-encoded POST, so no secret lands in a URL or a server log.
-    async fn request_tokens(
-        &self,
-        exchange: &Exchange<'_>,
-        refresh_token: &Secret,
-    ) -> Result<Tokens, CallError> {
-        let form = serde_urlencoded::to_string([
-            ("grant_type", "refresh_token"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose()),
-            ("refresh_token", refresh_token.expose()),
-        ])
-        .map_err(|e| CallError::Network {
-            detail: format!("cannot encode the refresh request: {e}"),
-        })?;
-        let secrets = self.secrets();
-        let exchange = exchange.for_host(self.token_server.host(), &secrets);
-        let builder = exchange
-            .http
-            .post(self.token_server.url().clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(form);
-        let (status, body) = request::send(&exchange, builder).await?;
-        self.parse_tokens(status, &body, &secrets)
-    }
-
-    fn parse_tokens(
-        &self,
-        status: u16,
-        body: &[u8],
-        secrets: &[String],
-    ) -> Result<Tokens, CallError> {
-        let unexpected = |detail: String| CallError::UnexpectedResponse { status, detail };
-        let value: Value = serde_json::from_slice(body).map_err(|_| {
-            unexpected(format!(
-                "the token server's answer is not JSON: \"{}\"",
-                untrusted::excerpt(&String::from_utf8_lossy(body), secrets)
-            ))
-        })?;
-        if let Some(code) = value.get("error") {
-            let code = code
-                .as_str()
-                .map_or_else(|| code.to_string(), str::to_owned);
-            let description = value
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            return Err(CallError::Api(ApiError::new(
-                untrusted::sanitize(&code, secrets, untrusted::MAX_CODE_CHARS),
-                untrusted::sanitize(description, secrets, untrusted::MAX_DESCRIPTION_CHARS),
-                status,
-            )));
-        }
-        let text = |name: &str| {
-            value
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let (Some(access), Some(refresh)) = (text("access_token"), text("refresh_token")) else {
-            return Err(unexpected(
-                "the token server's answer lacks access_token or refresh_token".into(),
-            ));
-        };
-        let number = |name: &str| value.get(name).and_then(response::lenient_integer);
-        let expires_at = plausible_expiry(number("expires"), number("expires_in"), unix_now());
-        if let Some(endpoint) = text("client_endpoint") {
-            self.check_endpoint(endpoint);
-        }
-        Ok(Tokens {
-            access_token: Secret::new(access),
-            refresh_token: Secret::new(refresh),
-            expires_at,
-        })
-    }
-
-    /// Tokens go only to the portal the user configured: a `client_endpoint` elsewhere is noted
-    /// and ignored.
-    fn check_endpoint(&self, offered: &str) {
-        let host = url::Url::parse(offered)
-            .map(|u| untrusted::bounded(&super::endpoint::authority(&u), 260));
-        match host {
-            Ok(host) if host == self.portal.host() => {}
-            Ok(host) => warn!(
-                configured = %self.portal.host(),
-                offered = %host,
-                "the token server named another portal host as client_endpoint; keeping the configured one"
-            ),
-            Err(_) => warn!("the token server sent an unreadable client_endpoint; ignoring it"),
-        }
-    }
-
     fn save(&self, tokens: &Tokens) -> Result<(), StoreError> {
         match &self.store {
             Some(store) => store.save(&StoredTokens {
@@ -663,43 +457,4 @@ impl OAuthSession {
 
 fn is_invalid_grant(outcome: &Result<Tokens, CallError>) -> bool {
     matches!(outcome, Err(CallError::Api(api)) if api.code == "invalid_grant")
-}
-
-/// The access token's expiry from a refresh answer: `expires` (absolute) when it lies in the
-/// plausible future, else `expires_in` (relative) when plausible, else unknown — the token is then
-/// used until the portal says `expired_token`. A past, absurd or hostile value never turns into a
-/// refresh on every call or an overflow.
-fn plausible_expiry(expires: Option<i64>, expires_in: Option<i64>, now: i64) -> Option<i64> {
-    let horizon = now.saturating_add(MAX_TOKEN_LIFETIME_SECS);
-    expires
-        .filter(|at| *at > now && *at <= horizon)
-        .or_else(|| {
-            expires_in
-                .filter(|secs| (1..=MAX_TOKEN_LIFETIME_SECS).contains(secs))
-                .map(|secs| now + secs)
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_plausible_expiry_is_believed() {
-        let now = 1_800_000_000;
-        assert_eq!(
-            plausible_expiry(Some(now + 3600), None, now),
-            Some(now + 3600)
-        );
-        assert_eq!(plausible_expiry(None, Some(3600), now), Some(now + 3600));
-        assert_eq!(
-            plausible_expiry(Some(-1), Some(3600), now),
-            Some(now + 3600)
-        );
-        assert_eq!(plausible_expiry(Some(i64::MAX), None, now), None);
-        assert_eq!(plausible_expiry(Some(now - 5), None, now), None);
-        assert_eq!(plausible_expiry(None, Some(-1), now), None);
-        assert_eq!(plausible_expiry(None, Some(i64::MAX), now), None);
-        assert_eq!(plausible_expiry(None, None, now), None);
-    }
 }
