@@ -469,13 +469,18 @@ async fn no_log_level_shows_the_store_password_the_key_or_a_token() {
     let portal = oauth_portal(oauth_app(), None).await;
     portal.expire_access_tokens();
     let mut transcripts = String::new();
-    // A refresh through the store, then a wrong password: both at trace level.
-    for url in [
-        format!("redis://:{password}@127.0.0.1:{}/0", redis.port()),
-        format!("redis://:wr0ngPassw0rd@127.0.0.1:{}/0", redis.port()),
+    // A refresh through the store (the password given apart), then a wrong password in the URL:
+    // both at trace level.
+    for (url, apart) in [
+        (format!("redis://127.0.0.1:{}/0", redis.port()), password),
+        (
+            format!("redis://:wr0ngPassw0rd@127.0.0.1:{}/0", redis.port()),
+            "",
+        ),
     ] {
         let output = oauth_server(&portal, &redis)
             .env("BITRIX24_STATE_URL", url)
+            .env("BITRIX24_STATE_PASSWORD", apart)
             .env("RUST_LOG", "trace")
             .args(["call", "im_chat_user_list", r#"{"CHAT_ID":2935}"#])
             .output()
