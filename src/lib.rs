@@ -237,7 +237,7 @@ fn shared_state(config: &Config, portal: &str, app: &str) -> Result<Option<Share
     };
     let store = RedisStore::new(settings).map_err(RunError::State)?;
     info!(store = %store.describe(), "sharing state with other instances through the state store");
-    if !settings.url.is_loopback() && settings.url.to_string().starts_with("redis://") {
+    if !settings.url.is_loopback() && !settings.url.is_tls() {
         warn!(store = %settings.url, "the state store is reached without TLS (redis://); use rediss:// across a network");
     }
     Ok(Some(Shared::new(Arc::new(store), portal, app)))

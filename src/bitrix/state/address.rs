@@ -93,6 +93,11 @@ impl StateUrl {
         })
     }
 
+    /// `rediss://`: the connection is encrypted and the store's certificate checked.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     pub fn password(&self) -> Option<&Secret> {
         self.password.as_ref()
     }
@@ -163,7 +168,7 @@ mod tests {
         let tls = StateUrl::parse("rediss://[::1]", Some(Secret::new("pw"))).unwrap();
         assert_eq!(tls.to_string(), "rediss://[::1]:6379/0");
         assert_eq!(tls.password().unwrap().expose(), "pw");
-        assert!(tls.is_loopback());
+        assert!(tls.is_loopback() && tls.is_tls() && !url.is_tls());
     }
 
     #[test]
