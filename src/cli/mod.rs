@@ -3,7 +3,6 @@
 //! module) tells whether the configuration works.
 
 pub mod check;
-pub mod state_check;
 
 use rmcp::model::{CallToolResult, JsonObject};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::bitrix::{Auth, Client};
 use crate::tools::ToolError;
 
-use super::check::Problem;
+use super::Problem;
 
 /// What the state store showed. Absent from the report when no store is configured.
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,157 @@
+//! How single values are read: empty means unset, an unexpanded `${…}` placeholder is named,
+//! yes/no in every spelling, durations and rates with units, secrets wrapped at once; and how a
+//! bad value is reported under the name the user set (the variable's or the flag's).
+
+use std::time::Duration;
+
+use super::{Cli, ConfigError};
+use crate::bitrix::Secret;
+
+/// A setting's value, with empty meaning unset — how `${VAR}` expands when the user has not set
+/// it — and an unexpanded placeholder refused by name.
+pub(super) fn given<'a>(
+    name: &'static str,
+    value: Option<&'a str>,
+) -> Result<Option<&'a str>, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) if raw.starts_with("${") => Err(ConfigError::Placeholder(name, placeholder(raw))),
+        Some(raw) => Ok(Some(raw)),
+    }
+}
+
+/// An unexpanded `${…}` placeholder, described without its default value (which may be a webhook
+/// URL or a token) and naming the variable only when it looks like one (upper case, digits and
+/// underscores, optionally behind `env:`).
+pub(super) fn placeholder(raw: &str) -> String {
+    let inner = raw[2..].split('}').next().unwrap_or_default();
+    let (name, has_default) = match inner.find([':', '-', '=', '?', '+']) {
+        Some(at) if !inner[..at].eq_ignore_ascii_case("env") => (&inner[..at], true),
+        Some(at) if inner[..at].eq_ignore_ascii_case("env") => {
+            let rest = &inner[at + 1..];
+            match rest.find([':', '-', '=', '?', '+']) {
+                Some(end) => (&inner[..at + 1 + end], true),
+                None => (inner, false),
+            }
+        }
+        _ => (inner, false),
+    };
+    let bare = name.strip_prefix("env:").unwrap_or(name);
+    let looks_like_a_variable = !bare.is_empty()
+        && bare.len() <= 64
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    match (looks_like_a_variable, has_default) {
+        (true, false) => format!("${{{name}}}"),
+        (true, true) => format!("${{{name}:-…}} (its default is not shown)"),
+        (false, _) => "${…} (not shown)".to_owned(),
+    }
+}
+
+/// A yes/no setting, in any of the spellings people use in environment files.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "y" => Ok(true),
+        "false" | "0" | "no" | "off" | "n" | "" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a yes/no value; use one of true, false, 1, 0, yes, no, on, off"
+        )),
+    }
+}
+
+/// Prints a command-line error and exits 2. An invalid value that came from an environment
+/// variable is reported under that variable's name — the user never typed the flag.
+pub fn explain_parse_error(err: clap::Error) -> ! {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        let flag = match err.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => arg.split_whitespace().next().map(str::to_owned),
+            _ => None,
+        };
+        let command = Cli::command();
+        let env = flag.as_deref().and_then(|flag| {
+            let long = flag.trim_start_matches('-');
+            let typed = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+            command
+                .get_arguments()
+                .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
+                .find(|arg| arg.get_long() == Some(long))
+                .and_then(|arg| arg.get_env())
+                .filter(|_| !typed)
+                .map(|env| env.to_string_lossy().into_owned())
+        });
+        if let Some(env) = env {
+            let reason = match (
+                std::error::Error::source(&err),
+                err.get(ContextKind::ValidValue),
+            ) {
+                (Some(source), _) => source.to_string(),
+                (None, Some(ContextValue::Strings(valid))) => {
+                    format!("the value is not one of: {}", valid.join(", "))
+                }
+                _ => "the value is not valid".to_owned(),
+            };
+            eprintln!("bitrix24-mcp: {env}: {reason}");
+            std::process::exit(2);
+        }
+    }
+    err.exit()
+}
+
+/// A list setting without its empty items (`BITRIX24_TOOLS=` or a trailing comma).
+pub(super) fn nonempty(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+/// Wraps a secret the moment clap reads it, so `Settings` never holds one in the clear.
+pub(super) fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text))
+}
+
+/// The value of a secret setting, for validation only.
+pub(super) fn exposed(value: &Option<Secret>) -> Option<&str> {
+    value.as_ref().map(Secret::expose)
+}
+
+/// A rate in requests per second: positive, at most a million (benchmarks lift the limit that
+/// high to measure the server rather than the bucket).
+pub(super) fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate: use a number of requests per second, e.g. 2 or 5"
+        )),
+    }
+}
+
+/// A duration as people write it: `30s`, `500ms`, `2m`, or bare seconds (`10`, `1.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_secs) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 30s, 500ms or 2m"))?;
+    let secs = value * unit_secs;
+    if !(0.001..=3600.0).contains(&secs) {
+        return Err(format!("{text:?} is out of range: use 1ms to 60m"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
