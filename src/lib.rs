@@ -188,9 +188,7 @@ async fn connect(
             if webhook.is_plain_http() && !webhook.is_loopback() {
                 warn!(portal = %webhook.host(), "plain http to a remote portal: the webhook code travels unencrypted");
             }
-            let client = Client::new(webhook.clone().into(), config.client)?;
-            let app = format!("webhook-{}", webhook.user_id());
-            Ok((Some(share(client, config, &app)?), None))
+            Ok((Some(webhook_client(webhook.clone(), config)?), None))
         }
         Portal::OAuth(settings) => {
             info!(portal = %settings.portal.host(), "using an oauth application");
@@ -200,7 +198,7 @@ async fn connect(
             let shared = shared_state(config, &settings.portal.host(), &settings.client_id)?;
             let session = OAuthSession::open_with(settings.clone(), shared.clone())?;
             let client = Client::new(Auth::OAuth(Box::new(session)), config.client)?;
-            Ok((Some(with_shared(client, shared)), None))
+            Ok((Some(client.sharing(shared)), None))
         }
         Portal::Demo => {
             let portal = DemoPortal::start(PortalData::sample(random_code()))
@@ -212,9 +210,7 @@ async fn connect(
                 portal = %portal.addr(),
                 "demo portal started: chat 2935 has users 99, 1269, 1271; chat 1 is refused; chat 2936 is hidden"
             );
-            let app = format!("webhook-{}", webhook.user_id());
-            let client = share(Client::new(webhook.into(), config.client)?, config, &app)?;
-            Ok((Some(client), Some(portal)))
+            Ok((Some(webhook_client(webhook, config)?), Some(portal)))
         }
         Portal::Unconfigured => {
             if !serving {
@@ -243,17 +239,12 @@ fn shared_state(config: &Config, portal: &str, app: &str) -> Result<Option<Share
     Ok(Some(Shared::new(Arc::new(store), portal, app)))
 }
 
-/// A webhook client sharing its bucket and blocks, when a store is configured.
-fn share(client: Client, config: &Config, app: &str) -> Result<Client, RunError> {
-    let shared = shared_state(config, &client.portal_host(), app)?;
-    Ok(with_shared(client, shared))
-}
-
-fn with_shared(client: Client, shared: Option<Shared>) -> Client {
-    match shared {
-        Some(shared) => client.sharing(shared),
-        None => client,
-    }
+/// A client for a webhook, sharing its bucket and operating-time blocks when a store is
+/// configured (the budget belongs to the webhook's user; the code is never part of a key).
+fn webhook_client(webhook: WebhookUrl, config: &Config) -> Result<Client, RunError> {
+    let app = format!("webhook-{}", webhook.user_id());
+    let shared = shared_state(config, &webhook.host(), &app)?;
+    Ok(Client::new(webhook.into(), config.client)?.sharing(shared))
 }
 
 fn print(outcome: &cli::Outcome) {

@@ -16,6 +16,7 @@ use bitrix24_mcp::demo::{DemoPortal, PortalData};
 use common::redis_server::{RedisServer, STATE_KEY};
 use common::*;
 use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -242,7 +243,7 @@ fn shared_client(portal_uri: &str, redis: &RedisServer) -> Client {
     .unwrap();
     Client::new(webhook.into(), fast_options())
         .unwrap()
-        .sharing(Shared::new(Arc::new(store), &host, "webhook-1"))
+        .sharing(Some(Shared::new(Arc::new(store), &host, "webhook-1")))
 }
 
 #[tokio::test]
@@ -414,7 +415,10 @@ async fn healthz_answers_503_with_the_reason_while_the_store_is_down() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let address = listening_address(&mut child).await;
+    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (address, _) = listening_address(&mut log).await;
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
     let health = || async {
         let response = reqwest::get(format!("http://{address}/healthz"))
             .await
@@ -439,25 +443,6 @@ async fn healthz_answers_503_with_the_reason_while_the_store_is_down() {
     redis.restart();
     let (status, _) = health().await;
     assert_eq!(status, 200, "reconnected by itself");
-}
-
-/// Reads the server's JSON log until it says where it listens.
-async fn listening_address(child: &mut tokio::process::Child) -> String {
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the server logs where it listens");
-        let entry: Value = serde_json::from_str(&line).unwrap();
-        if let Some(address) = entry["fields"]["address"].as_str() {
-            // Keep draining the log so the server never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return address.to_owned();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +521,7 @@ async fn a_refresh_abandoned_mid_way_gives_its_lock_back_at_once() {
             fast_options(),
         )
         .unwrap()
-        .sharing(shared),
+        .sharing(Some(shared)),
     );
     let call = tokio::spawn({
         let client = client.clone();

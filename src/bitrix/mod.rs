@@ -163,9 +163,10 @@ impl Client {
         })
     }
 
-    /// Shares the request-rate bucket and the operating-time blocks through a state store.
-    pub fn sharing(mut self, shared: state::Shared) -> Self {
-        self.shared = Some(shared);
+    /// Shares the request-rate bucket and the operating-time blocks through a state store, when
+    /// one is given.
+    pub fn sharing(mut self, shared: Option<state::Shared>) -> Self {
+        self.shared = shared;
         self
     }
 

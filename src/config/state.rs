@@ -18,7 +18,7 @@ pub struct StateArgs {
           value_parser = super::secret, help_heading = "Shared state")]
     pub state_url: Option<Secret>,
 
-    /// The state store's password, if not in the URL.
+    /// The state store's password (instead of one in the URL, and winning over it).
     #[arg(long, env = "BITRIX24_STATE_PASSWORD", global = true, hide_env_values = true,
           value_parser = super::secret, help_heading = "Shared state")]
     pub state_password: Option<Secret>,

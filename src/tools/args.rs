@@ -102,6 +102,39 @@ pub fn id_arg(args: &Args<'_>, name: &str, example: i64) -> Result<i64, ToolErro
     })
 }
 
+/// A required array of 1 to `max` positive user IDs (integers or numeric strings), duplicates
+/// dropped, in their first order. `example` is shown in the message, e.g. `[1269, 1271]`.
+pub fn user_ids(
+    args: &Args<'_>,
+    name: &str,
+    max: usize,
+    example: &str,
+) -> Result<Vec<i64>, ToolError> {
+    let expected = format!("an array of 1 to {max} positive user IDs, e.g. {example}");
+    let value = args.required(name, &expected)?;
+    // Ten times the maximum, duplicates included, is read; anything longer is refused unread.
+    let list = value
+        .as_array()
+        .filter(|list| !list.is_empty() && list.len() <= 10 * max)
+        .ok_or_else(|| wrong(name, &expected, value))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::new();
+    for (index, item) in list.iter().enumerate() {
+        let id = positive_id(item)
+            .ok_or_else(|| wrong(&format!("{name}[{index}]"), "a positive user ID", item))?;
+        if seen.insert(id) {
+            ids.push(id);
+        }
+    }
+    if ids.len() > max {
+        return Err(ToolError::invalid_argument(format!(
+            "{name} holds {} different IDs; at most {max} are taken per call",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
 /// A required `CHAT_ID`: a positive integer or `"chat2935"`.
 pub fn chat_arg(args: &Args<'_>) -> Result<i64, ToolError> {
     let value = args.required("CHAT_ID", "the chat's positive integer ID, e.g. 2935")?;
@@ -258,6 +291,30 @@ mod tests {
             Value::Object(map) => map,
             _ => panic!(),
         }
+    }
+
+    #[test]
+    fn user_id_lists_keep_first_order_drop_duplicates_and_are_bounded() {
+        let ids = |value: Value| {
+            let arguments = map(json!({ "USERS": value }));
+            let args = Args::new(&arguments, &["USERS"]).unwrap();
+            user_ids(&args, "USERS", 3, "[1, 2]").map_err(|e| e.error_description)
+        };
+        assert_eq!(ids(json!([7, "5", 7.0, 5])), Ok(vec![7, 5]));
+        assert!(ids(json!([])).unwrap_err().contains("an array of 1 to 3"));
+        assert!(ids(json!([1, 0])).unwrap_err().contains("USERS[1]"));
+        assert!(
+            ids(json!([1, 2, 3, 4]))
+                .unwrap_err()
+                .contains("4 different IDs; at most 3")
+        );
+        // Duplicates count towards what is read (ten times the maximum), not towards the maximum.
+        assert_eq!(ids(json!(vec![1; 30])), Ok(vec![1]));
+        assert!(
+            ids(json!(vec![1; 31]))
+                .unwrap_err()
+                .contains("an array of 1 to 3")
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -210,10 +210,6 @@ fn batch_writes(params: &Map<String, Value>) -> Result<bool, ToolError> {
         writes |= !is_read(method);
     }
     Ok(writes)
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {

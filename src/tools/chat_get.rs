@@ -53,7 +53,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -111,10 +111,6 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
         entity_type,
         entity_id,
     })
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn run<'a>(

@@ -35,7 +35,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -57,10 +57,6 @@ fn output() -> Value {
 
 fn parse(arguments: &JsonObject) -> Result<i64, ToolError> {
     args::chat_arg(&Args::new(arguments, &["CHAT_ID"])?)
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {

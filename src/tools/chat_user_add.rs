@@ -36,7 +36,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -73,32 +73,12 @@ struct Input {
 fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
     let args = Args::new(arguments, &["CHAT_ID", "USERS", "HIDE_HISTORY"])?;
     let chat_id = args::chat_arg(&args)?;
-    let expected = format!("an array of 1 to {MAX_USERS} positive user IDs, e.g. [1269, 1271]");
-    let value = args.required("USERS", &expected)?;
-    let list = value
-        .as_array()
-        .filter(|l| !l.is_empty() && l.len() <= 10 * MAX_USERS)
-        .ok_or_else(|| args::wrong("USERS", &expected, value))?;
-    let mut users = Vec::new();
-    for (i, item) in list.iter().enumerate() {
-        let id = args::positive_id(item)
-            .ok_or_else(|| args::wrong(&format!("USERS[{i}]"), "a positive user ID", item))?;
-        if !users.contains(&id) {
-            users.push(id);
-        }
-    }
-    if users.len() > MAX_USERS {
-        return Err(args::wrong("USERS", &expected, value));
-    }
+    let users = args::user_ids(&args, "USERS", MAX_USERS, "[1269, 1271]")?;
     Ok(Input {
         chat_id,
         users,
         hide_history: args::flag(&args, "HIDE_HISTORY")?.unwrap_or(true),
     })
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {

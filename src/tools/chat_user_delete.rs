@@ -34,7 +34,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -67,10 +67,6 @@ fn parse(arguments: &JsonObject) -> Result<(i64, i64), ToolError> {
         args::chat_arg(&args)?,
         args::id_arg(&args, "USER_ID", 1271)?,
     ))
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {

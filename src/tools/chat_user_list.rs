@@ -62,13 +62,9 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input: input_schema,
     output: output_schema,
-    check,
+    check: |arguments| parse_chat_id(Some(arguments)).map(drop),
     run,
 };
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse_chat_id(Some(arguments)).map(|_| ())
-}
 
 fn run<'a>(
     client: &'a Client,

@@ -38,7 +38,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -69,10 +69,6 @@ fn output() -> Value {
 
 fn parse(arguments: &JsonObject) -> Result<String, ToolError> {
     args::dialog(&Args::new(arguments, &["CHAT_ID", "DIALOG_ID"])?)
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn run<'a>(

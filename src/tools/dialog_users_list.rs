@@ -39,7 +39,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -81,10 +81,6 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
         skip_external: args::flag(&args, "SKIP_EXTERNAL")?,
         max_users: args::integer(&args, "MAX_USERS", 1..=MAX_MAX_USERS, DEFAULT_MAX_USERS)?,
     })
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn run<'a>(

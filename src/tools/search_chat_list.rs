@@ -33,7 +33,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -92,10 +92,6 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
         limit: args::integer(&args, "LIMIT", 1..=50, 10)?,
         offset: args::integer(&args, "OFFSET", 0..=MAX_OFFSET, 0)?,
     })
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
 }
 
 fn run<'a>(

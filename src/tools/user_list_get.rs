@@ -37,7 +37,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
     description: DESCRIPTION,
     input,
     output,
-    check,
+    check: |arguments| parse(arguments).map(drop),
     run,
 };
 
@@ -65,31 +65,7 @@ fn output() -> Value {
 
 fn parse(arguments: &JsonObject) -> Result<Vec<i64>, ToolError> {
     let args = Args::new(arguments, &["ID"])?;
-    let expected = format!("an array of 1 to {MAX_IDS} positive user IDs, e.g. [99, 1269]");
-    let value = args.required("ID", &expected)?;
-    let list = value
-        .as_array()
-        .filter(|list| !list.is_empty() && list.len() <= 10 * MAX_IDS)
-        .ok_or_else(|| args::wrong("ID", &expected, value))?;
-    let mut ids = Vec::new();
-    for (index, item) in list.iter().enumerate() {
-        let id = args::positive_id(item)
-            .ok_or_else(|| args::wrong(&format!("ID[{index}]"), "a positive user ID", item))?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    if ids.len() > MAX_IDS {
-        return Err(ToolError::invalid_argument(format!(
-            "ID holds {} different IDs; at most {MAX_IDS} are taken per call",
-            ids.len()
-        )));
-    }
-    Ok(ids)
-}
-
-fn check(arguments: &JsonObject) -> Result<(), ToolError> {
-    parse(arguments).map(|_| ())
+    args::user_ids(&args, "ID", MAX_IDS, "[99, 1269]")
 }
 
 fn run<'a>(

@@ -14,6 +14,7 @@ use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
 
 /// The webhook code the tests configure; it must never show up in output.
 pub const CODE: &str = "t0p53cr3tc0de42x";
@@ -293,7 +294,6 @@ pub async fn spawn_http_server(
     String,
     tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
 ) {
-    use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(BIN)
         .args([
             "serve",
@@ -313,8 +313,16 @@ pub async fn spawn_http_server(
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (address, logs) = listening_address(&mut lines).await;
+    (child, address, logs, lines)
+}
+
+/// Reads a server's JSON log until it says where it listens: the address, and the log so far.
+pub async fn listening_address(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) -> (String, String) {
     let mut logs = String::new();
-    let address = loop {
+    loop {
         let line = lines
             .next_line()
             .await
@@ -323,10 +331,9 @@ pub async fn spawn_http_server(
         logs.push_str(&line);
         let entry: Value = serde_json::from_str(&line).unwrap();
         if let Some(address) = entry["fields"]["address"].as_str() {
-            break address.to_owned();
+            return (address.to_owned(), logs);
         }
-    };
-    (child, address, logs, lines)
+    }
 }
 
 /// `im.chat.user.list` for chat 2935 as a request of its own: not shared with identical concurrent

@@ -167,7 +167,8 @@ impl RedisStore {
         format!("{} (prefix {:?})", self.url, self.prefix)
     }
 
-    pub fn key(&self) -> Option<&StateKey> {
+    /// The key that seals the tokens, if configured.
+    pub fn sealing_key(&self) -> Option<&StateKey> {
         self.key.as_ref()
     }
 

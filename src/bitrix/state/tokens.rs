@@ -67,7 +67,7 @@ impl SharedTokens {
             return Ok(None);
         };
         let key = store
-            .key()
+            .sealing_key()
             .ok_or_else(|| store.unavailable("no BITRIX24_STATE_KEY to open the tokens with"))?;
         let plain = key.open(&raw, self.record.as_bytes()).map_err(|err| {
             CallError::StateUnreadable {
@@ -96,7 +96,7 @@ impl SharedTokens {
     ) -> Result<bool, CallError> {
         let store = &self.shared.store;
         let key = store
-            .key()
+            .sealing_key()
             .ok_or_else(|| store.unavailable("no BITRIX24_STATE_KEY to seal the tokens with"))?;
         let sealed = key
             .seal(&encode(stored), self.record.as_bytes())
