@@ -256,6 +256,32 @@ fn each_example_file_works_pasted_whole_in_its_own_client() {
     }
 }
 
+/// README shows each example file whole where it says the file is that entry "as a whole
+/// file".
+#[test]
+fn readme_shows_each_example_file_as_it_is() {
+    let text = readme();
+    let mut shown = Vec::new();
+    let mut block: Option<String> = None;
+    for line in text.lines() {
+        match (&mut block, line) {
+            (None, "```json") => block = Some(String::new()),
+            (Some(json), "```") => {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(json) {
+                    shown.push(value);
+                }
+                block = None;
+            }
+            (Some(json), line) => json.push_str(line),
+            (None, _) => {}
+        }
+    }
+    for file in ["mcp.json.example", "cursor.mcp.json.example"] {
+        let example: serde_json::Value = serde_json::from_str(&read(file)).unwrap();
+        assert!(shown.contains(&example), "README does not show {file}");
+    }
+}
+
 /// The tools, in the registry's order, with their REST methods: in README's short table and in
 /// the full table of docs/tools.md.
 #[test]
