@@ -22,7 +22,7 @@ use clap::CommandFactory;
 const README: &str = "README.md";
 /// Every flag with its environment variable, in the table under its title.
 const CONFIGURATION: &str = "docs/configuration.md";
-/// Every error code, in the table under its title.
+/// Every error code, in the table under `## Codes`.
 const ERRORS: &str = "docs/errors.md";
 /// Every tool with its REST method, example input and answer, in the table under its title.
 const TOOLS: &str = "docs/tools.md";
@@ -162,7 +162,7 @@ fn own_codes() -> BTreeSet<String> {
 #[test]
 fn the_error_table_lists_every_code_the_server_knows() {
     let mut in_readme = BTreeSet::new();
-    for row in table_rows(ERRORS, "# Errors") {
+    for row in table_rows(ERRORS, "## Codes") {
         for code in quoted(&row[0]) {
             in_readme.insert(code);
         }
