@@ -120,8 +120,13 @@ fn plural(n: usize, noun: &str) -> String {
 /// `ID=5, fields[TITLE]="New"`, targets first; past the budget the rest are counted and named.
 /// `leaves` holds the pairs and how many more were not looked at.
 fn parameters((mut pairs, unseen): (Vec<(String, String)>, usize), budget: usize) -> String {
-    // Stable: the targets first, then the rest, each in the order given.
-    pairs.sort_by_key(|(name, _)| !is_target(name));
+    // Stable: the call's own targets (`ID`), then targets inside (`fields[STAGE_ID]`), then the
+    // rest, each in the order given.
+    pairs.sort_by_key(|(name, _)| match (is_target(name), name.contains('[')) {
+        (true, false) => 0,
+        (true, true) => 1,
+        (false, _) => 2,
+    });
     let mut text = String::new();
     let mut shown = 0;
     for (name, value) in &pairs {
