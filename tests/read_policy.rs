@@ -385,7 +385,7 @@ async fn a_read_looking_writer_that_times_out_is_sent_once_with_outcome_unknown(
             .respond_with(slow.clone())
             .mount(&server)
             .await;
-        let tools = Bitrix24Tools::new(Some(webhook_client(&server.uri(), options.clone())))
+        let tools = Bitrix24Tools::new(Some(webhook_client(&server.uri(), options)))
             .serving(writes(true, true));
         let result = tools
             .call(
