@@ -7,6 +7,7 @@
 mod plan;
 mod policy;
 mod question;
+mod quote;
 
 pub use policy::{INFORMATIONAL, MAX_METHOD_CHARS, READ_LOOKING_WRITERS, is_read, valid_method};
 
@@ -125,7 +126,7 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
         return Ok(None);
     }
     Ok(Some(Intent {
-        summary: format!("call {}", input.method),
+        summary: question::summary(&input.plan),
         chat: None,
         user: None,
         confirm: Some(question::question(

@@ -9,10 +9,9 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::plan::{Command, Plan};
+use super::quote::{MAX_VALUE_CHARS, quote, quote_bounded};
 use crate::tools::confirm::Question;
 
-/// The longest value quoted whole, in characters; longer ones are shortened with their length.
-const MAX_VALUE_CHARS: usize = 60;
 /// The longest parameter name shown whole.
 const MAX_NAME_CHARS: usize = 40;
 /// The characters all writes' parameters may take together; each write gets its share, and at
@@ -47,6 +46,31 @@ pub fn question(method: &str, params: &Map<String, Value>, plan: &Plan) -> Quest
     Question {
         message: format!("{message} To confirm, type the method name: {method}"),
         expected: method.to_owned(),
+    }
+}
+
+/// What the write log says changes: the method, and for a batch the methods that write
+/// (`call batch: im.chat.leave ×2, crm.deal.update`). Method names only: they were checked to be
+/// names, while values are the caller's.
+pub fn summary(plan: &Plan) -> String {
+    match plan {
+        Plan::Single { method, .. } => format!("call {method}"),
+        Plan::Batch(commands) => {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for command in commands.iter().filter(|c| !c.read) {
+                *counts
+                    .entry(command.method.to_ascii_lowercase())
+                    .or_default() += 1;
+            }
+            let writes: Vec<String> = counts
+                .iter()
+                .map(|(method, &n)| match n {
+                    1 => method.clone(),
+                    n => format!("{method} ×{n}"),
+                })
+                .collect();
+            format!("call batch: {}", writes.join(", "))
+        }
     }
 }
 
@@ -233,47 +257,6 @@ fn name_of(name: &str) -> String {
     }
 }
 
-/// A value from the caller, quoted: see [`quote_bounded`].
-pub fn quote(text: &str) -> String {
-    quote_bounded(text, MAX_VALUE_CHARS)
-}
-
-/// `text` in double quotes with quotes, backslashes, control characters, line and paragraph
-/// separators and bidirectional or invisible formatting characters escaped (`\n`, `\u{202e}`),
-/// so that it reads as one value on one line; past `max` characters it is shortened and its
-/// length given: `"abc…" (1200 characters)`.
-pub fn quote_bounded(text: &str, max: usize) -> String {
-    let total = text.chars().count();
-    let mut quoted = String::from("\"");
-    for c in text.chars().take(max) {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            '\n' => quoted.push_str("\\n"),
-            '\r' => quoted.push_str("\\r"),
-            '\t' => quoted.push_str("\\t"),
-            c if c.is_control() || is_format(c) => {
-                let _ = write!(quoted, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => quoted.push(c),
-        }
-    }
-    if total > max {
-        let _ = write!(quoted, "…\" ({total} characters)");
-    } else {
-        quoted.push('"');
-    }
-    quoted
-}
-
-/// Characters that move or hide text without showing themselves: line and paragraph separators,
-/// bidirectional controls, zero-width characters, the byte-order mark.
-fn is_format(c: char) -> bool {
-    matches!(c,
-        '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
-        | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::plan::classify;
@@ -383,12 +366,11 @@ mod tests {
     }
 
     #[test]
-    fn quoting_shortens_long_text_with_its_length() {
-        assert_eq!(quote_bounded("abcdef", 3), "\"abc…\" (6 characters)");
-        assert_eq!(quote_bounded("a\\b", 10), "\"a\\\\b\"");
-        assert_eq!(
-            quote_bounded("\u{0}\u{7f}\u{feff}", 10),
-            "\"\\u{0}\\u{7f}\\u{feff}\""
-        );
+    fn the_write_log_names_the_methods_that_write() {
+        let params = json!({"cmd": ["user.get", "im.chat.leave?CHAT_ID=1", "IM.CHAT.LEAVE?CHAT_ID=2", "crm.deal.add"]});
+        let plan = classify("batch", params.as_object().unwrap()).unwrap();
+        assert_eq!(summary(&plan), "call batch: crm.deal.add, im.chat.leave ×2");
+        let plan = classify("im.chat.leave", &Map::new()).unwrap();
+        assert_eq!(summary(&plan), "call im.chat.leave");
     }
 }
