@@ -56,7 +56,7 @@ fn input() -> Value {
         "type": "object",
         "properties": {
             "method": {"type": "string", "description": "As the docs write it: crm.deal.fields, catalog.product.getFieldsByFilter."},
-            "params": {"type": "object", "description": "The method's parameters, at most 64 KiB as JSON."},
+            "params": {"type": "object", "description": "The method's parameters, at most 64 KiB as JSON, each name once whatever its letter case (Bitrix24 ignores case). For batch: {\"cmd\": {\"a\": \"user.get?ID=1\"}, \"halt\": 0}."},
         },
         "required": ["method"],
     })
