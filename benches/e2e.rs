@@ -848,6 +848,11 @@ const NOTES: &str = "
 - **Memory**: `VmRSS` of the stdio server right after `initialize`, and `VmHWM` (peak) of the HTTP
   server after the 64-way run. Most idle memory is the binary's own mapped code and relocated data,
   which is why the release profile uses LTO and one codegen unit.
+- **Large answers**: a portal on loopback answers every call with the same 4.0 MB
+  `im.chat.user.list` result (500,000 IDs). A fresh stdio server gets one `im_chat_user_list`
+  call, another gets 32 at once (each for another chat, so none is shared); peak is `VmHWM` less
+  the `VmRSS` after `initialize`, kept is `VmRSS` once every answer has been read and the server
+  has had 0.3 s to settle. `BENCH_ONLY=memory cargo bench --bench e2e` prints these rows alone.
 - **Binary size**: the bench builds the binary together with the test-only features of its
   dependencies (rmcp's client side among them); `cargo build --release` leaves those out and is
   smaller (about 11.6 MB when last measured).
