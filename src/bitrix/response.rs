@@ -264,6 +264,25 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_in_result_is_read_within_the_budget_and_marked_cut() {
+        let ids: Vec<String> = (1_000_000..1_500_000).map(|i: u32| i.to_string()).collect();
+        let body = format!(
+            r#"{{"result":[{}],"total":500000,"next":50}}"#,
+            ids.join(",")
+        );
+        let env = ok(200, &body);
+        assert_eq!(
+            env.result.as_array().map(Vec::len),
+            Some(super::bounded::RESULT_VALUES)
+        );
+        assert!(env.cut);
+        assert!(env.large.is_some());
+        assert_eq!((env.total, env.next), (Some(500000), Some(50)));
+        let small = ok(200, r#"{"result":[1,2]}"#);
+        assert!(!small.cut && small.large.is_none());
+    }
+
+    #[test]
     fn lenient_integer_accepts_numbers_and_numeric_strings_only() {
         assert_eq!(lenient_integer(&json!(99)), Some(99));
         assert_eq!(lenient_integer(&json!("1269")), Some(1269));
