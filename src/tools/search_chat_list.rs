@@ -110,14 +110,23 @@ fn run<'a>(
             )
         })?;
         let shaper = Shaper::new(client);
+        // A page longer than LIMIT is cut to LIMIT, and the next page starts where it was cut.
+        let limit = usize::try_from(input.limit).unwrap_or(usize::MAX);
+        let cut = found.len() > limit || envelope.cut;
         let chats: Vec<Value> = found
             .iter()
+            .take(limit)
             .filter_map(|chat| shaper.chat(chat))
-            .take(50)
             .collect();
+        let next = if cut {
+            Some(input.offset + input.limit)
+        } else {
+            envelope.next.filter(|next| *next > input.offset)
+        };
+        let listed = input.offset + found.len() as i64;
         Ok(json!({
-            "total": envelope.total.unwrap_or(input.offset + chats.len() as i64),
-            "next": envelope.next.filter(|next| *next > input.offset),
+            "total": envelope.total.unwrap_or(listed),
+            "next": next,
             "chats": chats,
         }))
     })
