@@ -328,7 +328,7 @@ async fn the_typed_chat_id_lets_a_removal_through_in_both_eras() {
         );
         assert!(
             asked[0].ends_with(
-                "For reference, chat 2935 is the chat the portal calls «Marketing team»; user \
+                "2935\n\nFor reference, chat 2935 is the chat the portal calls «Marketing team»; user \
                  1269 is the user the portal calls «Alexander Smith»."
             ),
             "the targets are named, in the portal's quoted words: {asked:?}"

@@ -139,7 +139,8 @@ impl Confirmations {
             Err(refusal) => return Verdict::Refused(refusal),
         };
         if let Some(names) = targets::describe(client, intent).await {
-            question.message = format!("{} {names}", question.message);
+            // A paragraph of its own, after the server's words: the portal's never lead.
+            question.message = format!("{}\n\n{names}", question.message);
         }
         match channel {
             Channel::InputRequired => self.ask_statelessly(client, &call, question),
