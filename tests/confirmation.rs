@@ -572,3 +572,27 @@ async fn a_write_cancelled_while_the_portal_is_slow_is_logged_with_outcome_unkno
         .count();
     assert_eq!(leaves, 1);
 }
+
+/// A store without the key cannot share the confirmation key: the start-up log says so.
+#[test]
+fn writes_with_a_store_but_no_key_warn_that_only_the_asking_instance_can_take_the_answer() {
+    let output = std::process::Command::new(BIN)
+        .arg("--allow-writes")
+        .env(
+            "BITRIX24_WEBHOOK_URL",
+            format!("http://127.0.0.1:9/rest/1/{CODE}/"),
+        )
+        .env("BITRIX24_STATE_URL", "redis://127.0.0.1:9/0")
+        .env_remove("BITRIX24_STATE_KEY")
+        .env_remove("BITRIX24_TOKEN_FILE")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("a state store without BITRIX24_STATE_KEY: a confirmation asked on MCP 2026-07-28 can be answered only by the instance that asked"),
+        "{log}"
+    );
+    assert!(output.stdout.is_empty());
+}
