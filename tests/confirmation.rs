@@ -191,6 +191,18 @@ async fn a_confirmation_replayed_in_a_row_makes_one_write() {
     let client = connect(tools, User::typing("2935"), stateless()).await;
     let arguments = json!({"CHAT_ID": 2935, "USER_ID": 1269});
     let input = ask(&client, "im_chat_user_delete", arguments.clone()).await;
+    // Carried to another tool, the state is refused (and not spent).
+    let elsewhere = answer(
+        &client,
+        retry("im_chat_leave", json!({"CHAT_ID": 2935}), &input, "2935"),
+    )
+    .await;
+    assert!(
+        error_object(&elsewhere)["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("the confirmation was for another tool")
+    );
     let first = answer(
         &client,
         retry("im_chat_user_delete", arguments.clone(), &input, "2935"),

@@ -51,7 +51,7 @@ impl WriteLog {
 
     fn log(&mut self, outcome: &str) {
         self.logged = true;
-        info!(tool = %self.tool, change = %self.change, outcome, confirmed = self.confirmed, transport = self.transport, session = %self.session, "write");
+        info!(tool = self.tool.as_str(), change = %self.change, outcome = %outcome, confirmed = self.confirmed, transport = self.transport, session = %self.session, "write");
     }
 }
 
