@@ -289,11 +289,15 @@ impl Bitrix24Tools {
         }))
     }
 
-    /// What a confirmation state is bound to: the HTTP session (`Mcp-Session-Id`) or the SSE
-    /// session when there is one; nothing on streamable HTTP without one (the stateless
-    /// protocol, or `--stateless`: any instance may take the answer); else this connection.
+    /// What a confirmation state is bound to: the HTTP session when the request came through
+    /// one (rmcp checked its `Mcp-Session-Id`; such a request has the session's initialize
+    /// parameters), or the SSE session; nothing on streamable HTTP's stateless route (the 2026
+    /// protocol, or `--stateless`: there a session header is only the client's word, and any
+    /// instance may take the answer); else this connection (stdio).
     fn binding(&self, context: Option<&RequestContext<RoleServer>>, session: &str) -> String {
-        let header = context.and_then(http_session);
+        let header = context
+            .filter(|context| context.peer.peer_info().is_some())
+            .and_then(http_session);
         match (header, self.transport) {
             (Some(id), _) => format!("http-{id}"),
             (None, "streamable-http") => String::new(),
