@@ -173,6 +173,11 @@ impl Client {
         self
     }
 
+    /// This portal's share of the state store, if one is configured.
+    pub fn shared_state(&self) -> Option<&state::Shared> {
+        self.shared.as_ref()
+    }
+
     /// The shared state store, if any.
     pub fn state_store(&self) -> Option<&state::RedisStore> {
         self.shared.as_ref().map(|s| &*s.store)
