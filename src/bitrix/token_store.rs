@@ -90,6 +90,13 @@ pub enum LockError {
         path: PathBuf,
         waited: std::time::Duration,
     },
+    /// Something this server did not make is at the lock's path. A link is not followed (it
+    /// would create or lock a file elsewhere); retrying cannot help.
+    #[error(
+        "the token file's lock {path} is {kind}, not a regular file; remove or rename it (the \
+         server creates the lock itself), or point BITRIX24_TOKEN_FILE elsewhere"
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
 }
 
 /// How often a waiting process tries the lock again.
@@ -186,6 +193,25 @@ impl TokenStore {
         PathBuf::from(name)
     }
 
+    /// Refuses a lock path that holds anything but a regular file (or nothing): a directory, a
+    /// symbolic link (never followed), a FIFO, a device.
+    pub fn check_lock_path(&self) -> Result<(), LockError> {
+        let path = self.lock_path();
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => Err(LockError::NotRegular {
+                path,
+                kind: "a symbolic link",
+            }),
+            Ok(meta) if !meta.is_file() => Err(LockError::NotRegular {
+                path,
+                kind: file_kind(&meta),
+            }),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(LockError::Open { path, source }),
+        }
+    }
+
     /// Takes the refresh lock, waiting at most `max_wait`; `waiting` is called once if another
     /// process holds it, so the wait can be reported.
     pub async fn lock(
@@ -200,6 +226,7 @@ impl TokenStore {
                 source,
             })?;
         }
+        self.check_lock_path()?;
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]

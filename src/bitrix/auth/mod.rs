@@ -17,7 +17,7 @@ use super::request::Exchange;
 use super::secret::Secret;
 use super::state::Shared;
 use super::state::tokens::SharedTokens;
-use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
+use super::token_store::{LockError, StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
 use super::{Observer, Wait};
 
 mod grant;
@@ -78,6 +78,8 @@ pub struct OAuthSettings {
 pub enum SetupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(
         "no refresh token: set BITRIX24_REFRESH_TOKEN, or point BITRIX24_TOKEN_FILE at a file \
          this server wrote before"
@@ -199,6 +201,10 @@ impl OAuthSession {
             (None, None) => return Err(SetupError::NoRefreshToken),
         };
         let shared = shared.map(SharedTokens::new);
+        if let Some(store) = store.as_ref().filter(|_| shared.is_none()) {
+            // Refused at start, like the token file itself: the lock is needed at every refresh.
+            store.check_lock_path()?;
+        }
         if let Some(shared) = &shared {
             info!(store = %shared.describe(), "oauth tokens are shared through the state store");
             if let Some(store) = &store {
@@ -327,8 +333,15 @@ impl OAuthSession {
                 store
                     .lock(FILE_LOCK_WAIT, || observer(Wait::TokenRefresh))
                     .await
-                    .map_err(|err| CallError::StateUnavailable {
-                        detail: err.to_string(),
+                    .map_err(|err| match err {
+                        LockError::NotRegular { .. } => CallError::StateMisconfigured {
+                            detail: err.to_string(),
+                        },
+                        LockError::Open { .. } | LockError::Busy { .. } => {
+                            CallError::StateUnavailable {
+                                detail: err.to_string(),
+                            }
+                        }
                     })?,
             ),
             None => None,
