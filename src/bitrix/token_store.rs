@@ -28,6 +28,9 @@ pub struct StoredTokens {
     /// A fingerprint of the refresh token the file was first seeded from (from the environment),
     /// so a newer pair pasted into the environment after re-authorizing is recognised.
     pub seed: String,
+    /// How many refreshes this pair is from the seed: of two pairs from one seed, the one with
+    /// the higher number is the newer. `None` in a record an older version wrote.
+    pub serial: Option<u64>,
     /// Unix time of the save.
     pub saved_at: i64,
 }
@@ -40,6 +43,8 @@ struct FileFormat {
     expires: Option<i64>,
     #[serde(default)]
     seed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    serial: Option<u64>,
     #[serde(default)]
     saved_at: i64,
 }
@@ -351,6 +356,7 @@ pub fn encode(stored: &StoredTokens) -> Vec<u8> {
         refresh_token: stored.tokens.refresh_token.expose().to_owned(),
         expires: stored.tokens.expires_at,
         seed: stored.seed.clone(),
+        serial: stored.serial,
         saved_at: stored.saved_at,
     };
     // Strings and integers only: serialising this cannot fail.
@@ -372,6 +378,7 @@ pub fn decode(bytes: &[u8]) -> Result<StoredTokens, String> {
             expires_at: file.expires,
         },
         seed: file.seed,
+        serial: file.serial,
         saved_at: file.saved_at,
     })
 }
@@ -463,6 +470,7 @@ mod tests {
                 expires_at: Some(1_700_000_000 + i64::from(n)),
             },
             seed: "seed".into(),
+            serial: Some(u64::from(n)),
             saved_at: 1_700_000_000,
         }
     }

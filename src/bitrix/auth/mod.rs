@@ -21,7 +21,10 @@ use super::token_store::{LockError, StoreError, StoredTokens, TokenStore, Tokens
 use super::{Observer, Wait};
 
 mod grant;
+mod lineage;
 mod shared;
+
+use lineage::Standing;
 
 /// How the client authenticates.
 #[derive(Debug)]
@@ -97,6 +100,11 @@ pub struct Generation {
     /// Issued by the token server to this process just now. A pair adopted from the token file
     /// or the state store (or configured) may already be expired at the portal.
     pub fresh: bool,
+    /// The fingerprint of the refresh token this pair descends from, and how many refreshes it
+    /// is from it (`None`: not known, as in a record an older version wrote): what tells a newer
+    /// stored pair from an older one.
+    seed: String,
+    serial: Option<u64>,
 }
 
 /// The longest a refresh waits for another process's refresh (which is one request to the token
@@ -180,23 +188,24 @@ impl OAuthSession {
             access_token: settings.access_token.clone().unwrap_or_default(),
             refresh_token: refresh,
         });
-        let (tokens, seed, save_now) = match (stored, configured) {
+        // A configured pair starts its lineage: no refresh yet.
+        let (tokens, seed, serial, save_now) = match (stored, configured) {
             (Some(file), Some(env))
                 if file.seed == fingerprint(&env.refresh_token)
                     || file.tokens.refresh_token == env.refresh_token =>
             {
                 info!("using the tokens from the token file (newer than the configured ones)");
-                (file.tokens, file.seed, false)
+                (file.tokens, file.seed, file.serial, false)
             }
             (Some(_), Some(env)) => {
                 info!("the configured refresh token is new: it replaces the token file's");
                 let seed = fingerprint(&env.refresh_token);
-                (env, seed, true)
+                (env, seed, Some(0), true)
             }
-            (Some(file), None) => (file.tokens, file.seed, false),
+            (Some(file), None) => (file.tokens, file.seed, file.serial, false),
             (None, Some(env)) => {
                 let seed = fingerprint(&env.refresh_token);
-                (env, seed, store.is_some())
+                (env, seed, Some(0), store.is_some())
             }
             (None, None) => return Err(SetupError::NoRefreshToken),
         };
@@ -230,12 +239,14 @@ impl OAuthSession {
             // With a shared store the file is a seed, never written or locked.
             store: if shared.is_some() { None } else { store },
             shared,
-            seed,
+            seed: seed.clone(),
             current: RwLock::new(Arc::new(Generation {
                 tokens,
                 number: 0,
                 previous: None,
                 fresh: false,
+                seed,
+                serial,
             })),
             refresh_lock: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
@@ -243,7 +254,7 @@ impl OAuthSession {
         };
         if save_now && session.shared.is_none() {
             // Durable from the start: a crash before the first refresh must not lose the seed.
-            session.save(&session.current().tokens)?;
+            session.save(&session.current().record())?;
         }
         Ok(session)
     }
@@ -346,21 +357,22 @@ impl OAuthSession {
             ),
             None => None,
         };
-        if let Some(adopted) = self.adopt_saved(current) {
+        if let Some(adopted) = self.reconcile_file(current) {
             return Ok(adopted);
         }
         let outcome = self
             .request_tokens(exchange, &current.tokens.refresh_token)
             .await;
         // The refresh token was refused: if another process rotated it meanwhile (one that does
-        // not take the lock, say an older version), its pair is in the file.
+        // not take the lock, say an older version), its pair is in the file, whatever its number.
         if is_invalid_grant(&outcome)
-            && let Some(adopted) = self.adopt_saved(current)
+            && let Some(stored) = self.load_file()
+            && current.standing(&stored) != Standing::Same
         {
-            return Ok(adopted);
+            return Ok(self.take(current, &stored, "another process (token file)"));
         }
         if let Ok(tokens) = &outcome
-            && let Err(err) = self.save(tokens)
+            && let Err(err) = self.save(&current.successor(tokens))
         {
             // The old refresh token is already dead at the portal: losing the new one from
             // memory too would lock the user out, so keep going and say so loudly.
@@ -369,38 +381,73 @@ impl OAuthSession {
         self.settle(current, outcome)
     }
 
-    /// The pair in the token file, when another process saved one since `current` (a rotated
-    /// refresh token is always a different one): it becomes the next generation.
-    fn adopt_saved(&self, current: &Generation) -> Option<Arc<Generation>> {
-        let stored = match self.store.as_ref()?.load() {
-            Ok(Some(stored)) => stored,
-            Ok(None) => return None,
+    /// Compares the token file with the pair in use: a newer pair there (another process
+    /// refreshed) becomes the next generation; an older one, or none, means a save was lost, and
+    /// the pair in use is written back — the file's refresh token is spent, and a process that
+    /// took it up would be locked out.
+    fn reconcile_file(&self, current: &Generation) -> Option<Arc<Generation>> {
+        let store = self.store.as_ref()?;
+        let standing = match store.load() {
+            Ok(Some(stored)) => match current.standing(&stored) {
+                Standing::Newer => {
+                    return Some(self.take(current, &stored, "another process (token file)"));
+                }
+                standing => Some(standing),
+            },
+            Ok(None) => None,
             Err(err) => {
                 warn!(error = %err, "cannot read the token file to look for a newer pair");
                 return None;
             }
         };
-        self.adopt(current, &stored.tokens, "another process (token file)")
+        if standing != Some(Standing::Same) {
+            warn!(
+                "the token file lost the pair in use (it holds an older pair, or none): writing it back"
+            );
+            if let Err(err) = self.save(&current.record()) {
+                error!(error = %err, "the pair in use could not be written back to the token file");
+            }
+        }
+        None
     }
 
-    /// Makes `tokens` the next generation unless they are the pair in use (a rotated refresh
-    /// token is always a different one).
-    fn adopt(&self, current: &Generation, tokens: &Tokens, from: &str) -> Option<Arc<Generation>> {
-        if tokens.refresh_token == current.tokens.refresh_token {
-            return None;
+    /// The token file's pair, if it can be read.
+    fn load_file(&self) -> Option<StoredTokens> {
+        match self.store.as_ref()?.load() {
+            Ok(stored) => stored,
+            Err(err) => {
+                warn!(error = %err, "cannot read the token file to look for a newer pair");
+                None
+            }
         }
+    }
+
+    /// Makes `stored` the next generation when it is newer than the pair in use.
+    fn adopt(
+        &self,
+        current: &Generation,
+        stored: &StoredTokens,
+        from: &str,
+    ) -> Option<Arc<Generation>> {
+        (current.standing(stored) == Standing::Newer).then(|| self.take(current, stored, from))
+    }
+
+    /// Makes `stored` the next generation.
+    fn take(&self, current: &Generation, stored: &StoredTokens, from: &str) -> Arc<Generation> {
         let next = Arc::new(Generation {
             number: current.number + 1,
             previous: Some(current.tokens.clone()),
-            tokens: tokens.clone(),
+            tokens: stored.tokens.clone(),
             fresh: false,
+            seed: stored.seed.clone(),
+            serial: stored.serial,
         });
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = next.clone();
         info!(
             generation = next.number,
             from, "adopted the oauth tokens another refresh saved"
         );
-        Some(next)
+        next
     }
 
     /// Publishes a refresh's outcome (already saved): the new pair, or the failure. Counted when
@@ -426,6 +473,8 @@ impl OAuthSession {
                 let next = Arc::new(Generation {
                     number: current.number + 1,
                     previous: Some(current.tokens.clone()),
+                    serial: current.successor(&tokens).serial,
+                    seed: current.seed.clone(),
                     tokens,
                     fresh: true,
                 });
@@ -445,13 +494,9 @@ impl OAuthSession {
         }
     }
 
-    fn save(&self, tokens: &Tokens) -> Result<(), StoreError> {
+    fn save(&self, stored: &StoredTokens) -> Result<(), StoreError> {
         match &self.store {
-            Some(store) => store.save(&StoredTokens {
-                tokens: tokens.clone(),
-                seed: self.seed.clone(),
-                saved_at: unix_now(),
-            }),
+            Some(store) => store.save(stored),
             None => Ok(()),
         }
     }
