@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
+use super::Observer;
 use super::clock::unix_now;
 use super::endpoint::{ServiceUrl, WebhookUrl};
 use super::error::CallError;
@@ -18,8 +19,8 @@ use super::secret::Secret;
 use super::state::Shared;
 use super::state::tokens::SharedTokens;
 use super::token_store::{LockError, StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
-use super::{Observer, Wait};
 
+mod file;
 mod grant;
 mod lineage;
 mod shared;
@@ -329,96 +330,6 @@ impl OAuthSession {
                     .await
             }
             None => self.refresh_file(exchange, &current, observer).await,
-        }
-    }
-
-    /// A refresh under the token file's lock (when there is a file).
-    async fn refresh_file(
-        &self,
-        exchange: &Exchange<'_>,
-        current: &Arc<Generation>,
-        observer: Observer<'_>,
-    ) -> Result<Arc<Generation>, CallError> {
-        let _file_lock = match &self.store {
-            Some(store) => Some(
-                store
-                    .lock(FILE_LOCK_WAIT, || observer(Wait::TokenRefresh))
-                    .await
-                    .map_err(|err| match err {
-                        LockError::NotRegular { .. } => CallError::StateMisconfigured {
-                            detail: err.to_string(),
-                        },
-                        LockError::Open { .. } | LockError::Busy { .. } => {
-                            CallError::StateUnavailable {
-                                detail: err.to_string(),
-                            }
-                        }
-                    })?,
-            ),
-            None => None,
-        };
-        if let Some(adopted) = self.reconcile_file(current) {
-            return Ok(adopted);
-        }
-        let outcome = self
-            .request_tokens(exchange, &current.tokens.refresh_token)
-            .await;
-        // The refresh token was refused: if another process rotated it meanwhile (one that does
-        // not take the lock, say an older version), its pair is in the file, whatever its number.
-        if is_invalid_grant(&outcome)
-            && let Some(stored) = self.load_file()
-            && current.standing(&stored) != Standing::Same
-        {
-            return Ok(self.take(current, &stored, "another process (token file)"));
-        }
-        if let Ok(tokens) = &outcome
-            && let Err(err) = self.save(&current.successor(tokens))
-        {
-            // The old refresh token is already dead at the portal: losing the new one from
-            // memory too would lock the user out, so keep going and say so loudly.
-            error!(error = %err, "the refreshed tokens could not be saved; they live in memory only");
-        }
-        self.settle(current, outcome)
-    }
-
-    /// Compares the token file with the pair in use: a newer pair there (another process
-    /// refreshed) becomes the next generation; an older one, or none, means a save was lost, and
-    /// the pair in use is written back — the file's refresh token is spent, and a process that
-    /// took it up would be locked out.
-    fn reconcile_file(&self, current: &Generation) -> Option<Arc<Generation>> {
-        let store = self.store.as_ref()?;
-        let standing = match store.load() {
-            Ok(Some(stored)) => match current.standing(&stored) {
-                Standing::Newer => {
-                    return Some(self.take(current, &stored, "another process (token file)"));
-                }
-                standing => Some(standing),
-            },
-            Ok(None) => None,
-            Err(err) => {
-                warn!(error = %err, "cannot read the token file to look for a newer pair");
-                return None;
-            }
-        };
-        if standing != Some(Standing::Same) {
-            warn!(
-                "the token file lost the pair in use (it holds an older pair, or none): writing it back"
-            );
-            if let Err(err) = self.save(&current.record()) {
-                error!(error = %err, "the pair in use could not be written back to the token file");
-            }
-        }
-        None
-    }
-
-    /// The token file's pair, if it can be read.
-    fn load_file(&self) -> Option<StoredTokens> {
-        match self.store.as_ref()?.load() {
-            Ok(stored) => stored,
-            Err(err) => {
-                warn!(error = %err, "cannot read the token file to look for a newer pair");
-                None
-            }
         }
     }
 
