@@ -51,6 +51,19 @@ fn stored_refresh(redis: &RedisServer, portal: &DemoPortal) -> String {
     stored.tokens.refresh_token.expose().to_owned()
 }
 
+/// Sets `key` to `value` in the store at `url`, as a restore from an older copy would.
+fn put_raw(url: &str, key: &str, value: &[u8]) {
+    let mut connection = redis::Client::open(url)
+        .unwrap()
+        .get_connection_with_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query::<()>(&mut connection)
+        .unwrap();
+}
+
 fn redis_instance(portal: &DemoPortal, redis_url: &str) -> tokio::process::Command {
     let mut command = oauth_process(portal);
     command
@@ -79,6 +92,7 @@ async fn redis_restarted_between_a_refresh_and_its_save_locks_nobody_out() {
     // The store is seeded with the configured pair.
     success_object(&chat_users(&first, 2935).await);
     assert_eq!(stored_refresh(&redis.lock().unwrap(), &portal), REFRESH);
+    let spent_record = redis.lock().unwrap().get(&tokens_key(&portal)).unwrap();
 
     // The access token expires; the refresh succeeds at the token server while Redis dies, so the
     // new pair cannot be saved. This call fails for want of the store; the new pair lives on in
@@ -89,14 +103,20 @@ async fn redis_restarted_between_a_refresh_and_its_save_locks_nobody_out() {
     assert_eq!(down["error"], "STATE_UNAVAILABLE", "{down}");
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
 
-    // Redis comes back with what it had saved: the spent pair.
+    // Redis comes back with what it had saved: the spent pair. The next call works with the pair
+    // in memory and writes it back, so the store holds a live pair again.
     redis.lock().unwrap().restart();
     assert_eq!(stored_refresh(&redis.lock().unwrap(), &portal), REFRESH);
     success_object(&chat_users(&first, 2935).await);
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
+    let written_back = stored_refresh(&redis.lock().unwrap(), &portal);
+    assert_ne!(written_back, REFRESH, "the live pair was not written back");
 
-    // The next expiry: the live pair is refreshed (the spent one is not taken up), and the store
-    // gets it.
+    // The store loses it again, unnoticed this time (a replica that lagged takes over, say): it
+    // holds the spent pair's record. At the next expiry the live pair is refreshed (the spent one
+    // is not taken up), and the store gets the new one.
+    put_raw(&redis_url, &tokens_key(&portal), &spent_record);
+    assert_eq!(stored_refresh(&redis.lock().unwrap(), &portal), REFRESH);
     portal.expire_access_tokens();
     let users = success_object(&chat_users(&first, 2935).await);
     assert_eq!(users["user_ids"], json!([99, 1269, 1271]));
@@ -148,11 +168,17 @@ async fn a_token_file_that_lost_a_save_locks_nobody_out() {
     portal.expire_access_tokens();
     success_object(&chat_users(&first, 2935).await);
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
-    // The old file comes back (a backup restored, say): it holds the spent pair.
+    // The file can be written again: the next call writes the pair in use back.
     std::fs::remove_dir(&file).unwrap();
+    success_object(&chat_users(&first, 2935).await);
+    assert_eq!(portal.requests_to("/oauth/token").len(), 1);
+    let live = load().tokens.refresh_token.expose().to_owned();
+    assert_ne!(live, REFRESH, "the live pair was not written back");
+
+    // The old file comes back, unnoticed (a backup restored, say): it holds the spent pair. At
+    // the next expiry the live pair is refreshed, not the spent one.
     std::fs::write(&file, saved.lock().unwrap().as_slice()).unwrap();
     assert_eq!(load().tokens.refresh_token.expose(), REFRESH);
-
     portal.expire_access_tokens();
     let users = success_object(&chat_users(&first, 2935).await);
     assert_eq!(users["user_ids"], json!([99, 1269, 1271]));

@@ -57,8 +57,10 @@ impl OAuthSession {
             && let Err(err) = self.save(&current.successor(tokens))
         {
             // The old refresh token is already dead at the portal: losing the new one from
-            // memory too would lock the user out, so keep going and say so loudly.
-            error!(error = %err, "the refreshed tokens could not be saved; they live in memory only");
+            // memory too would lock the user out, so keep going, say so loudly, and save it at
+            // the next call.
+            error!(error = %err, "the refreshed tokens could not be saved; they live in memory only until a later call saves them");
+            self.mark_unsaved();
         }
         self.settle(current, outcome)
     }
@@ -91,6 +93,29 @@ impl OAuthSession {
             }
         }
         None
+    }
+
+    /// After a failed save: under the file's lock, the pair in use goes back into the file
+    /// unless another process saved a newer one (then that is adopted). Whether the file and
+    /// this process agree now.
+    pub(super) async fn write_back_file(
+        &self,
+        current: &Arc<Generation>,
+        observer: Observer<'_>,
+    ) -> bool {
+        let Some(store) = &self.store else {
+            return true;
+        };
+        let Ok(_file_lock) = store
+            .lock(FILE_LOCK_WAIT, || observer(Wait::TokenRefresh))
+            .await
+        else {
+            return false;
+        };
+        self.reconcile_file(current).is_some()
+            || self
+                .load_file()
+                .is_some_and(|stored| current.standing(&stored) == Standing::Same)
     }
 
     /// The token file's pair, if it can be read.

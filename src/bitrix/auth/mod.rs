@@ -5,7 +5,7 @@
 //! anyone uses it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tracing::{debug, info, warn};
@@ -137,6 +137,9 @@ pub struct OAuthSession {
     /// share its outcome instead of each trying again.
     attempts: AtomicU64,
     last_failure: Mutex<Option<CallError>>,
+    /// A refreshed pair could not be saved (the store was down, the file unwritable): the next
+    /// call writes it back, so other processes are not left with a spent pair.
+    unsaved: AtomicBool,
 }
 
 impl OAuthSession {
@@ -252,6 +255,7 @@ impl OAuthSession {
             refresh_lock: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            unsaved: AtomicBool::new(false),
         };
         if save_now && session.shared.is_none() {
             // Durable from the start: a crash before the first refresh must not lose the seed.
@@ -286,6 +290,9 @@ impl OAuthSession {
         if let Some(shared) = self.shared.as_ref().filter(|s| !s.is_synced()) {
             self.sync(shared).await?;
         }
+        if self.unsaved.load(Ordering::Acquire) {
+            self.write_back(observer).await;
+        }
         let generation = self.current();
         match generation.tokens.expires_at {
             Some(expires) if unix_now() >= expires.saturating_sub(EXPIRY_MARGIN_SECS) => {
@@ -293,6 +300,28 @@ impl OAuthSession {
                 self.refresh(exchange, generation.number, observer).await
             }
             _ => Ok(generation),
+        }
+    }
+
+    fn mark_unsaved(&self) {
+        self.unsaved.store(true, Ordering::Release);
+    }
+
+    /// Saves the pair in use after its save failed, if the store takes it now; the call goes on
+    /// either way (it needs the pair, not the save).
+    async fn write_back(&self, observer: Observer<'_>) {
+        let _flight = self.refresh_lock.lock().await;
+        if !self.unsaved.load(Ordering::Acquire) {
+            return;
+        }
+        let current = self.current();
+        let agreed = match &self.shared {
+            Some(shared) => self.write_back_shared(shared, &current, observer).await,
+            None => self.write_back_file(&current, observer).await,
+        };
+        if agreed {
+            info!("the oauth pair in use is saved again");
+            self.unsaved.store(false, Ordering::Release);
         }
     }
 

@@ -92,11 +92,44 @@ impl OAuthSession {
                     }
                 }
                 Err(err) => {
-                    error!(error = %err, "the refreshed tokens could not be saved in the shared state store; they live in memory only")
+                    error!(error = %err, "the refreshed tokens could not be saved in the shared state store; they live in memory only until a later call saves them");
+                    self.mark_unsaved();
                 }
             }
         }
         self.settle(current, outcome)
+    }
+
+    /// After a failed save: under the store's lock, the pair in use goes back into the store
+    /// unless another instance stored a newer one (then that is adopted). Whether the store and
+    /// this instance agree now.
+    pub(super) async fn write_back_shared(
+        &self,
+        shared: &SharedTokens,
+        current: &Arc<Generation>,
+        observer: Observer<'_>,
+    ) -> bool {
+        let Ok(lock) = shared.lock(|| observer(Wait::TokenRefresh)).await else {
+            return false;
+        };
+        let agreed = match shared.load().await {
+            Ok(Some(record)) if current.standing(&record.stored) != Standing::Older => {
+                self.adopt(current, &record.stored, "another instance");
+                true
+            }
+            Ok(record) => {
+                info!("writing the oauth pair in use back into the shared state store");
+                shared
+                    .replace(record.as_ref(), &current.record())
+                    .await
+                    .is_ok_and(|written| written)
+            }
+            Err(_) => false,
+        };
+        if let Err(err) = lock.release().await {
+            warn!(error = %err, "the refresh lock could not be released; it expires by itself");
+        }
+        agreed
     }
 
     /// First use with a shared store: its record wins when it descends from the same refresh
