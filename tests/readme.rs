@@ -143,6 +143,7 @@ fn own_codes() -> BTreeSet<String> {
         },
         CallError::StateUnavailable { detail: "x".into() },
         CallError::StateUnreadable { detail: "x".into() },
+        CallError::StateMisconfigured { detail: "x".into() },
     ];
     errors
         .iter()

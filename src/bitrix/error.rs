@@ -98,6 +98,10 @@ pub enum CallError {
     /// them, or the record is damaged): retrying cannot help. Nothing was sent.
     #[error("{detail}")]
     StateUnreadable { detail: String },
+    /// The state kept on disk is not what it must be (the token file's lock is a directory or a
+    /// link): retrying cannot help until the user fixes what `detail` names. Nothing was sent.
+    #[error("{detail}")]
+    StateMisconfigured { detail: String },
     /// Retries ran out; `last` is the final failure.
     #[error("{last} (gave up after {attempts} attempts)")]
     RetriesExhausted { attempts: u32, last: Box<CallError> },
@@ -120,7 +124,8 @@ impl CallError {
             | CallError::OperationBlocked { .. }
             | CallError::RateLimited { .. }
             | CallError::StateUnavailable { .. }
-            | CallError::StateUnreadable { .. } => None,
+            | CallError::StateUnreadable { .. }
+            | CallError::StateMisconfigured { .. } => None,
         }
     }
 }

@@ -69,7 +69,8 @@ impl RateLimiter {
 }
 
 /// Per-method operating-time bookkeeping: when each method's window resets, and which methods
-/// are blocked until when. Times are Unix seconds, as the portal gives them.
+/// are blocked until when. Times are Unix seconds, as the portal gives them. Methods are keyed by
+/// the name the portal resolves (it ignores case), so no spelling of a blocked method gets past.
 #[derive(Debug)]
 pub struct OperatingGate {
     methods: Mutex<HashMap<String, MethodState>>,
@@ -107,7 +108,7 @@ impl OperatingGate {
     /// `Err(seconds)` while `method` is blocked.
     pub fn check(&self, method: &str, now: f64) -> Result<(), f64> {
         let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(state) = methods.get_mut(method) else {
+        let Some(state) = methods.get_mut(&method_key(method)) else {
             return Ok(());
         };
         match state.blocked_until {
@@ -126,7 +127,7 @@ impl OperatingGate {
             return;
         };
         let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
-        methods.entry(method.to_owned()).or_default().reset_at = Some(reset_at);
+        methods.entry(method_key(method)).or_default().reset_at = Some(reset_at);
     }
 
     /// The portal answered `OPERATION_TIME_LIMIT`: block the method until its window resets
@@ -134,7 +135,7 @@ impl OperatingGate {
     /// whatever the portal claimed). Returns the seconds until then.
     pub fn block(&self, method: &str, now: f64) -> f64 {
         let mut methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = methods.entry(method.to_owned()).or_default();
+        let state = methods.entry(method_key(method)).or_default();
         let longest = now + MAX_BLOCK.as_secs_f64();
         let until = match state.reset_at {
             Some(reset) if reset.is_finite() && reset > now => reset + 1.0,
@@ -149,8 +150,13 @@ impl OperatingGate {
     #[cfg(test)]
     fn state(&self, method: &str) -> Option<MethodState> {
         let methods = self.methods.lock().unwrap_or_else(PoisonError::into_inner);
-        methods.get(method).copied()
+        methods.get(&method_key(method)).copied()
     }
+}
+
+/// The method as the portal resolves it: `IM.Chat.User.List` is `im.chat.user.list`.
+pub fn method_key(method: &str) -> String {
+    method.to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -251,6 +257,27 @@ mod tests {
         );
         assert_eq!(gate.check("im.chat.user.list", now + 121.0), Ok(()));
         assert_eq!(gate.state("im.chat.user.list").unwrap().blocked_until, None);
+    }
+
+    #[test]
+    fn a_block_holds_for_every_spelling_of_the_method() {
+        let gate = OperatingGate::default();
+        gate.record(
+            "Im.Chat.User.List",
+            &Timing {
+                operating: Some(479.0),
+                operating_reset_at: Some(220.0),
+            },
+        );
+        assert_eq!(gate.block("im.chat.user.list", 100.0), 121.0);
+        for spelling in [
+            "IM.CHAT.USER.LIST",
+            "im.Chat.user.LIST",
+            "im.chat.user.list",
+        ] {
+            assert_eq!(gate.check(spelling, 160.0), Err(61.0), "{spelling}");
+        }
+        assert_eq!(gate.check("im.chat.get", 160.0), Ok(()));
     }
 
     #[test]

@@ -79,6 +79,7 @@ fn classify(err: &CallError) -> Class {
         | CallError::RateLimited { .. }
         | CallError::StateUnavailable { .. }
         | CallError::StateUnreadable { .. }
+        | CallError::StateMisconfigured { .. }
         | CallError::RetriesExhausted { .. } => Class::Final,
     }
 }
@@ -111,7 +112,8 @@ pub fn write_fate(err: &CallError) -> WriteFate {
         | CallError::OperationBlocked { .. }
         | CallError::RateLimited { .. }
         | CallError::StateUnavailable { .. }
-        | CallError::StateUnreadable { .. } => WriteFate::NotExecuted,
+        | CallError::StateUnreadable { .. }
+        | CallError::StateMisconfigured { .. } => WriteFate::NotExecuted,
         CallError::Network { .. } | CallError::Timeout { .. } => WriteFate::Unknown,
         // A 2xx we could not read may have been a success; a 5xx page may follow partial work.
         CallError::UnexpectedResponse { status, .. } if *status >= 500 || *status < 300 => {
@@ -138,6 +140,7 @@ impl RetryPolicy {
             | CallError::RateLimited { .. }
             | CallError::StateUnavailable { .. }
             | CallError::StateUnreadable { .. }
+            | CallError::StateMisconfigured { .. }
             | CallError::RetriesExhausted { .. } => false,
         };
         if certainly_not_run {

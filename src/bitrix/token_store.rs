@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::secret::Secret;
 
+mod lock;
+
+pub use lock::{LockError, RefreshLock};
+
 /// One OAuth token pair and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokens {
@@ -28,6 +32,9 @@ pub struct StoredTokens {
     /// A fingerprint of the refresh token the file was first seeded from (from the environment),
     /// so a newer pair pasted into the environment after re-authorizing is recognised.
     pub seed: String,
+    /// How many refreshes this pair is from the seed: of two pairs from one seed, the one with
+    /// the higher number is the newer. `None` in a record an older version wrote.
+    pub serial: Option<u64>,
     /// Unix time of the save.
     pub saved_at: i64,
 }
@@ -40,6 +47,8 @@ struct FileFormat {
     expires: Option<i64>,
     #[serde(default)]
     seed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    serial: Option<u64>,
     #[serde(default)]
     saved_at: i64,
 }
@@ -67,33 +76,6 @@ pub enum StoreError {
 pub struct TokenStore {
     path: PathBuf,
 }
-
-/// The exclusive lock on the file beside the token file, held for one refresh. Several processes
-/// on one app share the token file; the lock makes one of them refresh while the others wait and
-/// then adopt what it saved. It is an advisory lock (`flock`): it ends with the process that holds
-/// it, however that process ends. Dropping this releases it.
-#[derive(Debug)]
-pub struct RefreshLock {
-    _file: File,
-}
-
-/// Why the lock could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error("cannot open the token file's lock {path}: {source}")]
-    Open { path: PathBuf, source: io::Error },
-    #[error(
-        "another process has been refreshing the OAuth tokens (it holds {path}) for over {} s",
-        .waited.as_secs()
-    )]
-    Busy {
-        path: PathBuf,
-        waited: std::time::Duration,
-    },
-}
-
-/// How often a waiting process tries the lock again.
-const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// A temp file this old cannot belong to a save still under way.
 const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
@@ -177,62 +159,6 @@ impl TokenStore {
             })
             .filter(|entry| fs::remove_file(entry.path()).is_ok())
             .count()
-    }
-
-    /// The lock file: the token file's path with `.lock` added.
-    pub fn lock_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(".lock");
-        PathBuf::from(name)
-    }
-
-    /// Takes the refresh lock, waiting at most `max_wait`; `waiting` is called once if another
-    /// process holds it, so the wait can be reported.
-    pub async fn lock(
-        &self,
-        max_wait: std::time::Duration,
-        waiting: impl Fn(),
-    ) -> Result<RefreshLock, LockError> {
-        let path = self.lock_path();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir).map_err(|source| LockError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        }
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&path).map_err(|source| LockError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        let started = tokio::time::Instant::now();
-        let mut told = false;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(RefreshLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(LockError::Open { path, source });
-                }
-            }
-            if started.elapsed() >= max_wait {
-                return Err(LockError::Busy {
-                    path,
-                    waited: max_wait,
-                });
-            }
-            if !told {
-                waiting();
-                told = true;
-            }
-            tokio::time::sleep(LOCK_POLL).await;
-        }
     }
 
     /// Makes an existing token file private (0600) if others may read it. Returns the mode it
@@ -324,6 +250,7 @@ pub fn encode(stored: &StoredTokens) -> Vec<u8> {
         refresh_token: stored.tokens.refresh_token.expose().to_owned(),
         expires: stored.tokens.expires_at,
         seed: stored.seed.clone(),
+        serial: stored.serial,
         saved_at: stored.saved_at,
     };
     // Strings and integers only: serialising this cannot fail.
@@ -345,6 +272,7 @@ pub fn decode(bytes: &[u8]) -> Result<StoredTokens, String> {
             expires_at: file.expires,
         },
         seed: file.seed,
+        serial: file.serial,
         saved_at: file.saved_at,
     })
 }
@@ -436,6 +364,7 @@ mod tests {
                 expires_at: Some(1_700_000_000 + i64::from(n)),
             },
             seed: "seed".into(),
+            serial: Some(u64::from(n)),
             saved_at: 1_700_000_000,
         }
     }

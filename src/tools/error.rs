@@ -242,6 +242,14 @@ impl ToolError {
                 false,
                 "Every instance sharing a state store must use the same BITRIX24_STATE_KEY: give this server the key the others use and restart it; retrying cannot help.",
             ),
+            CallError::StateMisconfigured { detail } => Self::own(
+                "STATE_MISCONFIGURED",
+                format!("{detail}; nothing was sent."),
+                None,
+                Configuration,
+                false,
+                "Something in the way of the state this server keeps on disk: the description names the path and what to change; retrying cannot help until that is fixed.",
+            ),
             CallError::RetriesExhausted { attempts, last } => {
                 let inner = Self::from_call(last);
                 Self {

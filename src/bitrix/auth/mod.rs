@@ -5,11 +5,12 @@
 //! anyone uses it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
+use super::Observer;
 use super::clock::unix_now;
 use super::endpoint::{ServiceUrl, WebhookUrl};
 use super::error::CallError;
@@ -17,11 +18,14 @@ use super::request::Exchange;
 use super::secret::Secret;
 use super::state::Shared;
 use super::state::tokens::SharedTokens;
-use super::token_store::{StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
-use super::{Observer, Wait};
+use super::token_store::{LockError, StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
 
+mod file;
 mod grant;
+mod lineage;
 mod shared;
+
+use lineage::Standing;
 
 /// How the client authenticates.
 #[derive(Debug)]
@@ -78,6 +82,8 @@ pub struct OAuthSettings {
 pub enum SetupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(
         "no refresh token: set BITRIX24_REFRESH_TOKEN, or point BITRIX24_TOKEN_FILE at a file \
          this server wrote before"
@@ -95,6 +101,11 @@ pub struct Generation {
     /// Issued by the token server to this process just now. A pair adopted from the token file
     /// or the state store (or configured) may already be expired at the portal.
     pub fresh: bool,
+    /// The fingerprint of the refresh token this pair descends from, and how many refreshes it
+    /// is from it (`None`: not known, as in a record an older version wrote): what tells a newer
+    /// stored pair from an older one.
+    seed: String,
+    serial: Option<u64>,
 }
 
 /// The longest a refresh waits for another process's refresh (which is one request to the token
@@ -126,6 +137,9 @@ pub struct OAuthSession {
     /// share its outcome instead of each trying again.
     attempts: AtomicU64,
     last_failure: Mutex<Option<CallError>>,
+    /// A refreshed pair could not be saved (the store was down, the file unwritable): the next
+    /// call writes it back, so other processes are not left with a spent pair.
+    unsaved: AtomicBool,
 }
 
 impl OAuthSession {
@@ -178,27 +192,32 @@ impl OAuthSession {
             access_token: settings.access_token.clone().unwrap_or_default(),
             refresh_token: refresh,
         });
-        let (tokens, seed, save_now) = match (stored, configured) {
+        // A configured pair starts its lineage: no refresh yet.
+        let (tokens, seed, serial, save_now) = match (stored, configured) {
             (Some(file), Some(env))
                 if file.seed == fingerprint(&env.refresh_token)
                     || file.tokens.refresh_token == env.refresh_token =>
             {
                 info!("using the tokens from the token file (newer than the configured ones)");
-                (file.tokens, file.seed, false)
+                (file.tokens, file.seed, file.serial, false)
             }
             (Some(_), Some(env)) => {
                 info!("the configured refresh token is new: it replaces the token file's");
                 let seed = fingerprint(&env.refresh_token);
-                (env, seed, true)
+                (env, seed, Some(0), true)
             }
-            (Some(file), None) => (file.tokens, file.seed, false),
+            (Some(file), None) => (file.tokens, file.seed, file.serial, false),
             (None, Some(env)) => {
                 let seed = fingerprint(&env.refresh_token);
-                (env, seed, store.is_some())
+                (env, seed, Some(0), store.is_some())
             }
             (None, None) => return Err(SetupError::NoRefreshToken),
         };
         let shared = shared.map(SharedTokens::new);
+        if let Some(store) = store.as_ref().filter(|_| shared.is_none()) {
+            // Refused at start, like the token file itself: the lock is needed at every refresh.
+            store.check_lock_path()?;
+        }
         if let Some(shared) = &shared {
             info!(store = %shared.describe(), "oauth tokens are shared through the state store");
             if let Some(store) = &store {
@@ -224,20 +243,23 @@ impl OAuthSession {
             // With a shared store the file is a seed, never written or locked.
             store: if shared.is_some() { None } else { store },
             shared,
-            seed,
+            seed: seed.clone(),
             current: RwLock::new(Arc::new(Generation {
                 tokens,
                 number: 0,
                 previous: None,
                 fresh: false,
+                seed,
+                serial,
             })),
             refresh_lock: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            unsaved: AtomicBool::new(false),
         };
         if save_now && session.shared.is_none() {
             // Durable from the start: a crash before the first refresh must not lose the seed.
-            session.save(&session.current().tokens)?;
+            session.save(&session.current().record())?;
         }
         Ok(session)
     }
@@ -268,6 +290,9 @@ impl OAuthSession {
         if let Some(shared) = self.shared.as_ref().filter(|s| !s.is_synced()) {
             self.sync(shared).await?;
         }
+        if self.unsaved.load(Ordering::Acquire) {
+            self.write_back(observer).await;
+        }
         let generation = self.current();
         match generation.tokens.expires_at {
             Some(expires) if unix_now() >= expires.saturating_sub(EXPIRY_MARGIN_SECS) => {
@@ -275,6 +300,28 @@ impl OAuthSession {
                 self.refresh(exchange, generation.number, observer).await
             }
             _ => Ok(generation),
+        }
+    }
+
+    fn mark_unsaved(&self) {
+        self.unsaved.store(true, Ordering::Release);
+    }
+
+    /// Saves the pair in use after its save failed, if the store takes it now; the call goes on
+    /// either way (it needs the pair, not the save).
+    async fn write_back(&self, observer: Observer<'_>) {
+        let _flight = self.refresh_lock.lock().await;
+        if !self.unsaved.load(Ordering::Acquire) {
+            return;
+        }
+        let current = self.current();
+        let agreed = match &self.shared {
+            Some(shared) => self.write_back_shared(shared, &current, observer).await,
+            None => self.write_back_file(&current, observer).await,
+        };
+        if agreed {
+            info!("the oauth pair in use is saved again");
+            self.unsaved.store(false, Ordering::Release);
         }
     }
 
@@ -315,79 +362,32 @@ impl OAuthSession {
         }
     }
 
-    /// A refresh under the token file's lock (when there is a file).
-    async fn refresh_file(
+    /// Makes `stored` the next generation when it is newer than the pair in use.
+    fn adopt(
         &self,
-        exchange: &Exchange<'_>,
-        current: &Arc<Generation>,
-        observer: Observer<'_>,
-    ) -> Result<Arc<Generation>, CallError> {
-        let _file_lock = match &self.store {
-            Some(store) => Some(
-                store
-                    .lock(FILE_LOCK_WAIT, || observer(Wait::TokenRefresh))
-                    .await
-                    .map_err(|err| CallError::StateUnavailable {
-                        detail: err.to_string(),
-                    })?,
-            ),
-            None => None,
-        };
-        if let Some(adopted) = self.adopt_saved(current) {
-            return Ok(adopted);
-        }
-        let outcome = self
-            .request_tokens(exchange, &current.tokens.refresh_token)
-            .await;
-        // The refresh token was refused: if another process rotated it meanwhile (one that does
-        // not take the lock, say an older version), its pair is in the file.
-        if is_invalid_grant(&outcome)
-            && let Some(adopted) = self.adopt_saved(current)
-        {
-            return Ok(adopted);
-        }
-        if let Ok(tokens) = &outcome
-            && let Err(err) = self.save(tokens)
-        {
-            // The old refresh token is already dead at the portal: losing the new one from
-            // memory too would lock the user out, so keep going and say so loudly.
-            error!(error = %err, "the refreshed tokens could not be saved; they live in memory only");
-        }
-        self.settle(current, outcome)
+        current: &Generation,
+        stored: &StoredTokens,
+        from: &str,
+    ) -> Option<Arc<Generation>> {
+        (current.standing(stored) == Standing::Newer).then(|| self.take(current, stored, from))
     }
 
-    /// The pair in the token file, when another process saved one since `current` (a rotated
-    /// refresh token is always a different one): it becomes the next generation.
-    fn adopt_saved(&self, current: &Generation) -> Option<Arc<Generation>> {
-        let stored = match self.store.as_ref()?.load() {
-            Ok(Some(stored)) => stored,
-            Ok(None) => return None,
-            Err(err) => {
-                warn!(error = %err, "cannot read the token file to look for a newer pair");
-                return None;
-            }
-        };
-        self.adopt(current, &stored.tokens, "another process (token file)")
-    }
-
-    /// Makes `tokens` the next generation unless they are the pair in use (a rotated refresh
-    /// token is always a different one).
-    fn adopt(&self, current: &Generation, tokens: &Tokens, from: &str) -> Option<Arc<Generation>> {
-        if tokens.refresh_token == current.tokens.refresh_token {
-            return None;
-        }
+    /// Makes `stored` the next generation.
+    fn take(&self, current: &Generation, stored: &StoredTokens, from: &str) -> Arc<Generation> {
         let next = Arc::new(Generation {
             number: current.number + 1,
             previous: Some(current.tokens.clone()),
-            tokens: tokens.clone(),
+            tokens: stored.tokens.clone(),
             fresh: false,
+            seed: stored.seed.clone(),
+            serial: stored.serial,
         });
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = next.clone();
         info!(
             generation = next.number,
             from, "adopted the oauth tokens another refresh saved"
         );
-        Some(next)
+        next
     }
 
     /// Publishes a refresh's outcome (already saved): the new pair, or the failure. Counted when
@@ -413,6 +413,8 @@ impl OAuthSession {
                 let next = Arc::new(Generation {
                     number: current.number + 1,
                     previous: Some(current.tokens.clone()),
+                    serial: current.successor(&tokens).serial,
+                    seed: current.seed.clone(),
                     tokens,
                     fresh: true,
                 });
@@ -432,13 +434,9 @@ impl OAuthSession {
         }
     }
 
-    fn save(&self, tokens: &Tokens) -> Result<(), StoreError> {
+    fn save(&self, stored: &StoredTokens) -> Result<(), StoreError> {
         match &self.store {
-            Some(store) => store.save(&StoredTokens {
-                tokens: tokens.clone(),
-                seed: self.seed.clone(),
-                saved_at: unix_now(),
-            }),
+            Some(store) => store.save(stored),
             None => Ok(()),
         }
     }

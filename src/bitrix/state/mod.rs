@@ -58,9 +58,14 @@ impl Shared {
         &self.bucket
     }
 
-    /// The operating-time block of one method.
+    /// The operating-time block of one method, by the name the portal resolves (lower case), so
+    /// that every spelling of a blocked method finds the block.
     pub fn gate(&self, method: &str) -> String {
-        format!("{}:blocked:{}", self.app, key_part(method))
+        format!(
+            "{}:blocked:{}",
+            self.app,
+            key_part(&super::limits::method_key(method))
+        )
     }
 
     /// The sealed token record.

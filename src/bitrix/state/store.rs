@@ -26,6 +26,11 @@ const LOCK_POLL: Duration = Duration::from_millis(25);
 /// acceptable wait in µs, or `saturate`. Answers {1, wait µs} when a slot was reserved, {0, wait
 /// µs} when the wait would be too long, {2, µs left} when the method is blocked (nothing
 /// reserved in either case).
+///
+/// The bucket is a timestamp no further ahead than a burst, a drain interval and the longest
+/// wait anyone may configure (an hour): a value that is unreadable, not a number, infinite or
+/// further ahead than that is not a bucket this server wrote, and counts as empty. The key always
+/// ends up with a lifetime (until the bucket has drained), so nothing left in it lasts for ever.
 const BUCKET: &str = r"
 if KEYS[2] then
   local left = redis.call('PTTL', KEYS[2])
@@ -37,9 +42,16 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
+local horizon = now + tolerance + interval + 3600000000
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat ~= tat or tat > horizon then
+  tat = now
+end
+local function lifetime(at)
+  return math.max(math.ceil((at - now) / 1000), 0) + 1000
+end
 local function store(at)
-  redis.call('SET', KEYS[1], string.format('%.0f', at), 'PX', math.ceil((at - now) / 1000) + 1000)
+  redis.call('SET', KEYS[1], string.format('%.0f', at), 'PX', lifetime(at))
 end
 if ARGV[3] == 'saturate' then
   store(math.max(tat, now + tolerance + interval))
@@ -48,6 +60,9 @@ end
 local start = math.max(tat, now)
 local wait = math.max(start - tolerance - now, 0)
 if wait > tonumber(ARGV[3]) then
+  if redis.call('PTTL', KEYS[1]) == -1 then
+    redis.call('PEXPIRE', KEYS[1], lifetime(tat))
+  end
   return {0, wait}
 end
 store(start + interval)

@@ -244,6 +244,7 @@ fn record_failure(err: &CallError, portal: &mut PortalReport, round_trip: u64) {
         | CallError::RateLimited { .. }
         | CallError::StateUnavailable { .. }
         | CallError::StateUnreadable { .. }
+        | CallError::StateMisconfigured { .. }
         | CallError::RetriesExhausted { .. } => {}
     }
 }
