@@ -76,8 +76,8 @@ fn output() -> Value {
         "type": "object",
         "properties": {
             "found": {"type": "boolean"},
-            "chat_id": {"description": "The chat's ID (integer), or null when not found."},
-            "dialog_id": {"description": "chat<ID> for im_dialog_get and im_dialog_users_list, or null."},
+            "chat_id": {"type": ["integer", "null"], "description": "The chat's ID, or null when not found."},
+            "dialog_id": {"type": ["string", "null"], "description": "chat<ID> for im_dialog_get and im_dialog_users_list, or null."},
             "entity_type": {"type": "string"},
             "entity_id": {"type": "string"},
             "note": {"type": "string", "description": "Only when not found."},

@@ -31,8 +31,8 @@ use futures::FutureExt;
 use rmcp::{
     ErrorData, Peer, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-        CustomResult, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CustomRequest, CustomResult,
+        Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
         ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
@@ -311,7 +311,7 @@ fn success(answer: Value) -> CallToolResult {
     match answer {
         Value::Object(_) => CallToolResult::structured(answer),
         // Every tool answers an object; anything else is a bug, reported as one.
-        _ => CallToolResult::error(vec![ContentBlock::text(ToolError::internal().to_json())]),
+        _ => ToolError::internal().into_result(),
     }
 }
 

@@ -68,7 +68,7 @@ fn output() -> Value {
                 "required": ["dialog_id", "chat_id", "type", "title", "last_message_date"],
             }},
             "has_more": {"type": "boolean"},
-            "next_offset": {"description": "OFFSET of the next page (integer), or null."},
+            "next_offset": {"type": ["integer", "null"], "description": "OFFSET of the next page, or null."},
         },
         "required": ["items", "has_more", "next_offset"],
     })

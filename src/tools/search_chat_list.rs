@@ -67,7 +67,7 @@ fn output() -> Value {
                 "required": ["chat_id", "dialog_id", "name", "type", "user_counter", "entity_type", "entity_id"],
             }},
             "total": {"type": "integer"},
-            "next": {"description": "OFFSET of the next page (integer), or null."},
+            "next": {"type": ["integer", "null"], "description": "OFFSET of the next page, or null."},
         },
         "required": ["chats", "total", "next"],
     })
