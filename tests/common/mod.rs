@@ -179,6 +179,14 @@ pub fn error_object(result: &CallToolResult) -> Value {
         assert!(!value.is_empty(), "{field} is empty in {object}");
     }
     assert!(object["retryable"].is_boolean(), "{object}");
+    // Debug builds check every answer against its tool's output schema (src/tools/schema.rs).
+    assert!(
+        !object["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not match the tool's output schema"),
+        "{object}"
+    );
     let code = object["error"].as_str().unwrap_or_default();
     let hint = object["hint"].as_str().unwrap_or_default();
     assert!(
