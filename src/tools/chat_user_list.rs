@@ -40,6 +40,7 @@ pub struct ChatUserList {
     pub count: usize,
     /// Only when user_ids is empty.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = "string"))]
     pub note: Option<&'static str>,
 }
 
