@@ -1,0 +1,204 @@
+//! `bitrix24_call`: any REST method through the same client — limits, retries, operating gate,
+//! error table, secret hygiene. The read policy ([`policy`]) decides what is a read; everything
+//! else is a write, allowed only with `--allow-writes` and after the user types the method name
+//! to a question ([`question`]) that names every write. A `batch` is classified command by
+//! command, exactly as the portal will read it.
+
+mod plan;
+mod policy;
+mod question;
+mod quote;
+
+pub use policy::{INFORMATIONAL, MAX_METHOD_CHARS, READ_LOOKING_WRITERS, is_read, valid_method};
+
+use futures::future::BoxFuture;
+use rmcp::model::JsonObject;
+use serde_json::{Map, Value, json};
+
+use super::args::{self, Args};
+use super::error::ToolError;
+use super::registry::{Access, Intent, ToolEntry, read, write};
+use crate::bitrix::{Client, Observer, untrusted};
+
+const NAME: &str = "bitrix24_call";
+const TITLE: &str = "Call any Bitrix24 REST method";
+
+const DESCRIPTION: &str = "\
+Calls any Bitrix24 REST method (e.g. crm.deal.fields, user.get) as the webhook's user, with the \
+server's limits and errors; prefer a typed im_* tool where one fits. Reads (last segment get, \
+list, fields, search, count, getXxx; scope, methods, user.current, app.info, server.time, \
+profile) always work, except known writers named like reads (event.offline.get, \
+disk.file.getExternalLink, disk.folder.getExternalLink). Other methods change data: refused \
+unless the server allows writes, then the user types the method name to confirm. batch is \
+classified command by command; its commands are \"method?query\" strings.";
+
+const MAX_PARAMS_BYTES: usize = 64 * 1024;
+/// The largest result passed on, as JSON.
+pub const MAX_RESULT_BYTES: usize = 100 * 1024;
+
+pub const ENTRY: ToolEntry = ToolEntry {
+    name: NAME,
+    method: "any",
+    // The scope depends on the method called; `check` does not judge it.
+    scope: "",
+    access: Access::Either,
+    intent,
+    title: TITLE,
+    description: DESCRIPTION,
+    input,
+    output,
+    check: |arguments| parse(arguments).map(drop),
+    run,
+};
+
+fn input() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "method": {"type": "string", "description": "As the docs write it: crm.deal.fields, catalog.product.getFieldsByFilter."},
+            "params": {"type": "object", "description": "The method's parameters, at most 64 KiB as JSON, each name once whatever its letter case (Bitrix24 ignores case). For batch: {\"cmd\": {\"a\": \"user.get?ID=1\"}, \"halt\": 0}."},
+        },
+        "required": ["method"],
+    })
+}
+
+fn output() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "method": {"type": "string"},
+            "result": {
+                "type": ["object", "array", "string", "number", "boolean", "null"],
+                "description": "The portal's result, as it sent it.",
+            },
+            "total": {"type": "integer"},
+            "next": {"type": "integer"},
+            "command_errors": {"type": "object", "description": "batch only: the commands that failed, by key."},
+        },
+        "required": ["method", "result"],
+    })
+}
+
+struct Input {
+    method: String,
+    params: Map<String, Value>,
+    /// What the call runs, as the portal will read it.
+    plan: plan::Plan,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let args = Args::new(arguments, &["method", "params"])?;
+    let value = args.required("method", "a REST method name, e.g. \"crm.deal.fields\"")?;
+    let method = value
+        .as_str()
+        .map(str::trim)
+        .filter(|m| valid_method(m))
+        .ok_or_else(|| {
+            args::wrong(
+                "method",
+                &format!(
+                    "a REST method name of at most {MAX_METHOD_CHARS} characters: letters, digits \
+                     and underscores between dots, e.g. \"crm.deal.fields\""
+                ),
+                value,
+            )
+        })?
+        .to_owned();
+    let params = match args.get("params") {
+        None => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => return Err(args::wrong("params", "a JSON object", other)),
+    };
+    let size = Value::Object(params.clone()).to_string().len();
+    if size > MAX_PARAMS_BYTES {
+        return Err(ToolError::invalid_argument(format!(
+            "params is {size} bytes of JSON; at most {MAX_PARAMS_BYTES} are taken"
+        )));
+    }
+    let plan = plan::classify(&method, &params)?;
+    Ok(Input {
+        method,
+        params,
+        plan,
+    })
+}
+
+fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
+    let input = parse(arguments)?;
+    if !input.plan.writes() {
+        return Ok(None);
+    }
+    Ok(Some(Intent {
+        summary: question::summary(&input.plan),
+        chat: None,
+        user: None,
+        confirm: Some(question::question(
+            &input.method,
+            &input.params,
+            &input.plan,
+        )),
+    }))
+}
+
+fn run<'a>(
+    client: &'a Client,
+    arguments: &'a JsonObject,
+    observer: Observer<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>> {
+    Box::pin(async move {
+        let input = parse(arguments)?;
+        let params = Value::Object(input.params);
+        let envelope = if input.plan.writes() {
+            write(client, &input.method, &params, observer).await?
+        } else {
+            read(client, &input.method, &params, observer).await?
+        };
+        let secrets = client.auth().secrets();
+        let result = scrubbed(envelope.result, &secrets);
+        let size = result.to_string().len();
+        if size > MAX_RESULT_BYTES {
+            return Err(ToolError::result_too_large(format!(
+                "{}'s result is {size} bytes of JSON, over the {MAX_RESULT_BYTES}-byte limit{}",
+                input.method,
+                if input.plan.writes() {
+                    "; the call itself was made"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let mut answer = json!({"method": input.method, "result": result});
+        if let Some(total) = envelope.total {
+            answer["total"] = json!(total);
+        }
+        if let Some(next) = envelope.next {
+            answer["next"] = json!(next);
+        }
+        if let Some(errors) = command_errors(&answer["result"]) {
+            answer["command_errors"] = errors;
+        }
+        Ok(answer)
+    })
+}
+
+/// Every string of a result with the client's secrets redacted.
+fn scrubbed(value: Value, secrets: &[String]) -> Value {
+    match value {
+        Value::String(s) => Value::String(untrusted::scrub(&s, secrets)),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| scrubbed(v, secrets)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (untrusted::scrub(&k, secrets), scrubbed(v, secrets)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A batch's failed commands (`result_error`), which Bitrix24 reports inside an HTTP 200.
+fn command_errors(result: &Value) -> Option<Value> {
+    let errors = result.get("result_error")?.as_object()?;
+    (!errors.is_empty()).then(|| Value::Object(errors.clone()))
+}
