@@ -64,6 +64,11 @@ fn main() {
 }
 
 async fn run(plan: Plan) {
+    // `BENCH_ONLY=memory` measures the large-answer rows alone, printed and not written.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("memory") {
+        println!("{}", render(&plan, &large_answer_memory().await));
+        return;
+    }
     let portal = DemoPortal::start(PortalData::sample("benchmarkcode0001"))
         .await
         .expect("fake portal");
@@ -206,6 +211,7 @@ async fn run(plan: Plan) {
         "",
         true,
     ));
+    rows.extend(large_answer_memory().await);
     let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
     rows.push(Row::new(
         "binary size (as built for the bench)",
@@ -842,6 +848,11 @@ const NOTES: &str = "
 - **Memory**: `VmRSS` of the stdio server right after `initialize`, and `VmHWM` (peak) of the HTTP
   server after the 64-way run. Most idle memory is the binary's own mapped code and relocated data,
   which is why the release profile uses LTO and one codegen unit.
+- **Large answers**: a portal on loopback answers every call with the same 4.0 MB
+  `im.chat.user.list` result (500,000 IDs). A fresh stdio server gets one `im_chat_user_list`
+  call, another gets 32 at once (each for another chat, so none is shared); peak is `VmHWM` less
+  the `VmRSS` after `initialize`, kept is `VmRSS` once every answer has been read and the server
+  has had 0.3 s to settle. `BENCH_ONLY=memory cargo bench --bench e2e` prints these rows alone.
 - **Binary size**: the bench builds the binary together with the test-only features of its
   dependencies (rmcp's client side among them); `cargo build --release` leaves those out and is
   smaller (about 11.6 MB when last measured).
@@ -893,4 +904,132 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "unknown".into())
+}
+
+// ---- memory after large answers --------------------------------------------------------------
+
+/// How many IDs the large answer holds: 500,000 seven-digit IDs and their commas, 4.0 MB.
+const LARGE_IDS: u32 = 500_000;
+
+/// A portal on loopback whose every answer is the same `im.chat.user.list` result of
+/// [`LARGE_IDS`] IDs. Returns its webhook URL and the body's size.
+async fn large_answer_portal() -> (String, usize) {
+    let mut body = String::from("{\"result\":[");
+    for id in 1_000_000..1_000_000 + LARGE_IDS {
+        if id > 1_000_000 {
+            body.push(',');
+        }
+        let _ = write!(body, "{id}");
+    }
+    body.push_str("],\"total\":500000,\"time\":{\"start\":1772453354.1,\"operating\":0}}");
+    let size = body.len();
+    let body = axum::body::Bytes::from(body);
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move { ([("content-type", "application/json")], body) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/rest/1/largeanswercode01/"), size)
+}
+
+/// Peak RSS over idle, and RSS once the answers are written, of a stdio server that receives
+/// `calls` large answers at once (each for another chat, so no request is shared).
+struct LargeAnswers {
+    calls: usize,
+    body: usize,
+    peak_over_idle: u64,
+    kept: u64,
+}
+
+async fn large_answers(webhook_url: &str, body: usize, calls: usize) -> LargeAnswers {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("BITRIX24_WEBHOOK_URL", webhook_url)
+        .env("BITRIX24_RATE_LIMIT", UNLIMITED.0.to_string())
+        .env("BITRIX24_RATE_BURST", UNLIMITED.1.to_string())
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut session = Session::new(command.spawn().expect("spawn the server"));
+    session.initialize().await;
+    let pid = session.child.id();
+    let idle = proc_status(pid, "VmRSS");
+    let messages: String = (1..=calls as u64)
+        .map(|id| {
+            let call = tool_message(id, "im_chat_user_list", json!({"CHAT_ID": id}));
+            format!("{call}\n")
+        })
+        .collect();
+    session
+        .stdin
+        .write_all(messages.as_bytes())
+        .await
+        .expect("write");
+    for _ in 0..calls {
+        let line = session
+            .stdout
+            .next_line()
+            .await
+            .expect("read")
+            .expect("an answer");
+        let answer: Value = serde_json::from_str(&line).expect("JSON-RPC");
+        assert_eq!(answer["result"]["isError"], false, "{line:.300}");
+    }
+    // The answers are out; give the server's threads a moment to finish freeing (a benchmark,
+    // not a test: the wait only affects the figure, never a verdict on behaviour).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kept = proc_status(pid, "VmRSS");
+    let peak_over_idle = proc_status(pid, "VmHWM").saturating_sub(idle);
+    session.close().await;
+    LargeAnswers {
+        calls,
+        body,
+        peak_over_idle,
+        kept,
+    }
+}
+
+/// The rows of one [`large_answers`] run: peak against 3× the body per call, and RSS kept
+/// against 20 MB.
+fn large_answer_rows(run: &LargeAnswers) -> [Row; 2] {
+    let what = if run.calls == 1 {
+        format!("one {} answer", mib(run.body as u64))
+    } else {
+        format!("{} concurrent {} answers", run.calls, mib(run.body as u64))
+    };
+    let per_call = run.peak_over_idle as f64 / (run.calls * run.body) as f64;
+    [
+        Row::new(
+            &format!("{what}: peak RSS over idle"),
+            format!(
+                "{} ({per_call:.1}× the body per call)",
+                mib(run.peak_over_idle)
+            ),
+            "< 3× the body per call",
+            per_call < 3.0,
+        ),
+        Row::new(
+            &format!("{what}: RSS kept after the answers"),
+            mib(run.kept),
+            "< 20 MB",
+            run.kept < 20_000_000,
+        ),
+    ]
+}
+
+/// Every large-answer row: after one answer, and after 32 at once (separate processes).
+async fn large_answer_memory() -> Vec<Row> {
+    let (url, body) = large_answer_portal().await;
+    let mut rows = Vec::new();
+    for calls in [1, 32] {
+        rows.extend(large_answer_rows(&large_answers(&url, body, calls).await));
+    }
+    rows
 }

@@ -106,6 +106,13 @@ async fn execute(
     let tools = Bitrix24Tools::new(client).serving(config.tools.clone());
     if matches!(command, Command::Serve) {
         announce_writes(config.tools.writes());
+        if config.tools.writes().allowed && config.state.as_ref().is_some_and(|s| s.key.is_none()) {
+            warn!(
+                "a state store without BITRIX24_STATE_KEY: a confirmation asked on MCP 2026-07-28 \
+                 can be answered only by the instance that asked; set BITRIX24_STATE_KEY (the \
+                 same on every instance) so that any instance can take the answer"
+            );
+        }
     }
     match command {
         Command::Serve => {

@@ -323,8 +323,15 @@ async fn the_typed_chat_id_lets_a_removal_through_in_both_eras() {
         );
         assert!(asked[0].contains("type the chat ID: 2935"), "{asked:?}");
         assert!(
-            asked[0].starts_with("Chat 2935 is \"Marketing team\"; user 1269 is Alexander Smith."),
-            "the targets are named: {asked:?}"
+            asked[0].starts_with("Remove user 1269 from chat 2935"),
+            "the server's words come first: {asked:?}"
+        );
+        assert!(
+            asked[0].ends_with(
+                "2935\n\nFor reference, chat 2935 is the chat the portal calls «Marketing team»; user \
+                 1269 is the user the portal calls «Alexander Smith»."
+            ),
+            "the targets are named, in the portal's quoted words: {asked:?}"
         );
         assert!(!asked[0].contains(CODE));
     }

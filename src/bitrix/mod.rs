@@ -5,11 +5,13 @@
 //! token) → envelope → retry policy → the answer or one [`CallError`].
 
 pub mod auth;
+pub mod bounded;
 pub mod clock;
 pub mod endpoint;
 pub mod error;
 mod flight;
 pub mod limits;
+pub mod memory;
 mod request;
 pub mod response;
 pub mod retry;
@@ -138,6 +140,7 @@ pub struct BuildError(String);
 
 impl Client {
     pub fn new(auth: Auth, options: ClientOptions) -> Result<Self, BuildError> {
+        memory::configure();
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(options.connect_timeout)
@@ -168,6 +171,11 @@ impl Client {
     pub fn sharing(mut self, shared: Option<state::Shared>) -> Self {
         self.shared = shared;
         self
+    }
+
+    /// This portal's share of the state store, if one is configured.
+    pub fn shared_state(&self) -> Option<&state::Shared> {
+        self.shared.as_ref()
     }
 
     /// The shared state store, if any.
@@ -286,6 +294,17 @@ impl Client {
         chat_id: i64,
         observer: Observer<'_>,
     ) -> Result<Vec<i64>, CallError> {
+        Ok(self.chat_members(chat_id, usize::MAX, observer).await?.0)
+    }
+
+    /// [`Client::chat_user_list`], at most `most` IDs, and whether the portal listed more (or
+    /// more than were read: see [`bounded`]).
+    pub async fn chat_members(
+        &self,
+        chat_id: i64,
+        most: usize,
+        observer: Observer<'_>,
+    ) -> Result<(Vec<i64>, bool), CallError> {
         let envelope = self
             .read(
                 "im.chat.user.list",
@@ -293,13 +312,16 @@ impl Client {
                 observer,
             )
             .await?;
-        id_list(&envelope.result).ok_or_else(|| CallError::UnexpectedResponse {
+        let mut ids = id_list(&envelope.result).ok_or_else(|| CallError::UnexpectedResponse {
             status: 200,
             detail: format!(
                 "\"result\" is not a list of user IDs: \"{}\"",
                 untrusted::excerpt(&envelope.result.to_string(), &self.auth.secrets())
             ),
-        })
+        })?;
+        let more = envelope.cut || ids.len() > most;
+        ids.truncate(most);
+        Ok((ids, more))
     }
 
     /// One try: the operating gate, a bucket slot, and the authenticated request — with one

@@ -2,10 +2,14 @@
 //! failure whatever the HTTP status. Parsing is lenient where the portals vary (every `time`
 //! field optional, numbers as strings) and strict where it matters (no `result`, no answer).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
+use super::bounded;
 use super::clock::plausible_secs;
 use super::error::{ApiError, CallError};
+use super::memory::{LARGE_BODY, LargeAnswer};
 pub use super::untrusted::scrub;
 use super::untrusted::{MAX_CODE_CHARS, MAX_DESCRIPTION_CHARS, excerpt, sanitize};
 
@@ -19,6 +23,11 @@ pub struct Envelope {
     /// `next` of a list method: the offset of the next page, when there is one.
     pub next: Option<i64>,
     pub time: Timing,
+    /// Whether `result` was cut short: it held more values than are ever passed on (see
+    /// [`super::bounded`]), so any list read from it may be incomplete.
+    pub cut: bool,
+    /// Held while the answer of a large body is in use (see [`super::memory`]).
+    pub large: Option<Arc<LargeAnswer>>,
 }
 
 /// The `time` block. Every field is optional: the set varies by method, portal and plan, and
@@ -38,7 +47,8 @@ pub fn parse(status: u16, body: &[u8], secrets: &[String]) -> Result<Envelope, C
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(unexpected("empty body".to_owned()));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|_| {
+    let large = (body.len() >= LARGE_BODY).then(|| Arc::new(LargeAnswer::hold()));
+    let bounded::Parsed { value, cut } = bounded::parse(body).map_err(|_| {
         unexpected(format!(
             "body is not JSON: \"{}\"",
             excerpt(&String::from_utf8_lossy(body), secrets)
@@ -67,6 +77,8 @@ pub fn parse(status: u16, body: &[u8], secrets: &[String]) -> Result<Envelope, C
             total,
             next,
             time: timing(object.get("time")),
+            cut,
+            large,
         }),
         None => Err(unexpected(format!(
             "JSON object without \"result\" or \"error\": \"{}\"",
@@ -249,6 +261,25 @@ mod tests {
             api.description
         );
         assert!(api.description.len() < 600);
+    }
+
+    #[test]
+    fn a_flood_in_result_is_read_within_the_budget_and_marked_cut() {
+        let ids: Vec<String> = (1_000_000..1_500_000).map(|i: u32| i.to_string()).collect();
+        let body = format!(
+            r#"{{"result":[{}],"total":500000,"next":50}}"#,
+            ids.join(",")
+        );
+        let env = ok(200, &body);
+        assert_eq!(
+            env.result.as_array().map(Vec::len),
+            Some(super::bounded::RESULT_VALUES)
+        );
+        assert!(env.cut);
+        assert!(env.large.is_some());
+        assert_eq!((env.total, env.next), (Some(500000), Some(50)));
+        let small = ok(200, r#"{"result":[1,2]}"#);
+        assert!(!small.cut && small.large.is_none());
     }
 
     #[test]

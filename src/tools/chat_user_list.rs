@@ -38,19 +38,27 @@ pub struct ChatUserList {
     /// In the portal's order.
     pub user_ids: Vec<i64>,
     pub count: usize,
+    /// Only when the chat has more participants than the 5000 given.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    #[schemars(transform = schema::no_default)]
+    pub truncated: bool,
     /// Only when user_ids is empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("type" = "string"))]
     pub note: Option<&'static str>,
 }
 
+/// The most IDs passed on: a chat of more members is summarised by its first ones.
+pub const MAX_USER_IDS: usize = 5000;
+
 impl ChatUserList {
-    pub fn new(chat_id: i64, user_ids: Vec<i64>) -> Self {
+    pub fn new(chat_id: i64, user_ids: Vec<i64>, truncated: bool) -> Self {
         let note = user_ids.is_empty().then_some(EMPTY_NOTE);
         Self {
             chat_id,
             count: user_ids.len(),
             user_ids,
+            truncated,
             note,
         }
     }
@@ -78,11 +86,11 @@ fn run<'a>(
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let chat_id = parse_chat_id(Some(arguments))?;
-        let user_ids = client
-            .chat_user_list(chat_id, observer)
+        let (user_ids, truncated) = client
+            .chat_members(chat_id, MAX_USER_IDS, observer)
             .await
             .map_err(|err| ToolError::from_call(&err))?;
-        serde_json::to_value(ChatUserList::new(chat_id, user_ids))
+        serde_json::to_value(ChatUserList::new(chat_id, user_ids, truncated))
             .map_err(|_| ToolError::internal())
     })
 }
@@ -233,15 +241,21 @@ mod tests {
 
     #[test]
     fn empty_answer_carries_the_permission_note_and_others_do_not() {
-        let empty = serde_json::to_value(ChatUserList::new(7, vec![])).unwrap();
+        let empty = serde_json::to_value(ChatUserList::new(7, vec![], false)).unwrap();
         assert_eq!(
             empty,
             json!({"chat_id": 7, "user_ids": [], "count": 0, "note": EMPTY_NOTE})
         );
-        let full = serde_json::to_value(ChatUserList::new(2935, vec![99, 1269, 1271])).unwrap();
+        let full =
+            serde_json::to_value(ChatUserList::new(2935, vec![99, 1269, 1271], false)).unwrap();
         assert_eq!(
             full,
             json!({"chat_id": 2935, "user_ids": [99, 1269, 1271], "count": 3})
+        );
+        let cut = serde_json::to_value(ChatUserList::new(1, vec![5], true)).unwrap();
+        assert_eq!(
+            cut,
+            json!({"chat_id": 1, "user_ids": [5], "count": 1, "truncated": true})
         );
     }
 }

@@ -20,6 +20,9 @@ What a chat is (REST im.dialog.get), as the webhook's user sees it; that user mu
 Give CHAT_ID (sent as DIALOG_ID chat<ID>) or DIALOG_ID. members_visible false explains an empty \
 member list.";
 
+/// The most managers passed on.
+const MAX_MANAGERS: usize = 200;
+
 /// Shared by the tools that take a chat as `CHAT_ID` or `DIALOG_ID`.
 pub fn chat_properties() -> Value {
     json!({
@@ -59,7 +62,8 @@ fn output() -> Value {
             "entity_type": {"type": "string", "description": "Empty when not linked."},
             "entity_id": {"type": "string"},
             "role": {"type": "string", "description": "The caller's role: owner, manager, member."},
-            "manager_list": {"type": "array", "items": {"type": "integer"}},
+            "manager_list": {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_MANAGERS},
+            "manager_list_truncated": {"type": "boolean", "description": "Only when the chat has more managers than the 200 given."},
             "members_visible": {"type": "boolean", "description": "Whether the caller may see the member list."},
         },
         "required": ["chat_id", "dialog_id", "name", "type", "owner", "user_counter",
@@ -96,7 +100,10 @@ fn run<'a>(
             .get("restrictions")
             .and_then(|r| r.get("user_list"))
             .is_none_or(|v| shape::flag(Some(v), true));
-        Ok(json!({
+        let mut managers = shape::ids(chat.get("manager_list"));
+        let managers_cut = managers.len() > MAX_MANAGERS || envelope.cut;
+        managers.truncate(MAX_MANAGERS);
+        let mut answer = json!({
             "chat_id": chat_id,
             "dialog_id": dialog,
             "name": shaper.text(chat.get("name")),
@@ -106,8 +113,12 @@ fn run<'a>(
             "entity_type": shaper.text(chat.get("entity_type")),
             "entity_id": shaper.text(chat.get("entity_id")),
             "role": shaper.text(chat.get("role")).to_ascii_lowercase(),
-            "manager_list": shape::ids(chat.get("manager_list")),
+            "manager_list": managers,
             "members_visible": members_visible,
-        }))
+        });
+        if managers_cut {
+            answer["manager_list_truncated"] = json!(true);
+        }
+        Ok(answer)
     })
 }

@@ -97,8 +97,16 @@ fn run<'a>(
         let mut total = 0;
         // Enough pages for MAX_USERS even if every page repeated users, and no more.
         let most_pages = input.max_users / PAGE + 2;
-        let mut more = false;
-        for _ in 0..most_pages {
+        let mut pages = 0;
+        // Whether the answer is known to be incomplete: a `next` not followed, or fewer users
+        // than the portal says it has.
+        let mut truncated = false;
+        loop {
+            if pages == most_pages {
+                truncated = true;
+                break;
+            }
+            pages += 1;
             let mut params = json!({"DIALOG_ID": input.dialog_id, "LIMIT": PAGE, "OFFSET": offset});
             if let Some(skip) = input.skip_external {
                 params["SKIP_EXTERNAL"] = json!(args::yes_no(skip));
@@ -110,24 +118,30 @@ fn run<'a>(
                     format!("im.dialog.users.list answered {}", envelope.result),
                 )
             })?;
+            // The latest count: members may join or leave while the pages are read.
             total = envelope.total.unwrap_or(total);
+            truncated |= envelope.cut;
             for user in page.iter().filter_map(|u| shaper.user(u)) {
                 if seen.insert(user["id"].as_i64()) {
                     users.push(user);
                 }
             }
-            // `next` must move forward, or a broken portal would have us loop.
-            match envelope.next.filter(|next| *next > offset) {
-                Some(next) if (users.len() as i64) < input.max_users => offset = next,
-                Some(_) => {
-                    more = true;
+            match envelope.next {
+                None => break,
+                // A `next` that repeats or goes back would have us loop: more exist, unread.
+                Some(next) if next <= offset => {
+                    truncated = true;
                     break;
                 }
-                None => break,
+                Some(_) if users.len() as i64 >= input.max_users => {
+                    truncated = true;
+                    break;
+                }
+                Some(next) => offset = next,
             }
         }
         let max = usize::try_from(input.max_users).unwrap_or(usize::MAX);
-        let truncated = more || users.len() > max;
+        truncated |= users.len() > max || (users.len() as i64) < total;
         users.truncate(max);
         Ok(json!({
             "count": users.len(),

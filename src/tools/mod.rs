@@ -24,6 +24,7 @@ pub mod schema;
 pub mod search_chat_list;
 pub mod shape;
 pub mod user_list_get;
+pub mod write_log;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -78,8 +79,12 @@ retryable is true.";
 pub struct Bitrix24Tools {
     client: Option<Arc<Client>>,
     selection: Arc<Selection>,
-    /// Seals the state of confirmations on the stateless protocol; one key per process.
-    sealer: Arc<confirm::Sealer>,
+    /// Seals the state of confirmations on the stateless protocol and records spent ones: per
+    /// process, or shared through the state store.
+    confirmations: Arc<confirm::Confirmations>,
+    /// This value's own connection, for binding confirmations on transports without session
+    /// IDs (stdio: one connection per process).
+    connection: Arc<str>,
     /// Named in each call's log line: which transport and session the call came through.
     transport: &'static str,
     session: Arc<str>,
@@ -96,10 +101,13 @@ pub struct UnknownTool {
 impl Bitrix24Tools {
     /// Every tool, for `client` (or none).
     pub fn new(client: Option<Client>) -> Self {
+        let confirmations =
+            confirm::Confirmations::new(client.as_ref().and_then(Client::shared_state));
         Self {
             client: client.map(Arc::new),
             selection: Arc::new(Selection::all()),
-            sealer: Arc::new(confirm::Sealer::new()),
+            confirmations: Arc::new(confirmations),
+            connection: Arc::from(format!("connection-{}", confirm::sealed::fresh_id())),
             transport: "stdio",
             session: Arc::from(""),
         }
@@ -214,29 +222,26 @@ impl Bitrix24Tools {
         let mut confirmed = "";
         if let Some(intent) = &intent {
             confirmed = "not needed (not destructive)";
-            if let Some(mut question) = intent.confirm.clone() {
-                // Named targets, looked up only when the user is about to be asked.
-                if request.request_state.is_none()
-                    && !writes.skip_confirmation
-                    && let Some(names) = registry::names_of(client, intent).await
-                {
-                    question.message = format!("{names} {}", question.message);
-                }
+            if let Some(question) = intent.confirm.clone() {
                 let call = confirm::Call {
                     tool: name,
                     arguments: given,
                     request_state: request.request_state.as_deref(),
                     input_responses: request.input_responses.as_ref(),
+                    session: &self.binding(context, session),
                 };
-                match confirm::confirm(
-                    &self.sealer,
-                    context,
-                    call,
-                    question,
-                    writes.skip_confirmation,
-                )
-                .await
-                {
+                let verdict = self
+                    .confirmations
+                    .confirm(
+                        client,
+                        context,
+                        call,
+                        intent,
+                        question,
+                        writes.skip_confirmation,
+                    )
+                    .await;
+                match verdict {
                     confirm::Verdict::Confirmed {
                         how,
                         arguments: sealed,
@@ -254,6 +259,14 @@ impl Bitrix24Tools {
                 }
             }
         }
+        // Logged however the call ends, even if it is dropped while the write is under way.
+        let log = intent.is_some().then(|| {
+            let change = (tool.intent)(&arguments)
+                .ok()
+                .flatten()
+                .map_or_else(String::new, |i| i.summary);
+            write_log::WriteLog::start(name, change, confirmed, self.transport, session)
+        });
         // A bug in a tool must cost one call, not the session: the panic becomes an error result
         // and every lock and gate on the way uses poison-free access.
         let outcome = AssertUnwindSafe((tool.run)(client, &arguments, observer))
@@ -288,22 +301,30 @@ impl Bitrix24Tools {
             is_error = outcome.is_err(),
             "tool call finished"
         );
-        if intent.is_some() {
-            let change = (tool.intent)(&arguments)
-                .ok()
-                .flatten()
-                .map_or_else(String::new, |i| i.summary);
-            let result = match &outcome {
-                Ok(_) => "done".to_owned(),
-                Err(error) if error.outcome.is_some() => format!("unknown ({})", error.error),
-                Err(error) => format!("failed ({})", error.error),
-            };
-            info!(tool = name, change = %change, outcome = %result, confirmed, transport = self.transport, session = %session, "write");
+        if let Some(log) = log {
+            log.finished(&outcome);
         }
         Ok(CallToolResponse::Complete(match outcome {
             Ok(answer) => success(answer),
             Err(error) => error.into_result(),
         }))
+    }
+
+    /// What a confirmation state is bound to: the HTTP session when the request came through
+    /// one (rmcp checked its `Mcp-Session-Id`; such a request has the session's initialize
+    /// parameters), or the SSE session; nothing on streamable HTTP's stateless route (the 2026
+    /// protocol, or `--stateless`: there a session header is only the client's word, and any
+    /// instance may take the answer); else this connection (stdio).
+    fn binding(&self, context: Option<&RequestContext<RoleServer>>, session: &str) -> String {
+        let header = context
+            .filter(|context| context.peer.peer_info().is_some())
+            .and_then(http_session);
+        match (header, self.transport) {
+            (Some(id), _) => format!("http-{id}"),
+            (None, "streamable-http") => String::new(),
+            (None, _) if !session.is_empty() => format!("{}-{session}", self.transport),
+            (None, _) => self.connection.to_string(),
+        }
     }
 
     /// What `initialize` reports: this crate's name and version, not rmcp's.

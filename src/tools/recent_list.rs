@@ -132,17 +132,21 @@ fn run<'a>(
             .get("items")
             .and_then(Value::as_array)
             .ok_or_else(|| unexpected(client, format!("im.recent.list answered {result}")))?;
-        let has_more = shape::flag(
-            result.get("hasMore").or_else(|| result.get("hasMorePages")),
-            false,
-        );
+        // A page longer than LIMIT is cut to LIMIT; the rest is the next page's, so there is more.
+        let limit = usize::try_from(input.limit).unwrap_or(usize::MAX);
+        let cut = page.len() > limit || envelope.cut;
+        let has_more = cut
+            || shape::flag(
+                result.get("hasMore").or_else(|| result.get("hasMorePages")),
+                false,
+            );
         let shaper = Shaper::new(client);
         let mut seen = HashSet::new();
         let items: Vec<RecentItem> = page
             .iter()
+            .take(limit)
             .filter_map(|item| recent_item(&shaper, item))
             .filter(|item| seen.insert(item.dialog_id.clone()))
-            .take(200)
             .collect();
         let answer = Answer {
             items,

@@ -44,47 +44,9 @@ pub struct Intent {
     /// The typed confirmation it needs; `None` for a write that is not destructive.
     pub confirm: Option<Question>,
     /// The chat and user it targets, named to the user in the confirmation when they can be
-    /// looked up (a confirmation of IDs alone is easy to get wrong).
+    /// looked up (a confirmation of IDs alone is easy to get wrong): see `confirm::targets`.
     pub chat: Option<i64>,
     pub user: Option<i64>,
-}
-
-/// "Chat 2935 is "Marketing team"; user 1269 is Alexander Smith." for the confirmation, from two
-/// shared reads; whatever cannot be read is left out, the IDs in the question still stand.
-pub async fn names_of(client: &Client, intent: &Intent) -> Option<String> {
-    let quiet: Observer<'_> = &|_| {};
-    let mut parts = Vec::new();
-    if let Some(chat) = intent.chat {
-        let params = serde_json::json!({"DIALOG_ID": format!("chat{chat}")});
-        if let Ok(found) = client.read("im.dialog.get", &params, quiet).await {
-            let name = super::shape::Shaper::new(client).text(found.result.get("name"));
-            if !name.is_empty() {
-                parts.push(format!("chat {chat} is \"{name}\""));
-            }
-        }
-    }
-    if let Some(user) = intent.user {
-        let params = serde_json::json!({"ID": [user]});
-        if let Ok(found) = client.read("im.user.list.get", &params, quiet).await {
-            let shaper = super::shape::Shaper::new(client);
-            let record = match &found.result {
-                Value::Object(by_id) => by_id.get(&user.to_string()).cloned(),
-                Value::Array(list) => list.first().cloned(),
-                _ => None,
-            };
-            if let Some(person) = record.and_then(|r| shaper.user(&r)) {
-                parts.push(format!(
-                    "user {user} is {}",
-                    person["name"].as_str().unwrap_or_default()
-                ));
-            }
-        }
-    }
-    (!parts.is_empty()).then(|| {
-        let mut text = parts.join("; ");
-        text.replace_range(..1, &text[..1].to_uppercase());
-        format!("{text}.")
-    })
 }
 
 /// Checks the arguments and says what a call would change: `None` for a read.

@@ -106,14 +106,23 @@ fn run<'a>(
             )
         })?;
         let shaper = Shaper::new(client);
+        // A page longer than LIMIT is cut to LIMIT, and the next page starts where it was cut.
+        let limit = usize::try_from(input.limit).unwrap_or(usize::MAX);
+        let cut = found.len() > limit || envelope.cut;
         let chats: Vec<ChatSummary> = found
             .iter()
+            .take(limit)
             .filter_map(|chat| shaper.chat(chat))
-            .take(50)
             .collect();
+        let next = if cut {
+            Some(input.offset + input.limit)
+        } else {
+            envelope.next.filter(|next| *next > input.offset)
+        };
+        let listed = input.offset + found.len() as i64;
         let answer = Answer {
-            total: envelope.total.unwrap_or(input.offset + chats.len() as i64),
-            next: envelope.next.filter(|next| *next > input.offset),
+            total: envelope.total.unwrap_or(listed),
+            next,
             chats,
         };
         serde_json::to_value(answer).map_err(|_| ToolError::internal())

@@ -7,6 +7,7 @@
 
 mod address;
 mod seal;
+mod spent;
 mod store;
 pub mod tokens;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use address::StateUrl;
 pub use seal::{SealError, StateKey};
+pub use spent::{Spend, SpentMarks};
 pub use store::{Admission, RedisLock, RedisStore};
 
 /// The prefix of every key, unless configured.
@@ -69,6 +71,12 @@ impl Shared {
     /// The refresh lock.
     pub fn refresh_lock(&self) -> String {
         format!("{}:refresh-lock", self.app)
+    }
+
+    /// A key for `purpose` derived from `BITRIX24_STATE_KEY` (never that key itself), the same
+    /// on every instance configured alike; `None` when no key is configured.
+    pub fn derived_key(&self, purpose: &str) -> Option<[u8; 32]> {
+        self.store.sealing_key().map(|key| key.derive(purpose))
     }
 }
 

@@ -85,6 +85,20 @@ impl StateKey {
         Ok(format!("{VERSION}{}", STANDARD.encode(bytes)))
     }
 
+    /// A key for one `purpose`, derived from this one (HMAC-SHA256 of the purpose under it): the
+    /// same on every instance with the same `BITRIX24_STATE_KEY`, and not the key that seals the
+    /// tokens, so a value made with one can never pass for the other.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        // HMAC pads a key shorter than the hash's block (64 bytes) with zeros; doing it here
+        // gives the block-sized key its infallible constructor takes, with the same result.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.0);
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new(&block.into());
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Opens a value [`StateKey::seal`] made with the same key and context.
     pub fn open(&self, value: &[u8], context: &[u8]) -> Result<Vec<u8>, SealError> {
         let encoded = value
@@ -112,6 +126,8 @@ impl StateKey {
 mod tests {
     use super::*;
 
+    const EXPECTED_HMAC_ABC: &str =
+        "f0133729c4163dede81e21cd47839256da58171238c8a0d874397c73b14e1e47";
     const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
     #[test]
@@ -140,6 +156,34 @@ mod tests {
                 .contains("openssl")
         );
         assert!(StateKey::parse("").is_err());
+    }
+
+    #[test]
+    fn derived_keys_are_fixed_per_purpose_and_are_not_the_key() {
+        let key = StateKey::parse(HEX).unwrap();
+        let confirmations = key.derive("bitrix24-mcp confirmation v1");
+        assert_eq!(
+            confirmations,
+            StateKey::parse(HEX)
+                .unwrap()
+                .derive("bitrix24-mcp confirmation v1")
+        );
+        assert_ne!(confirmations, key.derive("another purpose"));
+        assert_ne!(confirmations, key.0);
+        assert_ne!(
+            confirmations,
+            StateKey::parse(&"ab".repeat(32))
+                .unwrap()
+                .derive("bitrix24-mcp confirmation v1")
+        );
+        // Plain HMAC-SHA256 (key 0x00..0x1f, message "abc"), as
+        // `printf abc | openssl dgst -sha256 -mac HMAC -macopt hexkey:0001…1f` computes it.
+        let hex: String = key
+            .derive("abc")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, EXPECTED_HMAC_ABC);
     }
 
     #[test]

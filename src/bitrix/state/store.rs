@@ -188,7 +188,7 @@ impl RedisStore {
 
     /// One exchange with Redis, bounded in time. A broken connection is tried once more (the
     /// manager reconnects meanwhile), so the first call after Redis comes back succeeds.
-    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, CallError>
+    pub(super) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, CallError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,

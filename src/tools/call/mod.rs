@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, Intent, ToolEntry, read, write};
-use crate::bitrix::{Client, Observer, untrusted};
+use crate::bitrix::{Client, Observer, bounded, untrusted};
 
 const NAME: &str = "bitrix24_call";
 const TITLE: &str = "Call any Bitrix24 REST method";
@@ -154,11 +154,18 @@ fn run<'a>(
             read(client, &input.method, &params, observer).await?
         };
         let secrets = client.auth().secrets();
+        // A result cut while it was read held more values than 100 KiB of JSON can.
+        let cut = envelope.cut;
         let result = scrubbed(envelope.result, &secrets);
-        let size = result.to_string().len();
-        if size > MAX_RESULT_BYTES {
+        let size = json_size(&result);
+        if cut || size > MAX_RESULT_BYTES {
+            let measure = if cut {
+                format!("holds more than {} values", bounded::RESULT_VALUES)
+            } else {
+                format!("is {size} bytes of JSON")
+            };
             return Err(ToolError::result_too_large(format!(
-                "{}'s result is {size} bytes of JSON, over the {MAX_RESULT_BYTES}-byte limit{}",
+                "{}'s result {measure}, over the {MAX_RESULT_BYTES}-byte limit{}",
                 input.method,
                 if input.plan.writes() {
                     "; the call itself was made"
@@ -179,6 +186,24 @@ fn run<'a>(
         }
         Ok(answer)
     })
+}
+
+/// The length of a value's JSON, counted without writing it out.
+fn json_size(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Cannot fail: the counter takes every byte, and a Value (string keys only) always serialises.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// Every string of a result with the client's secrets redacted.

@@ -1,0 +1,64 @@
+//! The write log: one info line per write, with the tool, what changes, the outcome, how it was
+//! confirmed, the transport and the session — never a secret. A write under way is logged even
+//! when its caller goes away (a cancelled call, a closed connection): its outcome is then
+//! unknown, since the request may already have reached the portal.
+
+use tracing::info;
+
+use super::error::ToolError;
+
+/// A write that has started. [`WriteLog::finished`] logs its outcome; dropped before that, it
+/// logs the outcome as unknown.
+#[derive(Debug)]
+pub struct WriteLog {
+    pub tool: String,
+    /// What changes, e.g. "remove user 1271 from chat 2935".
+    pub change: String,
+    pub confirmed: &'static str,
+    pub transport: &'static str,
+    pub session: String,
+    logged: bool,
+}
+
+impl WriteLog {
+    /// Opens the entry for a write about to be sent.
+    pub fn start(
+        tool: &str,
+        change: String,
+        confirmed: &'static str,
+        transport: &'static str,
+        session: &str,
+    ) -> Self {
+        Self {
+            tool: tool.to_owned(),
+            change,
+            confirmed,
+            transport,
+            session: session.to_owned(),
+            logged: false,
+        }
+    }
+
+    /// Logs how the write ended.
+    pub fn finished<T>(mut self, outcome: &Result<T, ToolError>) {
+        let outcome = match outcome {
+            Ok(_) => "done".to_owned(),
+            Err(error) if error.outcome.is_some() => format!("unknown ({})", error.error),
+            Err(error) => format!("failed ({})", error.error),
+        };
+        self.log(&outcome);
+    }
+
+    fn log(&mut self, outcome: &str) {
+        self.logged = true;
+        info!(tool = self.tool.as_str(), change = %self.change, outcome = %outcome, confirmed = self.confirmed, transport = self.transport, session = %self.session, "write");
+    }
+}
+
+impl Drop for WriteLog {
+    fn drop(&mut self) {
+        if !self.logged {
+            self.log("unknown (the call ended before the portal answered: cancelled by the client or its connection closed)");
+        }
+    }
+}
