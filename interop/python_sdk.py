@@ -72,8 +72,14 @@ async def exercise(name: str, session: ClientSession) -> None:
     check(f"{name}: the same object as JSON text", text == EXPECTED, str(text))
 
     bad = await session.call_tool("im_chat_user_list", {"CHAT_ID": 1})
-    error = json.loads(bad.content[0].text) if bad.content else {}
+    error = json.loads(bad.content[-1].text) if bad.content else {}
     check(f"{name}: an error result is isError", bad.is_error is True, str(bad.is_error))
+    sentence = bad.content[0].text if len(bad.content) == 2 else ""
+    check(
+        f"{name}: an error result opens with a sentence naming its code and hint",
+        sentence.startswith("Error ACCESS_ERROR: ") and sentence.endswith("Hint: " + error.get("hint", "?")),
+        sentence,
+    )
     check(
         f"{name}: the error object says ACCESS_ERROR / permission",
         error.get("error") == "ACCESS_ERROR" and error.get("category") == "permission" and error.get("retryable") is False,
@@ -180,7 +186,7 @@ async def confirmed_writes(name: str, server, mode: str) -> None:
         asked: list[str] = []
         async with Client(server, mode=mode, elicitation_callback=answering(answer, asked)) as client:
             result = await client.call_tool("im_chat_user_delete", {"CHAT_ID": 2935, "USER_ID": 1269})
-            text = json.loads(result.content[0].text) if result.content else {}
+            text = json.loads(result.content[-1].text) if result.content else {}
             what = "types the chat ID" if answer == "2935" else ("declines" if answer is None else "types another value")
             if expected is None:
                 check(f"{label}: the user {what}: the user is removed", not result.is_error and text == {"ok": True, "chat_id": 2935, "user_id": 1269}, json.dumps(text))

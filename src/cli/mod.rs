@@ -60,6 +60,13 @@ fn render(result: &CallToolResult) -> Outcome {
     let is_error = result.is_error == Some(true);
     let stdout = match (&result.structured_content, is_error) {
         (Some(value), false) => value.to_string(),
+        // An error's last text is its JSON object (the first repeats it as a sentence).
+        (_, true) => result
+            .content
+            .iter()
+            .rev()
+            .find_map(|c| c.as_text().map(|t| t.text.clone()))
+            .unwrap_or_default(),
         _ => result
             .content
             .iter()

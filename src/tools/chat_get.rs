@@ -4,11 +4,14 @@
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
+use super::schema;
 use super::shape;
 use crate::bitrix::{Client, Observer};
 
@@ -58,37 +61,40 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "ENTITY_TYPE": {"type": "string", "enum": ENTITY_TYPES},
-            "ENTITY_ID": {
-                "type": "string",
-                "description": "By type: CRM DEAL|1663, LEAD|13, CONTACT|25, COMPANY|7, DYNAMIC_<type>|<id>; SONET_GROUP, TASKS, CALENDAR: the ID.",
-            },
-        },
-        "required": ["ENTITY_TYPE", "ENTITY_ID"],
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "found": {"type": "boolean"},
-            "chat_id": {"description": "The chat's ID (integer), or null when not found."},
-            "dialog_id": {"description": "chat<ID> for im_dialog_get and im_dialog_users_list, or null."},
-            "entity_type": {"type": "string"},
-            "entity_id": {"type": "string"},
-            "note": {"type": "string", "description": "Only when not found."},
-        },
-        "required": ["found", "chat_id", "dialog_id", "entity_type", "entity_id"],
-    })
+    schema::of::<Answer>()
 }
 
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
 struct Input {
+    #[serde(rename = "ENTITY_TYPE")]
+    #[schemars(extend("enum" = ENTITY_TYPES))]
+    entity_type: String,
+    /// By type: CRM DEAL|1663, LEAD|13, CONTACT|25, COMPANY|7, DYNAMIC_<type>|<id>; SONET_GROUP, TASKS, CALENDAR: the ID.
+    #[serde(rename = "ENTITY_ID")]
+    entity_id: String,
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    found: bool,
+    /// The chat's ID, or null when not found.
+    #[schemars(required, extend("type" = ["integer", "null"]))]
+    chat_id: Option<i64>,
+    /// chat<ID> for im_dialog_get and im_dialog_users_list, or null.
+    #[schemars(required, extend("type" = ["string", "null"]))]
+    dialog_id: Option<String>,
     entity_type: String,
     entity_id: String,
+    /// Only when not found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = "string"))]
+    note: Option<&'static str>,
 }
 
 fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
@@ -135,16 +141,14 @@ fn run<'a>(
             ),
             other => return Err(unexpected(client, format!("im.chat.get answered {other}"))),
         };
-        let mut answer = json!({
-            "found": chat_id.is_some(),
-            "chat_id": chat_id,
-            "dialog_id": chat_id.map(|id| format!("chat{id}")),
-            "entity_type": input.entity_type,
-            "entity_id": input.entity_id,
-        });
-        if chat_id.is_none() {
-            answer["note"] = json!(NOT_FOUND_NOTE);
-        }
-        Ok(answer)
+        let answer = Answer {
+            found: chat_id.is_some(),
+            chat_id,
+            dialog_id: chat_id.map(|id| format!("chat{id}")),
+            entity_type: input.entity_type,
+            entity_id: input.entity_id,
+            note: chat_id.is_none().then_some(NOT_FOUND_NOTE),
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }

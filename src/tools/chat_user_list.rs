@@ -3,12 +3,14 @@
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::args::{self, Args, MAX_ID};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, reads_only};
+use super::schema;
 use crate::bitrix::{Client, Observer};
 
 pub const NAME: &str = "im_chat_user_list";
@@ -28,17 +30,21 @@ pub const EMPTY_NOTE: &str = "The list is empty: per Bitrix24 this can mean that
 user may not see this chat's participants (e.g. is not a participant) or that the chat does not \
 exist, not that the chat has no members.";
 
-/// The successful answer, as `structuredContent` and as JSON text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The successful answer, as `structuredContent` and as JSON text; the output schema is derived
+/// from it (field docs are the schema's descriptions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ChatUserList {
     pub chat_id: i64,
+    /// In the portal's order.
     pub user_ids: Vec<i64>,
     pub count: usize,
-    /// Present (and true) only when the portal listed more than [`MAX_USER_IDS`].
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Only when the chat has more participants than the 5000 given.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    #[schemars(transform = schema::no_default)]
     pub truncated: bool,
-    /// Present only when the list is empty.
+    /// Only when user_ids is empty.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = "string"))]
     pub note: Option<&'static str>,
 }
 
@@ -90,31 +96,19 @@ fn run<'a>(
 }
 
 fn input_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "CHAT_ID": {
-                "type": "integer",
-                "minimum": 1,
-                "description": CHAT_ID_DESCRIPTION,
-            }
-        },
-        "required": ["CHAT_ID"],
-    })
+    schema::of::<Input>()
 }
 
 fn output_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "chat_id": {"type": "integer"},
-            "user_ids": {"type": "array", "items": {"type": "integer"}, "description": "In the portal's order."},
-            "count": {"type": "integer", "minimum": 0},
-            "truncated": {"type": "boolean", "description": "Only when the chat has more participants than the 5000 given."},
-            "note": {"type": "string", "description": "Only when user_ids is empty."},
-        },
-        "required": ["chat_id", "user_ids", "count"],
-    })
+    schema::of::<ChatUserList>()
+}
+
+/// The arguments as [`parse_chat_id`] reads them; the input schema is derived from it.
+#[derive(Debug, JsonSchema)]
+pub struct Input {
+    #[serde(rename = "CHAT_ID")]
+    #[schemars(range(min = 1), description = CHAT_ID_DESCRIPTION)]
+    pub chat_id: i64,
 }
 
 /// Reads `CHAT_ID` leniently: an integer, a numeric string, or a `chatNNN` dialog ID. The name is
@@ -144,6 +138,7 @@ fn with_hint(error: ToolError) -> ToolError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn args(value: Value) -> JsonObject {
         match value {

@@ -345,10 +345,35 @@ impl ToolError {
         })
     }
 
-    /// An `isError` result whose only content is the JSON object, with no `structuredContent`
-    /// (clients validate that against the success schema).
+    /// The error as one plain sentence: code, what happened, whether to retry, and the hint.
+    pub fn sentence(&self) -> String {
+        let description = self.error_description.trim_end();
+        let stop = if description.ends_with(['.', '!', '?']) {
+            ""
+        } else {
+            "."
+        };
+        let retry = match (self.retryable, self.retry_after_secs) {
+            (false, _) => "Retrying will not help.".to_owned(),
+            (true, None) => "Retrying may help.".to_owned(),
+            (true, Some(secs)) => format!("Retrying may help after {secs} s."),
+        };
+        format!(
+            "Error {}: {description}{stop} {retry} Hint: {}",
+            self.error, self.hint
+        )
+    }
+
+    /// An `isError` result with no `structuredContent` (clients validate that against the
+    /// success schema): first the error as a plain sentence, then the JSON object. The sentence
+    /// comes first because some clients (Gemini CLI) turn a first text item that parses as JSON
+    /// into structured content, validate it against the tool's output schema and show the model
+    /// only the failed validation.
     pub fn into_result(self) -> CallToolResult {
-        CallToolResult::error(vec![ContentBlock::text(self.to_json())])
+        CallToolResult::error(vec![
+            ContentBlock::text(self.sentence()),
+            ContentBlock::text(self.to_json()),
+        ])
     }
 }
 
@@ -574,6 +599,44 @@ mod tests {
         );
         let odd = refresh(CallError::Api(ApiError::new("weird", "", 400)));
         assert_eq!(odd.category, Authentication);
+    }
+
+    #[test]
+    fn an_error_result_is_a_sentence_that_is_not_json_then_the_object() {
+        let error = ToolError::from_call(&CallError::Api(ApiError::new(
+            "QUERY_LIMIT_EXCEEDED",
+            "Too many requests",
+            503,
+        )));
+        let result = error.clone().into_result();
+        assert_eq!(result.is_error, Some(true));
+        assert!(result.structured_content.is_none());
+        let texts: Vec<&str> = result
+            .content
+            .iter()
+            .map(|c| c.as_text().unwrap().text.as_str())
+            .collect();
+        assert_eq!(texts.len(), 2);
+        assert!(serde_json::from_str::<serde_json::Value>(texts[0]).is_err());
+        assert_eq!(
+            texts[0],
+            format!(
+                "Error QUERY_LIMIT_EXCEEDED: Too many requests. Retrying may help. Hint: {}",
+                error.hint
+            )
+        );
+        assert_eq!(texts[1], error.to_json());
+        let waits = ToolError {
+            retry_after_secs: Some(7),
+            ..error
+        };
+        assert!(
+            waits
+                .sentence()
+                .contains("Retrying may help after 7 s. Hint: ")
+        );
+        let fixed = ToolError::not_configured().sentence();
+        assert!(fixed.starts_with("Error NOT_CONFIGURED: No Bitrix24 portal is configured for this server. Retrying will not help. Hint: BITRIX24_WEBHOOK_URL"), "{fixed}");
     }
 
     #[test]

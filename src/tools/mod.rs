@@ -20,6 +20,7 @@ pub mod dialog_users_list;
 pub mod error;
 pub mod recent_list;
 pub mod registry;
+pub mod schema;
 pub mod search_chat_list;
 pub mod shape;
 pub mod user_list_get;
@@ -32,8 +33,8 @@ use futures::FutureExt;
 use rmcp::{
     ErrorData, Peer, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-        CustomResult, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CustomRequest, CustomResult,
+        Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
         ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
@@ -275,6 +276,26 @@ impl Bitrix24Tools {
                 tracing::error!(tool = name, "tool call panicked");
                 Err(ToolError::internal())
             });
+        // Debug builds (the tests) hold every answer to the schema the tool declares.
+        #[cfg(debug_assertions)]
+        let outcome = outcome.and_then(|answer| {
+            let problems = schema::violations(&(tool.output)(), &answer);
+            if problems.is_empty() {
+                return Ok(answer);
+            }
+            tracing::error!(
+                tool = name,
+                ?problems,
+                "answer does not match its output schema"
+            );
+            Err(ToolError {
+                error_description: format!(
+                    "The answer does not match the tool's output schema: {}",
+                    problems.join("; ")
+                ),
+                ..ToolError::internal()
+            })
+        });
         debug!(
             tool = name,
             is_error = outcome.is_err(),
@@ -332,7 +353,7 @@ fn success(answer: Value) -> CallToolResult {
     match answer {
         Value::Object(_) => CallToolResult::structured(answer),
         // Every tool answers an object; anything else is a bug, reported as one.
-        _ => CallToolResult::error(vec![ContentBlock::text(ToolError::internal().to_json())]),
+        _ => ToolError::internal().into_result(),
     }
 }
 

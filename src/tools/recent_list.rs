@@ -5,11 +5,14 @@ use std::collections::HashSet;
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
+use super::schema;
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
 
@@ -53,25 +56,31 @@ fn input() -> Value {
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": {
-                "type": "object",
-                "properties": {
-                    "dialog_id": {"type": "string", "description": "chat<ID>, or a user ID for a private dialog."},
-                    "chat_id": {"type": "integer"},
-                    "type": {"type": "string", "description": "chat, user, lines, …"},
-                    "title": {"type": "string"},
-                    "last_message_date": {"type": "string"},
-                },
-                "required": ["dialog_id", "chat_id", "type", "title", "last_message_date"],
-            }},
-            "has_more": {"type": "boolean"},
-            "next_offset": {"description": "OFFSET of the next page (integer), or null."},
-        },
-        "required": ["items", "has_more", "next_offset"],
-    })
+    schema::of::<Answer>()
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    items: Vec<RecentItem>,
+    has_more: bool,
+    /// OFFSET of the next page, or null.
+    #[schemars(required, extend("type" = ["integer", "null"]))]
+    next_offset: Option<i64>,
+}
+
+// One dialog of the list. (Plain comments: a doc comment on a nested type would become its
+// schema's description.)
+#[derive(Serialize, JsonSchema)]
+struct RecentItem {
+    /// chat<ID>, or a user ID for a private dialog.
+    dialog_id: String,
+    chat_id: i64,
+    /// chat, user, lines, …
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    last_message_date: String,
 }
 
 struct Input {
@@ -133,22 +142,23 @@ fn run<'a>(
             );
         let shaper = Shaper::new(client);
         let mut seen = HashSet::new();
-        let items: Vec<Value> = page
+        let items: Vec<RecentItem> = page
             .iter()
             .take(limit)
             .filter_map(|item| recent_item(&shaper, item))
-            .filter(|item| seen.insert(item["dialog_id"].as_str().map(str::to_owned)))
+            .filter(|item| seen.insert(item.dialog_id.clone()))
             .collect();
-        Ok(json!({
-            "items": items,
-            "has_more": has_more,
-            "next_offset": has_more.then_some(input.offset + input.limit),
-        }))
+        let answer = Answer {
+            items,
+            has_more,
+            next_offset: has_more.then_some(input.offset + input.limit),
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }
 
 /// One dialog of the list: its `id` is a user ID for a private dialog, `chatNNN` for a chat.
-fn recent_item(shaper: &Shaper, item: &Value) -> Option<Value> {
+fn recent_item(shaper: &Shaper, item: &Value) -> Option<RecentItem> {
     let dialog_id = match item.get("id")? {
         Value::String(s) => args::dialog_id(&Value::String(s.clone()))?,
         number => shape::id(number)?.to_string(),
@@ -162,11 +172,11 @@ fn recent_item(shaper: &Shaper, item: &Value) -> Option<Value> {
                 .and_then(|id| id.parse().ok())
         })
         .unwrap_or(0);
-    Some(json!({
-        "dialog_id": dialog_id,
-        "chat_id": chat_id,
-        "type": shaper.text(item.get("type")),
-        "title": shaper.text(item.get("title")),
-        "last_message_date": shaper.text(item.get("message").and_then(|m| m.get("date"))),
-    }))
+    Some(RecentItem {
+        dialog_id,
+        chat_id,
+        kind: shaper.text(item.get("type")),
+        title: shaper.text(item.get("title")),
+        last_message_date: shaper.text(item.get("message").and_then(|m| m.get("date"))),
+    })
 }

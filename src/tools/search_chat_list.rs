@@ -3,12 +3,15 @@
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
-use super::shape::Shaper;
+use super::schema::{self, no_default};
+use super::shape::{ChatSummary, Shaper};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_search_chat_list";
@@ -38,45 +41,38 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "FIND": {"type": "string", "minLength": 2, "description": "At least 2 characters: the start of a word of the title."},
-            "LIMIT": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Default 10."},
-            "OFFSET": {"type": "integer", "minimum": 0},
-        },
-        "required": ["FIND"],
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "chats": {"type": "array", "items": {
-                "type": "object",
-                "properties": {
-                    "chat_id": {"type": "integer"},
-                    "dialog_id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "type": {"type": "string"},
-                    "user_counter": {"type": "integer"},
-                    "entity_type": {"type": "string"},
-                    "entity_id": {"type": "string"},
-                },
-                "required": ["chat_id", "dialog_id", "name", "type", "user_counter", "entity_type", "entity_id"],
-            }},
-            "total": {"type": "integer"},
-            "next": {"description": "OFFSET of the next page (integer), or null."},
-        },
-        "required": ["chats", "total", "next"],
-    })
+    schema::of::<Answer>()
 }
 
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
 struct Input {
+    #[serde(rename = "FIND")]
+    #[schemars(
+        length(min = 2),
+        description = "At least 2 characters: the start of a word of the title."
+    )]
     find: String,
+    #[serde(rename = "LIMIT", default)]
+    #[schemars(range(min = 1, max = 50), description = "Default 10.", transform = no_default)]
     limit: i64,
+    #[serde(rename = "OFFSET", default)]
+    #[schemars(range(min = 0), transform = no_default)]
     offset: i64,
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    total: i64,
+    /// OFFSET of the next page, or null.
+    #[schemars(required, extend("type" = ["integer", "null"]))]
+    next: Option<i64>,
+    chats: Vec<ChatSummary>,
 }
 
 fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
@@ -113,7 +109,7 @@ fn run<'a>(
         // A page longer than LIMIT is cut to LIMIT, and the next page starts where it was cut.
         let limit = usize::try_from(input.limit).unwrap_or(usize::MAX);
         let cut = found.len() > limit || envelope.cut;
-        let chats: Vec<Value> = found
+        let chats: Vec<ChatSummary> = found
             .iter()
             .take(limit)
             .filter_map(|chat| shaper.chat(chat))
@@ -124,10 +120,11 @@ fn run<'a>(
             envelope.next.filter(|next| *next > input.offset)
         };
         let listed = input.offset + found.len() as i64;
-        Ok(json!({
-            "total": envelope.total.unwrap_or(listed),
-            "next": next,
-            "chats": chats,
-        }))
+        let answer = Answer {
+            total: envelope.total.unwrap_or(listed),
+            next,
+            chats,
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }

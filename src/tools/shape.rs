@@ -2,6 +2,8 @@
 //! chat methods return them. Everything read here came from the network: strings are scrubbed of
 //! secrets, escaped and bounded, numbers checked, missing fields given a stated default.
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bitrix::Client;
@@ -52,18 +54,32 @@ impl Shaper {
     }
 
     /// A chat as `im.search.chat.list` returns one. `None` without an ID.
-    pub fn chat(&self, value: &Value) -> Option<Value> {
+    pub fn chat(&self, value: &Value) -> Option<ChatSummary> {
         let chat_id = value.get("id").and_then(id)?;
-        Some(json!({
-            "chat_id": chat_id,
-            "dialog_id": format!("chat{chat_id}"),
-            "name": self.text(value.get("name")),
-            "type": self.text(value.get("type")),
-            "user_counter": count(value.get("user_counter")),
-            "entity_type": self.text(value.get("entity_type")),
-            "entity_id": self.text(value.get("entity_id")),
-        }))
+        Some(ChatSummary {
+            chat_id,
+            dialog_id: format!("chat{chat_id}"),
+            name: self.text(value.get("name")),
+            kind: self.text(value.get("type")),
+            user_counter: count(value.get("user_counter")),
+            entity_type: self.text(value.get("entity_type")),
+            entity_id: self.text(value.get("entity_id")),
+        })
     }
+}
+
+// One chat in a search's answer; its schema is derived from it. (A plain comment: a doc comment
+// would become the schema's description, which the model reads.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ChatSummary {
+    pub chat_id: i64,
+    pub dialog_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user_counter: i64,
+    pub entity_type: String,
+    pub entity_id: String,
 }
 
 /// The output schema of one user, as [`Shaper::user`] makes it.

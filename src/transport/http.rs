@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use super::Sessions;
 use super::connections::{self, ConnectionLimits};
+use super::priming;
 use super::security::{self, Guard};
 use super::sse::{self, SseState};
 use crate::tools::Bitrix24Tools;
@@ -138,6 +139,10 @@ pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationTok
         // Both spellings answered directly: a redirect would lose the POST body in some clients.
         .route_service("/mcp", streamable.clone())
         .route_service("/mcp/", streamable)
+        .layer(middleware::from_fn_with_state(
+            options.max_body_bytes,
+            priming::only_where_defined,
+        ))
         .layer(middleware::from_fn_with_state(
             (limits, options.stateless),
             session_rules,

@@ -5,6 +5,7 @@
 pub mod connections;
 pub mod framing;
 pub mod http;
+pub mod priming;
 pub mod security;
 pub mod sse;
 pub mod stdio;

@@ -158,7 +158,20 @@ pub fn error_object(result: &CallToolResult) -> Value {
         result.structured_content.is_none(),
         "errors carry no structuredContent"
     );
-    let object: Value = serde_json::from_str(text(result)).expect("error text is JSON");
+    // First a plain sentence (a client that parses a first JSON text as structured content
+    // must not find one), then the JSON object.
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .map(|c| c.as_text().expect("text content").text.as_str())
+        .collect();
+    assert_eq!(texts.len(), 2, "a sentence and the object: {result:?}");
+    assert!(
+        serde_json::from_str::<Value>(texts[0]).is_err(),
+        "the first text is not JSON: {}",
+        texts[0]
+    );
+    let object: Value = serde_json::from_str(texts[1]).expect("error text is JSON");
     for field in ["error", "error_description", "category", "hint"] {
         let value = object[field]
             .as_str()
@@ -166,6 +179,22 @@ pub fn error_object(result: &CallToolResult) -> Value {
         assert!(!value.is_empty(), "{field} is empty in {object}");
     }
     assert!(object["retryable"].is_boolean(), "{object}");
+    // Debug builds check every answer against its tool's output schema (src/tools/schema.rs).
+    assert!(
+        !object["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not match the tool's output schema"),
+        "{object}"
+    );
+    let code = object["error"].as_str().unwrap_or_default();
+    let hint = object["hint"].as_str().unwrap_or_default();
+    assert!(
+        texts[0].starts_with(&format!("Error {code}: "))
+            && texts[0].ends_with(&format!("Hint: {hint}")),
+        "the sentence names the code and the hint: {}",
+        texts[0]
+    );
     object
 }
 

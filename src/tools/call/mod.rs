@@ -67,7 +67,10 @@ fn output() -> Value {
         "type": "object",
         "properties": {
             "method": {"type": "string"},
-            "result": {"description": "The portal's result, as it sent it."},
+            "result": {
+                "type": ["object", "array", "string", "number", "boolean", "null"],
+                "description": "The portal's result, as it sent it.",
+            },
             "total": {"type": "integer"},
             "next": {"type": "integer"},
             "command_errors": {"type": "object", "description": "batch only: the commands that failed, by key."},
