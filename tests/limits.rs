@@ -196,12 +196,15 @@ impl ClientHandler for ProgressRecorder {
 #[tokio::test]
 async fn waits_are_reported_as_progress_notifications() {
     let server = portal_answering(vec![query_limit(), ok()]).await;
+    // QUERY_LIMIT_EXCEEDED fills the bucket, so the retry waits one drain interval. At 20/s that
+    // was 50 ms, which a loaded machine could spend before the retry asked for its slot (then
+    // there was no wait to report: one suite run in ten at load 13); 2 s it cannot.
     let options = ClientOptions {
         retry: quick_retries(3),
         rate: RateOptions {
-            per_second: 20.0,
+            per_second: 0.5,
             burst: 2,
-            max_wait: Duration::from_secs(5),
+            max_wait: Duration::from_secs(10),
         },
         ..fast_options()
     };
