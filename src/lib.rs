@@ -134,8 +134,7 @@ async fn execute(
         }
         Command::Call { tool, arguments } => {
             let outcome = cli::call(&tools, &tool, &arguments).await;
-            print(&outcome);
-            Ok(outcome.exit_code)
+            Ok(cli::print(&outcome))
         }
         Command::Tools => Ok(print_tools(&config.tools)),
         Command::Check { json } => {
@@ -145,7 +144,9 @@ async fn execute(
             } else {
                 cli::check::render(&report)
             };
-            println!("{}", text.trim_end());
+            if let Err(code) = cli::print_stdout(text.trim_end()) {
+                return Ok(code);
+            }
             Ok(if report.ready {
                 0
             } else {
@@ -178,9 +179,7 @@ fn announce_writes(writes: tools::registry::Writes) {
 }
 
 fn print_tools(selection: &tools::Selection) -> i32 {
-    let outcome = cli::tools(selection);
-    print(&outcome);
-    outcome.exit_code
+    cli::print(&cli::tools(selection))
 }
 
 /// Builds the portal client the configuration asks for, starting the demo portal if needed. A
@@ -215,7 +214,7 @@ async fn connect(
                 .map_err(RunError::DemoAddress)?;
             info!(
                 portal = %portal.addr(),
-                "demo portal started: chat 2935 has users 99, 1269, 1271; chat 1 is refused; chat 2936 is hidden"
+                "demo portal started: {}", PortalData::SAMPLE_SUMMARY
             );
             Ok((Some(webhook_client(webhook, config)?), Some(portal)))
         }
@@ -252,15 +251,6 @@ fn webhook_client(webhook: WebhookUrl, config: &Config) -> Result<Client, RunErr
     let app = format!("webhook-{}", webhook.user_id());
     let shared = shared_state(config, &webhook.host(), &app)?;
     Ok(Client::new(webhook.into(), config.client)?.sharing(shared))
-}
-
-fn print(outcome: &cli::Outcome) {
-    if !outcome.stdout.is_empty() {
-        println!("{}", outcome.stdout);
-    }
-    if !outcome.stderr.is_empty() {
-        eprintln!("{}", outcome.stderr);
-    }
 }
 
 impl RunError {

@@ -6,8 +6,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-use clap::Parser;
-
 use bitrix24_mcp::config::{self, Cli, Command};
 use bitrix24_mcp::{logging, run, transport};
 
@@ -15,7 +13,8 @@ use bitrix24_mcp::{logging, run, transport};
 async fn main() {
     // First of all, so that no signal finds the process without its handlers.
     let shutdown = transport::shutdown_signal();
-    let cli = Cli::try_parse().unwrap_or_else(|err| config::explain_parse_error(err));
+    let cli =
+        Cli::read_from(std::env::args_os()).unwrap_or_else(|err| config::explain_parse_error(err));
     let config = match cli.settings.validate() {
         Ok(config) => config,
         Err(err) => {

@@ -163,6 +163,30 @@ async fn an_unreachable_host_is_not_ready() {
     assert!(text.contains("reachable       no"), "{text}");
 }
 
+/// A host name that does not resolve (`.invalid` never does) is a wrong address or a DNS
+/// problem: the fix says what to check, and does not advise retrying.
+#[tokio::test]
+async fn a_host_that_does_not_resolve_is_not_ready_and_not_retried() {
+    let url = format!("https://no-such-portal.invalid/rest/1/{CODE}/");
+    let (code, text, report) = run(Some(&url), &[]).await;
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(report["portal"]["reachable"], false);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    let cause = problems[0]["cause"].as_str().unwrap();
+    let fix = problems[0]["fix"].as_str().unwrap();
+    assert_eq!(problems[0]["code"], "NETWORK_ERROR");
+    assert!(
+        cause.starts_with("the portal's host name no-such-portal.invalid does not resolve"),
+        "{cause}"
+    );
+    assert!(fix.contains("BITRIX24_WEBHOOK_URL"), "{fix}");
+    assert!(fix.contains("DNS"), "{fix}");
+    assert!(fix.contains("retrying will not help"), "{fix}");
+    assert!(!fix.to_lowercase().contains("retry in"), "{fix}");
+    assert!(text.contains("does not resolve"), "{text}");
+}
+
 #[tokio::test]
 async fn a_wrong_webhook_code_is_not_ready() {
     let portal = DemoPortal::start(PortalData::sample("the-right-code"))

@@ -548,15 +548,43 @@ async fn query_limit_exceeded_forever() {
     harness.assert_clean();
 }
 
-#[tokio::test]
-async fn operation_time_limit_then_blocked_until_reset() {
-    let now = std::time::SystemTime::now()
+/// Seconds since the Unix epoch, as the client's operating gate counts them.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs_f64()
+}
+
+/// A successful answer whose `time` block puts the method's window reset `ahead` whole seconds
+/// after the moment it is sent (not when the test started: a loaded machine may take seconds to
+/// get there), remembering the reset it reported.
+struct BudgetAnswer {
+    ahead: u64,
+    reported: Arc<Mutex<Option<u64>>>,
+}
+
+impl wiremock::Respond for BudgetAnswer {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        // Whole seconds, as the portal reports them: the next second boundary plus the margin.
+        let reset_at = unix_now().ceil() as u64 + self.ahead;
+        *self.reported.lock().unwrap() = Some(reset_at);
+        ResponseTemplate::new(200).set_body_json(
+            json!({"result": [99, 1269, 1271], "time": {"operating": 479, "operating_reset_at": reset_at}}),
+        )
+    }
+}
+
+#[tokio::test]
+async fn operation_time_limit_then_blocked_until_reset() {
     let server = MockServer::start().await;
-    let budget = ResponseTemplate::new(200)
-        .set_body_json(json!({"result": [99, 1269, 1271], "time": {"operating": 479, "operating_reset_at": now + 1}}));
+    let reported = Arc::new(Mutex::new(None));
+    // Five seconds from the answer to the reset: the next call's 429 comes back long before it,
+    // even with several builds sharing two cores. The test waits out that margin once.
+    let budget = BudgetAnswer {
+        ahead: 5,
+        reported: reported.clone(),
+    };
     let blocked = ResponseTemplate::new(429).set_body_json(
         json!({"error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked"}),
     );
@@ -583,13 +611,29 @@ async fn operation_time_limit_then_blocked_until_reset() {
     };
     let mut harness = webhook_harness(&server, options).await;
     harness.recovers().await;
+    let reset_at = reported.lock().unwrap().expect("the budget was reported") as f64;
+    let before = unix_now();
     let refused = harness.error(2935).await;
+    let after = unix_now();
+    assert!(
+        after < reset_at,
+        "the 429 must come back before the reported reset for this test to mean anything"
+    );
     assert_eq!(refused["error"], "OPERATION_TIME_LIMIT");
     assert_eq!(refused["http_status"], 429);
     assert_eq!(refused["category"], "rate_limit");
     assert_eq!(refused["retryable"], true);
-    let wait = refused["retry_after_secs"].as_u64().unwrap();
-    assert!((1..=3).contains(&wait), "{wait}");
+    // Blocked until one second past the reported reset (not the 600-second window), counted
+    // from the moment the 429 arrived, which lies between `before` and `after`.
+    let wait = refused["retry_after_secs"].as_u64().unwrap() as f64;
+    let (shortest, longest) = (
+        (reset_at + 1.0 - after).ceil(),
+        (reset_at + 1.0 - before).ceil(),
+    );
+    assert!(
+        (shortest..=longest).contains(&wait),
+        "{wait} not in {shortest}..={longest}"
+    );
     let sent = server.received_requests().await.unwrap().len();
     assert_eq!(sent, 2, "a blocked method is not retried");
     // Until the reset, calls fail fast without a request.
@@ -603,7 +647,11 @@ async fn operation_time_limit_then_blocked_until_reset() {
         2,
         "failed fast"
     );
-    tokio::time::sleep(Duration::from_secs(wait)).await;
+    // Not a stand-in for synchronisation: the block is on the wall clock, and ends at its time.
+    while unix_now() < reset_at + 1.0 {
+        let left = Duration::try_from_secs_f64(reset_at + 1.0 - unix_now()).unwrap_or_default();
+        tokio::time::sleep(left.max(Duration::from_millis(10))).await;
+    }
     harness.recovers().await;
     harness.assert_clean();
 }

@@ -194,6 +194,12 @@ async fn three_instances_on_one_redis_stay_inside_the_portals_bucket() {
     let (drain, burst) = (20.0, 30);
     let mut data = PortalData::sample(CODE);
     data.rate_limit = Some((drain, burst));
+    // The instances share a stricter bucket than the portal's (16/s, burst 10): requests leave on
+    // schedule but reach the portal whenever a loaded machine lets them, sometimes many together,
+    // and with the same bucket on both sides one late batch was refused. The margin absorbs
+    // about a second of such lateness; without sharing, three instances at 16/s would still
+    // overrun the portal's 20/s long before 150 calls.
+    let (client_drain, client_burst) = (16.0, 10);
     let portal = DemoPortal::start(data).await.unwrap();
     let mut processes = Vec::new();
     for _ in 0..3 {
@@ -201,8 +207,8 @@ async fn three_instances_on_one_redis_stay_inside_the_portals_bucket() {
         command
             .env("BITRIX24_WEBHOOK_URL", portal.webhook_url())
             .env("BITRIX24_STATE_URL", redis.url())
-            .env("BITRIX24_RATE_LIMIT", drain.to_string())
-            .env("BITRIX24_RATE_BURST", burst.to_string())
+            .env("BITRIX24_RATE_LIMIT", client_drain.to_string())
+            .env("BITRIX24_RATE_BURST", u32::to_string(&client_burst))
             .env("BITRIX24_MAX_RETRIES", "0")
             .env("RUST_LOG", "warn");
         processes.push(mcp_process(command).await);
@@ -220,7 +226,7 @@ async fn three_instances_on_one_redis_stay_inside_the_portals_bucket() {
     }
     assert_eq!(portal.rate_limited(), 0, "the portal refused some calls");
     assert_eq!(portal.requests().len(), calls);
-    let minimum = (calls as f64 - f64::from(burst)) / drain;
+    let minimum = (calls as f64 - f64::from(client_burst)) / client_drain;
     eprintln!(
         "{calls} calls over 3 instances in {elapsed:.3} s; the bucket's minimum is {minimum:.3} s"
     );

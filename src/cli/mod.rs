@@ -4,6 +4,8 @@
 
 pub mod check;
 
+use std::io::Write;
+
 use rmcp::model::{CallToolResult, JsonObject};
 use serde_json::{Value, json};
 
@@ -53,6 +55,38 @@ pub fn tools(selection: &Selection) -> Outcome {
         stdout: serde_json::to_string_pretty(&listing).unwrap_or_default(),
         stderr: String::new(),
         exit_code: 0,
+    }
+}
+
+/// Prints a one-shot command's output and returns its exit code. A reader that has gone
+/// (`bitrix24-mcp tools | head`) has read all it wanted: the rest is dropped quietly and the
+/// command's own exit code stands, never a panic.
+pub fn print(outcome: &Outcome) -> i32 {
+    if !outcome.stdout.is_empty()
+        && let Err(code) = print_stdout(&outcome.stdout)
+    {
+        return code;
+    }
+    if !outcome.stderr.is_empty() {
+        let _ = writeln!(std::io::stderr(), "{}", outcome.stderr);
+    }
+    outcome.exit_code
+}
+
+/// Writes `text` and a newline to stdout. A closed pipe is not an error (see [`print`]); any
+/// other failure to write (a full disk) is reported on stderr, as `Err` with exit code 1.
+pub fn print_stdout(text: &str) -> Result<(), i32> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "bitrix24-mcp: cannot write the output: {err}"
+            );
+            Err(1)
+        }
     }
 }
 

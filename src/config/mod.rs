@@ -36,6 +36,57 @@ pub struct Cli {
     pub settings: Settings,
 }
 
+impl Cli {
+    /// Parses the command line (and the variables behind it) as `main` does, noting which
+    /// settings were typed as flags so that messages name what the user wrote.
+    pub fn read_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        cli.settings.typed = Typed::from_matches(&matches);
+        Ok(cli)
+    }
+}
+
+/// The settings given as flags on the command line rather than through their variables. A
+/// message about a setting names the one the user wrote: `--webhook-url` or
+/// `BITRIX24_WEBHOOK_URL`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Typed(Vec<String>);
+
+impl Typed {
+    fn from_matches(matches: &clap::ArgMatches) -> Self {
+        // Global flags may be typed after the subcommand; clap keeps them in its matches too.
+        let all = std::iter::successors(Some(matches), |m| m.subcommand().map(|(_, sub)| sub));
+        let mut typed = Vec::new();
+        for level in all {
+            for id in level.ids() {
+                let on_line = matches!(
+                    level.value_source(id.as_str()),
+                    Some(clap::parser::ValueSource::CommandLine)
+                );
+                if on_line && !typed.iter().any(|t| t == id.as_str()) {
+                    typed.push(id.as_str().to_owned());
+                }
+            }
+        }
+        Self(typed)
+    }
+
+    /// `flag` when the setting `id` was typed, else `variable`.
+    fn name(&self, id: &str, flag: &'static str, variable: &'static str) -> &'static str {
+        if self.0.iter().any(|t| t == id) {
+            flag
+        } else {
+            variable
+        }
+    }
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Serve MCP over stdio (the default).
@@ -190,6 +241,10 @@ pub struct Settings {
 
     #[command(flatten)]
     pub state: state::StateArgs,
+
+    /// Which of the above were typed as flags (filled in by [`Cli::read_from`]).
+    #[arg(skip)]
+    pub typed: Typed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -231,11 +286,9 @@ pub enum ConfigError {
     Webhook(#[from] EndpointError),
     #[error("{0}: {1}")]
     Address(&'static str, EndpointError),
-    #[error(
-        "{0} holds an unexpanded placeholder {1:?}: the MCP client did not substitute it; \
-         Claude Code expands ${{NAME}}, Cursor expands ${{env:NAME}}"
-    )]
-    Placeholder(&'static str, String),
+    /// The setting, the placeholder as it may be shown, and why it was not expanded.
+    #[error("{0} holds an unexpanded placeholder {1:?}: {2}")]
+    Placeholder(&'static str, String, String),
     #[error(
         "both a webhook (BITRIX24_WEBHOOK_URL) and OAuth settings ({0}) are set: configure one \
          way to authenticate"
@@ -266,7 +319,10 @@ impl Settings {
         } else {
             HttpPolicy::HttpsOnly
         };
-        let webhook = given("BITRIX24_WEBHOOK_URL", exposed(&self.webhook_url))?;
+        let webhook_name = self
+            .typed
+            .name("webhook_url", "--webhook-url", "BITRIX24_WEBHOOK_URL");
+        let webhook = given(webhook_name, exposed(&self.webhook_url))?;
         let oauth_named: Vec<&str> = self
             .oauth_values()
             .iter()
@@ -278,7 +334,7 @@ impl Settings {
             (false, Some(_), false) => return Err(ConfigError::Conflict(oauth_named.join(", "))),
             (false, Some(raw), true) => Portal::Webhook(
                 WebhookUrl::parse(raw, http_policy)
-                    .map_err(|e| ConfigError::Address("BITRIX24_WEBHOOK_URL / --webhook-url", e))?,
+                    .map_err(|e| ConfigError::Address(webhook_name, e))?,
             ),
             (false, None, false) => Portal::OAuth(self.oauth(http_policy)?),
             (false, None, true) => Portal::Unconfigured,
@@ -329,12 +385,31 @@ impl Settings {
     }
 
     fn oauth(&self, policy: HttpPolicy) -> Result<OAuthSettings, ConfigError> {
-        let portal = given("BITRIX24_PORTAL_URL", self.portal_url.as_deref())?;
-        let client_id = given("BITRIX24_CLIENT_ID", self.client_id.as_deref())?;
-        let client_secret = given("BITRIX24_CLIENT_SECRET", exposed(&self.client_secret))?;
-        let refresh_token = given("BITRIX24_REFRESH_TOKEN", exposed(&self.refresh_token))?;
-        let access_token = given("BITRIX24_ACCESS_TOKEN", exposed(&self.access_token))?;
-        let token_url = given("BITRIX24_OAUTH_TOKEN_URL", self.oauth_token_url.as_deref())?;
+        let name = |id, flag, variable| self.typed.name(id, flag, variable);
+        let portal_name = name("portal_url", "--portal-url", "BITRIX24_PORTAL_URL");
+        let token_url_name = name(
+            "oauth_token_url",
+            "--oauth-token-url",
+            "BITRIX24_OAUTH_TOKEN_URL",
+        );
+        let portal = given(portal_name, self.portal_url.as_deref())?;
+        let client_id = given(
+            name("client_id", "--client-id", "BITRIX24_CLIENT_ID"),
+            self.client_id.as_deref(),
+        )?;
+        let client_secret = given(
+            name("client_secret", "--client-secret", "BITRIX24_CLIENT_SECRET"),
+            exposed(&self.client_secret),
+        )?;
+        let refresh_token = given(
+            name("refresh_token", "--refresh-token", "BITRIX24_REFRESH_TOKEN"),
+            exposed(&self.refresh_token),
+        )?;
+        let access_token = given(
+            name("access_token", "--access-token", "BITRIX24_ACCESS_TOKEN"),
+            exposed(&self.access_token),
+        )?;
+        let token_url = given(token_url_name, self.oauth_token_url.as_deref())?;
         let token_file = self
             .token_file
             .clone()
@@ -359,11 +434,9 @@ impl Settings {
         };
         Ok(OAuthSettings {
             portal: ServiceUrl::portal(portal, policy)
-                .map_err(|e| ConfigError::Address("BITRIX24_PORTAL_URL / --portal-url", e))?,
+                .map_err(|e| ConfigError::Address(portal_name, e))?,
             token_server: ServiceUrl::token_server(token_url.unwrap_or(DEFAULT_TOKEN_URL), policy)
-                .map_err(|e| {
-                    ConfigError::Address("BITRIX24_OAUTH_TOKEN_URL / --oauth-token-url", e)
-                })?,
+                .map_err(|e| ConfigError::Address(token_url_name, e))?,
             client_id: client_id.trim().to_owned(),
             client_secret: Secret::new(client_secret.trim()),
             access_token: access_token.map(|t| Secret::new(t.trim())),
@@ -382,7 +455,7 @@ mod tests {
     pub(super) fn settings(args: &[&str]) -> Settings {
         let mut argv = vec!["bitrix24-mcp"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).unwrap().settings
+        Cli::read_from(argv).unwrap().settings
     }
 
     #[test]
@@ -430,11 +503,43 @@ mod tests {
         let err = settings(&["--webhook-url", "${BITRIX24_WEBHOOK_URL}"])
             .validate()
             .unwrap_err();
+        let ConfigError::Placeholder(name, shown, _) = &err else {
+            panic!("{err:?}");
+        };
         assert_eq!(
-            err,
-            ConfigError::Placeholder("BITRIX24_WEBHOOK_URL", "${BITRIX24_WEBHOOK_URL}".into())
+            (*name, shown.as_str()),
+            ("--webhook-url", "${BITRIX24_WEBHOOK_URL}")
         );
         assert!(err.to_string().contains("${env:NAME}"), "{err}");
+    }
+
+    /// An unexpanded placeholder has two causes that look the same here; the message says both,
+    /// leading with the one the environment points to.
+    #[test]
+    fn an_unexpanded_placeholder_says_unset_and_unexpanded() {
+        use super::values::unexpanded_because;
+        let unset = unexpanded_because("${BITRIX24_WEBHOOK_URL}", |_| false);
+        assert!(
+            unset.starts_with("BITRIX24_WEBHOOK_URL is not set where the MCP client started"),
+            "{unset}"
+        );
+        assert!(unset.contains("does not expand this form"), "{unset}");
+        let set = unexpanded_because("${env:BITRIX24_WEBHOOK_URL}", |var| {
+            var == "BITRIX24_WEBHOOK_URL"
+        });
+        assert!(
+            set.starts_with(
+                "BITRIX24_WEBHOOK_URL is set, but the MCP client did not substitute it"
+            ),
+            "{set}"
+        );
+        let unnamed = unexpanded_because("${s3cr3t value}", |_| true);
+        assert!(
+            unnamed.contains("not set where the MCP client started"),
+            "{unnamed}"
+        );
+        assert!(unnamed.contains("does not expand this form"), "{unnamed}");
+        assert!(!unnamed.contains("s3cr3t"), "{unnamed}");
     }
 
     #[test]

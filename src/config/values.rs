@@ -15,8 +15,43 @@ pub(super) fn given<'a>(
 ) -> Result<Option<&'a str>, ConfigError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(raw) if raw.starts_with("${") => Err(ConfigError::Placeholder(name, placeholder(raw))),
+        Some(raw) if raw.starts_with("${") => Err(ConfigError::Placeholder(
+            name,
+            placeholder(raw),
+            unexpanded_because(raw, is_set),
+        )),
         Some(raw) => Ok(Some(raw)),
+    }
+}
+
+/// Whether a variable holds a value here. One that holds nothing but an unexpanded placeholder
+/// (`"env": {"X": "${X}"}` in `.mcp.json`, with X unset) is not set either.
+fn is_set(variable: &str) -> bool {
+    std::env::var(variable).is_ok_and(|v| !v.trim().is_empty() && !v.trim().starts_with("${"))
+}
+
+/// Why a placeholder reached the server unexpanded, and what to do. Two causes look the same
+/// from here: the variable was not set where the MCP client started (Claude Code then leaves
+/// `${NAME}` as written), or the client does not expand that form. The server inherits the
+/// client's environment, so whether the variable is set here says which comes first.
+pub(super) fn unexpanded_because(raw: &str, is_set: impl Fn(&str) -> bool) -> String {
+    let forms = "Claude Code expands ${NAME}, Cursor expands ${env:NAME}";
+    match parse_placeholder(raw).variable {
+        Some(var) if !is_set(var) => format!(
+            "{var} is not set where the MCP client started, so the client left the placeholder as \
+             written (Claude Code does that for an unset variable); set {var} there and restart \
+             the client, or put the value itself in the configuration. If it is set there, the \
+             client does not expand this form ({forms})"
+        ),
+        Some(var) => format!(
+            "{var} is set, but the MCP client did not substitute it: write the placeholder in a \
+             form the client expands ({forms})"
+        ),
+        None => format!(
+            "either the variable it names is not set where the MCP client started (Claude Code \
+             then leaves the placeholder as written), or the client does not expand this form \
+             ({forms})"
+        ),
     }
 }
 
@@ -24,6 +59,33 @@ pub(super) fn given<'a>(
 /// URL or a token) and naming the variable only when it looks like one (upper case, digits and
 /// underscores, optionally behind `env:`).
 pub(super) fn placeholder(raw: &str) -> String {
+    match parse_placeholder(raw) {
+        Placeholder {
+            variable: Some(_),
+            written,
+            has_default: true,
+        } => format!("${{{written}:-…}} (its default is not shown)"),
+        Placeholder {
+            variable: Some(_),
+            written,
+            has_default: false,
+        } => format!("${{{written}}}"),
+        Placeholder { variable: None, .. } => "${…} (not shown)".to_owned(),
+    }
+}
+
+/// A `${…}` placeholder taken apart.
+struct Placeholder<'a> {
+    /// The name as written, `env:` included.
+    written: &'a str,
+    /// The variable it names, without `env:`, when the name looks like one.
+    variable: Option<&'a str>,
+    /// Whether a default or another modifier follows the name.
+    has_default: bool,
+}
+
+/// Takes a placeholder apart; only the variable's name is ever shown, never a default.
+fn parse_placeholder(raw: &str) -> Placeholder<'_> {
     let inner = raw[2..].split('}').next().unwrap_or_default();
     let (name, has_default) = match inner.find([':', '-', '=', '?', '+']) {
         Some(at) if !inner[..at].eq_ignore_ascii_case("env") => (&inner[..at], true),
@@ -42,10 +104,10 @@ pub(super) fn placeholder(raw: &str) -> String {
         && bare
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    match (looks_like_a_variable, has_default) {
-        (true, false) => format!("${{{name}}}"),
-        (true, true) => format!("${{{name}:-…}} (its default is not shown)"),
-        (false, _) => "${…} (not shown)".to_owned(),
+    Placeholder {
+        written: name,
+        variable: looks_like_a_variable.then_some(bare),
+        has_default,
     }
 }
 

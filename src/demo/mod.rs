@@ -81,6 +81,12 @@ impl PortalData {
         }
     }
 
+    /// What the sample data offers to try first, as the start-up log says it. Each clause is
+    /// checked against the running demo portal by a test (tests/first_hour.rs).
+    pub const SAMPLE_SUMMARY: &'static str = "chat 2935 has users 99, 1269, 1271; chat 1 is refused; \
+         chat 2939 hides its members; chat 2936 does not include the webhook's user, so it answers \
+         an empty list";
+
     /// The sample data of the docs: chat 2935 ("Marketing team") has users 99, 1269 and 1271, and
     /// the webhook acts as user 99 (Anna Petrova). Chat 2936 exists without user 99, so it answers
     /// an empty list. Chat 1 is the general chat. Also: 2937, the discussion chat of deal 1663

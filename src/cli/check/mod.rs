@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bitrix::{CallError, Client};
-use crate::config::Config;
+use crate::config::{Config, Portal};
 use crate::tools::ToolError;
 
 use settings::{human, settings};
@@ -100,7 +100,7 @@ pub async fn run(config: &Config, client: Option<&Client>) -> Report {
             state = state::probe(client, &mut problems).await;
             // Without its state store a call cannot get to the portal: one problem is enough.
             if state.as_ref().is_none_or(|s| s.reachable) {
-                probe(client, &mut portal, &mut problems).await;
+                probe(config, client, &mut portal, &mut problems).await;
             }
         }
     }
@@ -172,7 +172,12 @@ fn missing_scopes(tools: &[ToolAccess], granted: &[String]) -> Vec<Problem> {
 }
 
 /// Calls `scope` once (no retries: a check should say what happens now) and reads the answer.
-async fn probe(client: &Client, portal: &mut PortalReport, problems: &mut Vec<Problem>) {
+async fn probe(
+    config: &Config,
+    client: &Client,
+    portal: &mut PortalReport,
+    problems: &mut Vec<Problem>,
+) {
     let started = Instant::now();
     let outcome = client
         .call("scope", &Value::Object(Default::default()))
@@ -201,9 +206,52 @@ async fn probe(client: &Client, portal: &mut PortalReport, problems: &mut Vec<Pr
         }
         Err(err) => {
             record_failure(&err, portal, round_trip);
-            problems.push(Problem::from(ToolError::from_call(&err)));
+            let unresolved = match err {
+                CallError::Unreachable { .. } => unresolved(config).await,
+                _ => None,
+            };
+            problems.push(unresolved.unwrap_or_else(|| Problem::from(ToolError::from_call(&err))));
         }
     }
+}
+
+/// When the portal could not be reached, whether its host name resolves from here. A name that
+/// does not resolve is a wrong address or a DNS problem: retrying will not help, so the fix says
+/// what to check instead. `None` when it resolves, when it cannot be told (a proxy resolves names
+/// for us), or for the demo portal.
+async fn unresolved(config: &Config) -> Option<Problem> {
+    let (authority, setting) = match &config.portal {
+        Portal::Webhook(webhook) => (webhook.host(), "BITRIX24_WEBHOOK_URL (--webhook-url)"),
+        Portal::OAuth(oauth) => (oauth.portal.host(), "BITRIX24_PORTAL_URL (--portal-url)"),
+        Portal::Demo | Portal::Unconfigured => return None,
+    };
+    let proxied = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
+    // An IP address needs no lookup; a bracketed IPv6 authority always ends in `]` or `]:port`.
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority.as_str(),
+    };
+    if proxied || host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let failure = match tokio::net::lookup_host((host, 443))
+        .await
+        .map(|mut a| a.next())
+    {
+        Ok(Some(_)) => return None,
+        Ok(None) => "no address".to_owned(),
+        Err(err) => err.to_string(),
+    };
+    Some(Problem {
+        code: "NETWORK_ERROR".into(),
+        cause: format!("the portal's host name {host} does not resolve ({failure})"),
+        fix: format!(
+            "Check the portal address in {setting} for a typo, and this machine's DNS \
+             (e.g. `getent hosts {host}`); retrying will not help until the name resolves"
+        ),
+    })
 }
 
 /// What a failed `scope` call says about reachability, authentication and scope.
