@@ -133,7 +133,7 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
             &input.method,
             &input.params,
             &input.plan,
-        )),
+        )?),
     }))
 }
 

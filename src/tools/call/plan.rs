@@ -15,6 +15,8 @@ use crate::tools::error::ToolError;
 const MAX_BATCH: usize = 50;
 /// The parameters a batch takes besides its commands' own.
 const BATCH_PARAMETERS: [&str; 2] = ["CMD", "HALT"];
+/// The deepest `a[b][c]…` taken in a command's query (PHP drops names past 64 levels).
+const MAX_QUERY_NESTING: usize = 32;
 
 /// What a call will do, as the portal will read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +176,7 @@ fn batch_command(key: String, command: &Value) -> Result<Command, ToolError> {
     if !valid_method(method) {
         return Err(args::wrong("a params.cmd command", expected, command));
     }
+    refuse_url_rewrites(&key, text)?;
     refuse_format_suffix(method, "the params.cmd command")?;
     if method.eq_ignore_ascii_case("batch") {
         return Err(ToolError::invalid_argument(
@@ -184,12 +187,68 @@ fn batch_command(key: String, command: &Value) -> Result<Command, ToolError> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     refuse_query_collisions(&key, &params)?;
+    if let Some((name, _)) = params.iter().find(|(name, _)| !plain_query_name(name)) {
+        return Err(ToolError::invalid_argument(format!(
+            "the params.cmd command {} names the parameter {}, which Bitrix24 would read as \
+             another name (PHP drops a leading space, turns dots, spaces and a stray [ into _, \
+             cuts at a NUL and ignores text after ]); write NAME or NAME[key], with no dots, \
+             spaces or stray brackets",
+            shown_name(&key),
+            shown_name(name)
+        )));
+    }
     Ok(Command {
         read: is_read(method),
         method: method.to_owned(),
         key,
         params,
     })
+}
+
+/// Refuses a command that PHP's `parse_url` would change before reading it: it drops everything
+/// from a `#` on, and turns control characters into `_`, so the question would show another
+/// command than the one run.
+fn refuse_url_rewrites(key: &str, text: &str) -> Result<(), ToolError> {
+    let command = shown_name(key);
+    if text.contains('#') {
+        return Err(ToolError::invalid_argument(format!(
+            "the params.cmd command {command} holds a #: Bitrix24 would drop everything after it; \
+             write it as %23"
+        )));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_ascii_control()) {
+        return Err(ToolError::invalid_argument(format!(
+            "the params.cmd command {command} holds the control character U+{:04X}, which \
+             Bitrix24 would read as _; percent-encode it",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether PHP's `parse_str` files a (decoded) query name under exactly this name, case aside:
+/// `NAME` or `NAME[key]…`, where NAME has no leading space, dot, space or bracket, no key holds
+/// a bracket, nothing follows the last `]`, nothing holds a NUL, and the nesting is shallow.
+fn plain_query_name(name: &str) -> bool {
+    let (base, mut rest) = name.split_at(name.find('[').unwrap_or(name.len()));
+    if base.is_empty() || base.contains([' ', '.', ']', '\0']) {
+        return false;
+    }
+    let mut depth = 0;
+    while !rest.is_empty() {
+        let Some(inner) = rest.strip_prefix('[') else {
+            return false;
+        };
+        let Some(end) = inner.find(']') else {
+            return false;
+        };
+        if inner[..end].contains(['[', '\0']) {
+            return false;
+        }
+        depth += 1;
+        rest = &inner[end + 1..];
+    }
+    depth <= MAX_QUERY_NESTING
 }
 
 /// A command's query names each parameter once (a list's `name[]` may repeat, spelled alike).
@@ -370,6 +429,27 @@ mod tests {
                 .unwrap_err()
                 .contains("format suffix")
         );
+    }
+
+    #[test]
+    fn query_names_are_those_php_files_them_under() {
+        for plain in [
+            "ID",
+            "fields[TITLE]",
+            "USERS[]",
+            "filter[>DATE_CREATE]",
+            "filter[@ID][]",
+            "a[ b.c ]",
+        ] {
+            assert!(plain_query_name(plain), "{plain}");
+        }
+        let deep = format!("a{}", "[x]".repeat(MAX_QUERY_NESTING + 1));
+        for odd in [
+            "", " ID", "CHAT.ID", "CHAT ID", "CHAT[ID", "CHAT]ID", "ID\0x", "ID[0]x", "ID[a[b]]",
+            "ID[a\0]", "[x]", &deep,
+        ] {
+            assert!(!plain_query_name(odd), "{odd}");
+        }
     }
 
     #[test]
