@@ -233,3 +233,43 @@ async fn a_write_too_large_to_show_whole_is_refused_before_any_request() {
     assert!(user.questions().is_empty());
     assert_eq!(portal.requests().len(), 0);
 }
+
+#[tokio::test]
+async fn event_polls_that_confirm_and_remove_events_are_writes() {
+    let portal = DemoPortal::start(PortalData::sample(CODE)).await.unwrap();
+    let tools = Bitrix24Tools::new(Some(demo_client(&portal)));
+    // Their `offset` confirms and removes the events before it, for every application.
+    for method in [
+        "im.v2.Event.get",
+        "imbot.v2.Event.get",
+        "IM.V2.EVENT.GET",
+        "im.v2.event.get",
+    ] {
+        let result = tools
+            .call(
+                "bitrix24_call",
+                json!({"method": method, "params": {"offset": 2000}}).as_object(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            error_object(&result)["error"],
+            "WRITES_DISABLED",
+            "{method}"
+        );
+        let batch = json!({"cmd": {"a": format!("{method}?offset=2000")}});
+        let result = tools
+            .call(
+                "bitrix24_call",
+                json!({"method": "batch", "params": batch}).as_object(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            error_object(&result)["error"],
+            "WRITES_DISABLED",
+            "batch {method}"
+        );
+    }
+    assert_eq!(portal.requests().len(), 0);
+}
