@@ -273,3 +273,25 @@ async fn event_polls_that_confirm_and_remove_events_are_writes() {
     }
     assert_eq!(portal.requests().len(), 0);
 }
+
+#[tokio::test]
+async fn a_target_taken_from_an_earlier_answer_is_said_to_be() {
+    let (portal, client, user) = setup().await;
+    // The portal replaces $RESULT[a][ID] (any case) by chat a's ID before leaving it.
+    let batch = json!({"cmd": {
+        "a": "im.chat.get?ENTITY_TYPE=CRM&ENTITY_ID=DEAL|1663",
+        "b": "im.chat.leave?CHAT_ID=$RESULT[a][ID]",
+    }});
+    let error = error_object(&call(&client, json!({"method": "batch", "params": batch})).await);
+    assert_eq!(error["error"], "NOT_CONFIRMED", "{error}");
+    assert_eq!(
+        user.questions(),
+        [
+            "Call batch on your Bitrix24 portal: 1 read (im.chat.get) and 1 write:\n- \"b\": \
+          im.chat.leave CHAT_ID=\"$RESULT[a][ID]\"\nValues with $result[…] (or $next, $total, \
+          $time, $error) are filled in by the portal, from earlier commands' answers, when the \
+          batch runs.\nThe writes may change data. To confirm, type the method name: batch"
+        ]
+    );
+    assert_eq!(portal.requests().len(), 0);
+}

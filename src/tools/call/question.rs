@@ -123,8 +123,28 @@ fn batch(commands: &[Command]) -> String {
             command.method
         );
     }
+    if commands
+        .iter()
+        .filter(|c| !c.read)
+        .flat_map(|c| &c.params)
+        .any(|(name, value)| refers(name) || refers(value))
+    {
+        text.push_str(
+            "\nValues with $result[…] (or $next, $total, $time, $error) are filled in by the \
+             portal, from earlier commands' answers, when the batch runs.",
+        );
+    }
     text.push_str("\nThe writes may change data.");
     text
+}
+
+/// Whether text may name an earlier command's answer, which the portal substitutes before
+/// running the command (`$result[a][ID]`, any letter case).
+fn refers(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["$result", "$next", "$total", "$time", "$error"]
+        .iter()
+        .any(|r| lower.contains(r))
 }
 
 /// "3 reads (user.get ×2, crm.deal.get)" or "no reads".
