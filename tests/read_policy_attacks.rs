@@ -295,3 +295,29 @@ async fn a_target_taken_from_an_earlier_answer_is_said_to_be() {
     );
     assert_eq!(portal.requests().len(), 0);
 }
+
+#[tokio::test]
+async fn two_names_for_one_place_are_refused() {
+    let (portal, client, user) = setup().await;
+    // PHP keeps the last value of a place: the question would show user 1 and a list, and the
+    // portal would add 666 alone; or show the list and add user 5.
+    for (command, both) in [
+        (
+            "im.chat.user.add?CHAT_ID=2938&USERS[]=1&USERS[0]=666",
+            "has both \"USERS[]\" and \"USERS[0]\"",
+        ),
+        (
+            "im.chat.user.add?CHAT_ID=2938&USERS[]=1&USERS=5",
+            "has both \"USERS\" and \"USERS[]\"",
+        ),
+    ] {
+        let arguments = json!({"method": "batch", "params": {"cmd": {"a": command}}});
+        let error = error_object(&call(&client, arguments).await);
+        assert_eq!(error["error"], "INVALID_ARGUMENT", "{command}: {error}");
+        let text = error["error_description"].as_str().unwrap();
+        assert!(text.contains(both), "{command}: {text}");
+    }
+    assert!(user.questions().is_empty());
+    assert_eq!(portal.requests().len(), 0);
+    assert_eq!(portal.members(2938), [99, 1271, 1400]);
+}

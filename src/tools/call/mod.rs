@@ -6,6 +6,7 @@
 
 mod plan;
 mod policy;
+mod query;
 mod question;
 mod quote;
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::policy::{is_read, valid_method};
+use super::query;
 use crate::tools::args;
 use crate::tools::error::ToolError;
 
@@ -15,8 +16,6 @@ use crate::tools::error::ToolError;
 const MAX_BATCH: usize = 50;
 /// The parameters a batch takes besides its commands' own.
 const BATCH_PARAMETERS: [&str; 2] = ["CMD", "HALT"];
-/// The deepest `a[b][c]…` taken in a command's query (PHP drops names past 64 levels).
-const MAX_QUERY_NESTING: usize = 32;
 
 /// What a call will do, as the portal will read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +63,7 @@ pub fn classify(method: &str, params: &Map<String, Value>) -> Result<Plan, ToolE
 
 /// A parameter name as the portal files it: upper case, and with the dots and spaces PHP turns
 /// into underscores, leading spaces dropped. Two names with one fold reach the portal as one.
-fn fold(name: &str) -> String {
+pub(super) fn fold(name: &str) -> String {
     name.trim_start()
         .chars()
         .flat_map(char::to_uppercase)
@@ -96,7 +95,7 @@ fn refuse_nested_collisions(value: &Value, path: &str) -> Result<(), ToolError> 
     }
 }
 
-fn collision(path: &str, first: &str, second: &str) -> ToolError {
+pub(super) fn collision(path: &str, first: &str, second: &str) -> ToolError {
     ToolError::invalid_argument(format!(
         "{path} has both {} and {}: Bitrix24 reads parameter names without regard to case, so \
          only one of them would be used; give each parameter once",
@@ -106,7 +105,7 @@ fn collision(path: &str, first: &str, second: &str) -> ToolError {
 }
 
 /// A name from the caller, quoted and shortened for a message.
-fn shown_name(name: &str) -> String {
+pub(super) fn shown_name(name: &str) -> String {
     args::describe(&Value::String(name.to_owned()))
 }
 
@@ -176,97 +175,20 @@ fn batch_command(key: String, command: &Value) -> Result<Command, ToolError> {
     if !valid_method(method) {
         return Err(args::wrong("a params.cmd command", expected, command));
     }
-    refuse_url_rewrites(&key, text)?;
+    query::refuse_url_rewrites(&key, text)?;
     refuse_format_suffix(method, "the params.cmd command")?;
     if method.eq_ignore_ascii_case("batch") {
         return Err(ToolError::invalid_argument(
             "a batch inside a batch is refused (Bitrix24 refuses it too)".to_owned(),
         ));
     }
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    refuse_query_collisions(&key, &params)?;
-    if let Some((name, _)) = params.iter().find(|(name, _)| !plain_query_name(name)) {
-        return Err(ToolError::invalid_argument(format!(
-            "the params.cmd command {} names the parameter {}, which Bitrix24 would read as \
-             another name (PHP drops a leading space, turns dots, spaces and a stray [ into _, \
-             cuts at a NUL and ignores text after ]); write NAME or NAME[key], with no dots, \
-             spaces or stray brackets",
-            shown_name(&key),
-            shown_name(name)
-        )));
-    }
+    let params = query::read(&key, query)?;
     Ok(Command {
         read: is_read(method),
         method: method.to_owned(),
         key,
         params,
     })
-}
-
-/// Refuses a command that PHP's `parse_url` would change before reading it: it drops everything
-/// from a `#` on, and turns control characters into `_`, so the question would show another
-/// command than the one run.
-fn refuse_url_rewrites(key: &str, text: &str) -> Result<(), ToolError> {
-    let command = shown_name(key);
-    if text.contains('#') {
-        return Err(ToolError::invalid_argument(format!(
-            "the params.cmd command {command} holds a #: Bitrix24 would drop everything after it; \
-             write it as %23"
-        )));
-    }
-    if let Some(c) = text.chars().find(|c| c.is_ascii_control()) {
-        return Err(ToolError::invalid_argument(format!(
-            "the params.cmd command {command} holds the control character U+{:04X}, which \
-             Bitrix24 would read as _; percent-encode it",
-            u32::from(c)
-        )));
-    }
-    Ok(())
-}
-
-/// Whether PHP's `parse_str` files a (decoded) query name under exactly this name, case aside:
-/// `NAME` or `NAME[key]…`, where NAME has no leading space, dot, space or bracket, no key holds
-/// a bracket, nothing follows the last `]`, nothing holds a NUL, and the nesting is shallow.
-fn plain_query_name(name: &str) -> bool {
-    let (base, mut rest) = name.split_at(name.find('[').unwrap_or(name.len()));
-    if base.is_empty() || base.contains([' ', '.', ']', '\0']) {
-        return false;
-    }
-    let mut depth = 0;
-    while !rest.is_empty() {
-        let Some(inner) = rest.strip_prefix('[') else {
-            return false;
-        };
-        let Some(end) = inner.find(']') else {
-            return false;
-        };
-        if inner[..end].contains(['[', '\0']) {
-            return false;
-        }
-        depth += 1;
-        rest = &inner[end + 1..];
-    }
-    depth <= MAX_QUERY_NESTING
-}
-
-/// A command's query names each parameter once (a list's `name[]` may repeat, spelled alike).
-fn refuse_query_collisions(key: &str, params: &[(String, String)]) -> Result<(), ToolError> {
-    let mut seen: HashMap<String, &str> = HashMap::new();
-    for (name, _) in params {
-        if let Some(first) = seen.insert(fold(name), name) {
-            if first == name && name.ends_with("[]") {
-                continue;
-            }
-            return Err(collision(
-                &format!("the params.cmd command {}", shown_name(key)),
-                first,
-                name,
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -429,27 +351,6 @@ mod tests {
                 .unwrap_err()
                 .contains("format suffix")
         );
-    }
-
-    #[test]
-    fn query_names_are_those_php_files_them_under() {
-        for plain in [
-            "ID",
-            "fields[TITLE]",
-            "USERS[]",
-            "filter[>DATE_CREATE]",
-            "filter[@ID][]",
-            "a[ b.c ]",
-        ] {
-            assert!(plain_query_name(plain), "{plain}");
-        }
-        let deep = format!("a{}", "[x]".repeat(MAX_QUERY_NESTING + 1));
-        for odd in [
-            "", " ID", "CHAT.ID", "CHAT ID", "CHAT[ID", "CHAT]ID", "ID\0x", "ID[0]x", "ID[a[b]]",
-            "ID[a\0]", "[x]", &deep,
-        ] {
-            assert!(!plain_query_name(odd), "{odd}");
-        }
     }
 
     #[test]
