@@ -1,7 +1,7 @@
 //! What a `bitrix24_call` will really run, as the portal will read it. The portal reads parameter
-//! names without regard to case (and a batch command's query the way PHP's `parse_str` does), so
-//! names that collide once folded are refused at any depth, and every command of a `batch` is
-//! classified by the read policy ([`super::policy`]).
+//! names without regard to case (and a batch command the way PHP's `parse_url` and `parse_str`
+//! do: [`super::query`]), so names that collide once folded are refused at any depth, and every
+//! command of a `batch` is classified by the read policy ([`super::policy`]).
 
 use std::collections::HashMap;
 
