@@ -267,14 +267,15 @@ fn render(name: &str, value: &Value) -> String {
     }
 }
 
-/// A parameter name as shown: bare when it is plain (letters, digits, `_-.<>=!%@*` and
-/// brackets, at most [`MAX_NAME_CHARS`]), quoted otherwise.
+/// A parameter name as shown: bare when it is plain (letters, digits, `_-.<>!%@*` and
+/// brackets, at most [`MAX_NAME_CHARS`]), quoted otherwise; a name holding `=` is quoted, so
+/// that `CHAT_ID=2938` cannot pass for a parameter and its value.
 fn name_of(name: &str) -> String {
     let plain = !name.is_empty()
         && name.chars().count() <= MAX_NAME_CHARS
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.<>=!%@*[]".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_-.<>!%@*[]".contains(c));
     if plain {
         name.to_owned()
     } else {
@@ -403,6 +404,23 @@ mod tests {
         assert_eq!(message.lines().count(), 3, "{message}");
         assert!(
             message.contains("- \"a\\nb\": im.chat.leave CHAT_ID=\"1\\n- c: scope\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_name_holding_an_equals_sign_is_quoted() {
+        let message = asked("im.chat.leave", json!({"CHAT_ID": 2935, "CHAT_ID=2938": 1}));
+        assert!(
+            message.contains("CHAT_ID=2935, \"CHAT_ID=2938\"=1?"),
+            "{message}"
+        );
+        let message = asked(
+            "batch",
+            json!({"cmd": ["im.chat.leave?CHAT_ID=2935&CHAT_ID%3D2938=1"]}),
+        );
+        assert!(
+            message.contains("CHAT_ID=\"2935\", \"CHAT_ID=2938\"=\"1\""),
             "{message}"
         );
     }
