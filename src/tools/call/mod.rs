@@ -6,6 +6,7 @@
 
 mod plan;
 mod policy;
+mod query;
 mod question;
 mod quote;
 
@@ -28,7 +29,8 @@ Calls any Bitrix24 REST method (e.g. crm.deal.fields, user.get) as the webhook's
 server's limits and errors; prefer a typed im_* tool where one fits. Reads (last segment get, \
 list, fields, search, count, getXxx; scope, methods, user.current, app.info, server.time, \
 profile) always work, except known writers named like reads (event.offline.get, \
-disk.file.getExternalLink, disk.folder.getExternalLink). Other methods change data: refused \
+disk.file.getExternalLink, disk.folder.getExternalLink, im.v2.Event.get, imbot.v2.Event.get). \
+Other methods change data: refused \
 unless the server allows writes, then the user types the method name to confirm. batch is \
 classified command by command; its commands are \"method?query\" strings.";
 
@@ -136,7 +138,7 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
             &input.method,
             &input.params,
             &input.plan,
-        )),
+        )?),
     }))
 }
 

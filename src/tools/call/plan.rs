@@ -1,13 +1,14 @@
 //! What a `bitrix24_call` will really run, as the portal will read it. The portal reads parameter
-//! names without regard to case (and a batch command's query the way PHP's `parse_str` does), so
-//! names that collide once folded are refused at any depth, and every command of a `batch` is
-//! classified by the read policy ([`super::policy`]).
+//! names without regard to case (and a batch command the way PHP's `parse_url` and `parse_str`
+//! do: [`super::query`]), so names that collide once folded are refused at any depth, and every
+//! command of a `batch` is classified by the read policy ([`super::policy`]).
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use super::policy::{is_read, valid_method};
+use super::query;
 use crate::tools::args;
 use crate::tools::error::ToolError;
 
@@ -62,7 +63,7 @@ pub fn classify(method: &str, params: &Map<String, Value>) -> Result<Plan, ToolE
 
 /// A parameter name as the portal files it: upper case, and with the dots and spaces PHP turns
 /// into underscores, leading spaces dropped. Two names with one fold reach the portal as one.
-fn fold(name: &str) -> String {
+pub(super) fn fold(name: &str) -> String {
     name.trim_start()
         .chars()
         .flat_map(char::to_uppercase)
@@ -94,7 +95,7 @@ fn refuse_nested_collisions(value: &Value, path: &str) -> Result<(), ToolError> 
     }
 }
 
-fn collision(path: &str, first: &str, second: &str) -> ToolError {
+pub(super) fn collision(path: &str, first: &str, second: &str) -> ToolError {
     ToolError::invalid_argument(format!(
         "{path} has both {} and {}: Bitrix24 reads parameter names without regard to case, so \
          only one of them would be used; give each parameter once",
@@ -104,7 +105,7 @@ fn collision(path: &str, first: &str, second: &str) -> ToolError {
 }
 
 /// A name from the caller, quoted and shortened for a message.
-fn shown_name(name: &str) -> String {
+pub(super) fn shown_name(name: &str) -> String {
     args::describe(&Value::String(name.to_owned()))
 }
 
@@ -174,40 +175,20 @@ fn batch_command(key: String, command: &Value) -> Result<Command, ToolError> {
     if !valid_method(method) {
         return Err(args::wrong("a params.cmd command", expected, command));
     }
+    query::refuse_url_rewrites(&key, text)?;
     refuse_format_suffix(method, "the params.cmd command")?;
     if method.eq_ignore_ascii_case("batch") {
         return Err(ToolError::invalid_argument(
             "a batch inside a batch is refused (Bitrix24 refuses it too)".to_owned(),
         ));
     }
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    refuse_query_collisions(&key, &params)?;
+    let params = query::read(&key, query)?;
     Ok(Command {
         read: is_read(method),
         method: method.to_owned(),
         key,
         params,
     })
-}
-
-/// A command's query names each parameter once (a list's `name[]` may repeat, spelled alike).
-fn refuse_query_collisions(key: &str, params: &[(String, String)]) -> Result<(), ToolError> {
-    let mut seen: HashMap<String, &str> = HashMap::new();
-    for (name, _) in params {
-        if let Some(first) = seen.insert(fold(name), name) {
-            if first == name && name.ends_with("[]") {
-                continue;
-            }
-            return Err(collision(
-                &format!("the params.cmd command {}", shown_name(key)),
-                first,
-                name,
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

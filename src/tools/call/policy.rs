@@ -17,7 +17,7 @@ pub const INFORMATIONAL: [&str; 8] = [
 ];
 
 /// Methods named like reads that change data, in lower case: writes whatever the name rule says.
-pub const READ_LOOKING_WRITERS: [&str; 3] = [
+pub const READ_LOOKING_WRITERS: [&str; 5] = [
     // Its `clear` parameter defaults to 1: "delete the selected records", so a plain call deletes
     // the events it returns (https://dev.1c-bitrix.ru/rest_help/general/events_method/event_offline_get.php).
     "event.offline.get",
@@ -28,6 +28,12 @@ pub const READ_LOOKING_WRITERS: [&str; 3] = [
     // The same for a folder
     // (https://dev.1c-bitrix.ru/rest_help/disk/folder/disk_folder_getexternallink.php).
     "disk.folder.getexternallink",
+    // Its `offset` "confirms and removes" the user's events before it, for every application
+    // (https://apidocs.bitrix24.com/api-reference/chat-bots/chat-bots-v2/im.v2/events/event-get.html).
+    "im.v2.event.get",
+    // The same for a bot's events
+    // (https://apidocs.bitrix24.com/api-reference/chat-bots/chat-bots-v2/imbot.v2/events/event-get.html).
+    "imbot.v2.event.get",
 ];
 
 /// The longest method name taken.

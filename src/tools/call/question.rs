@@ -1,7 +1,7 @@
-//! The confirmation question of a `bitrix24_call` write: every write command with its targets and
-//! the fields it sets, summarised to a bounded size but never cut away; reads only counted. Every
-//! value from the caller's parameters is quoted and escaped, so none can forge a line of the
-//! question.
+//! The confirmation question of a `bitrix24_call` write: every write command with every
+//! parameter it sends, targets first and whole, other values shortened with their length; reads
+//! only counted. A write too large to show so is refused, never cut away. Every value from the
+//! caller's parameters is quoted and escaped, so none can forge a line of the question.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,44 +9,67 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::plan::{Command, Plan};
-use super::quote::{MAX_VALUE_CHARS, quote, quote_bounded};
+use super::quote::{quote, quote_bounded};
 use crate::tools::confirm::Question;
+use crate::tools::error::ToolError;
 
 /// The longest parameter name shown whole.
 const MAX_NAME_CHARS: usize = 40;
-/// The characters all writes' parameters may take together; each write gets its share, and at
-/// least [`MIN_WRITE_CHARS`].
-const WRITES_BUDGET: usize = 4000;
-const MIN_WRITE_CHARS: usize = 160;
-/// The characters a single (not batched) write's parameters may take.
-const SINGLE_WRITE_CHARS: usize = 1500;
-/// The parameters of a write shown whatever the budget (targets first).
-const ALWAYS_SHOWN: usize = 6;
-/// The parameters of one write looked at; past them only a count is given.
-const MAX_LEAVES: usize = 200;
+/// The longest question asked, in characters: a write whose every parameter cannot be shown
+/// within it is refused rather than summarised away.
+pub const MAX_QUESTION_CHARS: usize = 20_000;
+/// The parameters of one write looked at; past them the write is refused (see above).
+const MAX_LEAVES: usize = 400;
 /// The distinct read methods named in a batch's summary.
 const MAX_READ_METHODS: usize = 10;
 
-/// The question for a call that writes.
-pub fn question(method: &str, params: &Map<String, Value>, plan: &Plan) -> Question {
+/// The question for a call that writes: every parameter of every write, each value quoted (a
+/// target's whole, any other's shortened with its length). Refused when that is more than
+/// [`MAX_QUESTION_CHARS`]: a question too long to read would hide what it asks about.
+pub fn question(
+    method: &str,
+    params: &Map<String, Value>,
+    plan: &Plan,
+) -> Result<Question, ToolError> {
     let message = match plan {
         Plan::Single { method, .. } => {
+            let (pairs, unseen) = flatten(params);
+            if unseen > 0 {
+                return Err(too_long(pairs.len() + unseen));
+            }
             let shown = if params.is_empty() {
                 "no parameters".to_owned()
             } else {
-                format!(
-                    "the parameters {}",
-                    parameters(flatten(params), SINGLE_WRITE_CHARS)
-                )
+                format!("the parameters {}", parameters(pairs))
             };
             format!("Call {method} on your Bitrix24 portal with {shown}? It may change data.")
         }
         Plan::Batch(commands) => batch(commands),
     };
-    Question {
-        message: format!("{message} To confirm, type the method name: {method}"),
-        expected: method.to_owned(),
+    let message = format!("{message} To confirm, type the method name: {method}");
+    if message.chars().count() > MAX_QUESTION_CHARS {
+        let parameters = match plan {
+            Plan::Single { .. } => flatten(params).0.len(),
+            Plan::Batch(commands) => commands
+                .iter()
+                .filter(|c| !c.read)
+                .map(|c| c.params.len())
+                .sum(),
+        };
+        return Err(too_long(parameters));
     }
+    Ok(Question {
+        message,
+        expected: method.to_owned(),
+    })
+}
+
+fn too_long(parameters: usize) -> ToolError {
+    ToolError::invalid_argument(format!(
+        "the confirmation of this write would be too long to show the user whole ({parameters} \
+         parameters; a question takes at most {MAX_QUESTION_CHARS} characters, with at most \
+         {MAX_LEAVES} parameters a write); split it into smaller calls"
+    ))
 }
 
 /// What the write log says changes: the method, and for a batch the methods that write
@@ -77,21 +100,21 @@ pub fn summary(plan: &Plan) -> String {
 /// "Call batch …: 3 reads (user.get ×3) and 1 write:\n- \"b\": im.chat.leave CHAT_ID=\"42\"".
 fn batch(commands: &[Command]) -> String {
     let writes: Vec<&Command> = commands.iter().filter(|c| !c.read).collect();
-    let budget = (WRITES_BUDGET / writes.len().max(1)).max(MIN_WRITE_CHARS);
     let mut text = format!(
         "Call batch on your Bitrix24 portal: {} and {}:",
         reads(commands),
         plural(writes.len(), "write")
     );
     for command in writes {
-        let pairs = command
-            .params
-            .iter()
-            .map(|(name, value)| (name_of(name), quote(value)));
+        let pairs = command.params.iter().map(|(name, value)| {
+            let name = name_of(name);
+            let value = quote_value(&name, value);
+            (name, value)
+        });
         let shown = if command.params.is_empty() {
             "with no parameters".to_owned()
         } else {
-            parameters((pairs.collect(), 0), budget)
+            parameters(pairs.collect())
         };
         let _ = write!(
             text,
@@ -100,8 +123,28 @@ fn batch(commands: &[Command]) -> String {
             command.method
         );
     }
+    if commands
+        .iter()
+        .filter(|c| !c.read)
+        .flat_map(|c| &c.params)
+        .any(|(name, value)| refers(name) || refers(value))
+    {
+        text.push_str(
+            "\nValues with $result[…] (or $next, $total, $time, $error) are filled in by the \
+             portal, from earlier commands' answers, when the batch runs.",
+        );
+    }
     text.push_str("\nThe writes may change data.");
     text
+}
+
+/// Whether text may name an earlier command's answer, which the portal substitutes before
+/// running the command (`$result[a][ID]`, any letter case).
+fn refers(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["$result", "$next", "$total", "$time", "$error"]
+        .iter()
+        .any(|r| lower.contains(r))
 }
 
 /// "3 reads (user.get ×2, crm.deal.get)" or "no reads".
@@ -141,9 +184,8 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-/// `ID=5, fields[TITLE]="New"`, targets first; past the budget the rest are counted and named.
-/// `leaves` holds the pairs and how many more were not looked at.
-fn parameters((mut pairs, unseen): (Vec<(String, String)>, usize), budget: usize) -> String {
+/// `ID=5, fields[TITLE]="New"`: every parameter, targets first.
+fn parameters(mut pairs: Vec<(String, String)>) -> String {
     // Stable: the call's own targets (`ID`), then targets inside (`fields[STAGE_ID]`), then the
     // rest, each in the order given.
     pairs.sort_by_key(|(name, _)| match (is_target(name), name.contains('[')) {
@@ -151,38 +193,21 @@ fn parameters((mut pairs, unseen): (Vec<(String, String)>, usize), budget: usize
         (true, true) => 1,
         (false, _) => 2,
     });
-    let mut text = String::new();
-    let mut shown = 0;
-    for (name, value) in &pairs {
-        let item = format!("{name}={value}");
-        if shown >= ALWAYS_SHOWN && text.chars().count() + item.chars().count() > budget {
-            break;
-        }
-        if shown > 0 {
-            text.push_str(", ");
-        }
-        text.push_str(&item);
-        shown += 1;
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A value as shown: a target's whole (padding such as `"   0002938"`, which the portal reads
+/// as 2938, must not push the ID out of view), any other's shortened with its length.
+fn quote_value(name: &str, value: &str) -> String {
+    if is_target(name) {
+        quote_bounded(value, usize::MAX)
+    } else {
+        quote(value)
     }
-    let rest = &pairs[shown..];
-    if !rest.is_empty() || unseen > 0 {
-        let mut names = String::new();
-        for (name, _) in rest {
-            if names.chars().count() + name.chars().count() > MAX_VALUE_CHARS * 2 {
-                names.push_str(", …");
-                break;
-            }
-            if !names.is_empty() {
-                names.push_str(", ");
-            }
-            names.push_str(name);
-        }
-        let more = rest.len() + unseen;
-        let _ = write!(text, " and {more} more (");
-        text.push_str(if names.is_empty() { "…" } else { &names });
-        text.push(')');
-    }
-    text
 }
 
 /// Whether a parameter names what a write changes: an ID, an entity, a dialog, users.
@@ -222,19 +247,19 @@ fn leaves(path: String, value: &Value, out: &mut Vec<(String, String)>, unseen: 
                 leaves(format!("{path}[{i}]"), inner, out, unseen);
             }
         }
-        _ => out.push((path, render(value))),
+        _ => {
+            let shown = render(&path, value);
+            out.push((path, shown));
+        }
     }
 }
 
-/// A scalar, or a list of scalars, as shown: strings quoted, at most ten list items.
-fn render(value: &Value) -> String {
+/// A scalar, or a list of scalars, as shown: strings quoted (see [`quote_value`]), every item.
+fn render(name: &str, value: &Value) -> String {
     match value {
-        Value::String(text) => quote(text),
+        Value::String(text) => quote_value(name, text),
         Value::Array(items) => {
-            let mut shown: Vec<String> = items.iter().take(10).map(render).collect();
-            if items.len() > 10 {
-                shown.push(format!("… {} more", items.len() - 10));
-            }
+            let shown: Vec<String> = items.iter().map(|item| render(name, item)).collect();
             format!("[{}]", shown.join(", "))
         }
         Value::Object(_) => "{}".to_owned(),
@@ -242,14 +267,15 @@ fn render(value: &Value) -> String {
     }
 }
 
-/// A parameter name as shown: bare when it is plain (letters, digits, `_-.<>=!%@*` and
-/// brackets, at most [`MAX_NAME_CHARS`]), quoted otherwise.
+/// A parameter name as shown: bare when it is plain (letters, digits, `_-.<>!%@*` and
+/// brackets, at most [`MAX_NAME_CHARS`]), quoted otherwise; a name holding `=` is quoted, so
+/// that `CHAT_ID=2938` cannot pass for a parameter and its value.
 fn name_of(name: &str) -> String {
     let plain = !name.is_empty()
         && name.chars().count() <= MAX_NAME_CHARS
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.<>=!%@*[]".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_-.<>!%@*[]".contains(c));
     if plain {
         name.to_owned()
     } else {
@@ -266,7 +292,7 @@ mod tests {
     fn asked(method: &str, params: Value) -> String {
         let params = params.as_object().unwrap().clone();
         let plan = classify(method, &params).unwrap();
-        question(method, &params, &plan).message
+        question(method, &params, &plan).unwrap().message
     }
 
     #[test]
@@ -335,14 +361,31 @@ mod tests {
     }
 
     #[test]
-    fn many_fields_are_counted_and_named_not_dropped_silently() {
+    fn every_field_is_named_with_its_value_or_the_write_is_refused() {
         let fields: Map<String, Value> =
             (0..300).map(|i| (format!("UF_{i:03}"), json!(i))).collect();
         let message = asked("crm.deal.update", json!({"ID": 9, "fields": fields}));
-        assert!(message.contains("ID=9, fields[UF_000]=0"), "{message}");
-        assert!(message.contains(" more (fields[UF_"), "{message}");
-        assert!(message.contains(" more (fields[UF_"), "{message}");
-        assert!(message.len() < 2000, "{}", message.len());
+        assert!(
+            message.contains("ID=9, fields[UF_000]=0, fields[UF_001]=1"),
+            "{message}"
+        );
+        for i in 0..300 {
+            assert!(
+                message.contains(&format!("fields[UF_{i:03}]={i}")),
+                "{message}"
+            );
+        }
+        let fields: Map<String, Value> =
+            (0..400).map(|i| (format!("UF_{i:03}"), json!(i))).collect();
+        let params = json!({"ID": 9, "fields": fields});
+        let params = params.as_object().unwrap();
+        let plan = classify("crm.deal.update", params).unwrap();
+        let refused = question("crm.deal.update", params, &plan).unwrap_err();
+        assert!(
+            refused.error_description.contains("401 parameters"),
+            "{}",
+            refused.error_description
+        );
     }
 
     #[test]
@@ -361,6 +404,23 @@ mod tests {
         assert_eq!(message.lines().count(), 3, "{message}");
         assert!(
             message.contains("- \"a\\nb\": im.chat.leave CHAT_ID=\"1\\n- c: scope\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_name_holding_an_equals_sign_is_quoted() {
+        let message = asked("im.chat.leave", json!({"CHAT_ID": 2935, "CHAT_ID=2938": 1}));
+        assert!(
+            message.contains("CHAT_ID=2935, \"CHAT_ID=2938\"=1?"),
+            "{message}"
+        );
+        let message = asked(
+            "batch",
+            json!({"cmd": ["im.chat.leave?CHAT_ID=2935&CHAT_ID%3D2938=1"]}),
+        );
+        assert!(
+            message.contains("CHAT_ID=\"2935\", \"CHAT_ID=2938\"=\"1\""),
             "{message}"
         );
     }
