@@ -4,12 +4,15 @@
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::confirm::Question;
 use super::error::ToolError;
 use super::registry::{Access, Intent, ToolEntry, write_true};
+use super::schema;
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_leave";
@@ -40,27 +43,35 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {"CHAT_ID": {"type": "integer", "minimum": 1}},
-        "required": ["CHAT_ID"],
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {"ok": {"type": "boolean"}, "chat_id": {"type": "integer"}},
-        "required": ["ok", "chat_id"],
-    })
+    schema::of::<Answer>()
 }
 
-fn parse(arguments: &JsonObject) -> Result<i64, ToolError> {
-    args::chat_arg(&Args::new(arguments, &["CHAT_ID"])?)
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
+struct Input {
+    #[serde(rename = "CHAT_ID")]
+    #[schemars(range(min = 1))]
+    chat_id: i64,
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    ok: bool,
+    chat_id: i64,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let chat_id = args::chat_arg(&Args::new(arguments, &["CHAT_ID"])?)?;
+    Ok(Input { chat_id })
 }
 
 fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
-    let chat_id = parse(arguments)?;
+    let Input { chat_id } = parse(arguments)?;
     Ok(Some(Intent {
         summary: format!("the webhook's user leaves chat {chat_id}"),
         chat: Some(chat_id),
@@ -81,8 +92,8 @@ fn run<'a>(
     observer: Observer<'a>,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
-        let chat_id = parse(arguments)?;
+        let Input { chat_id } = parse(arguments)?;
         write_true(client, METHOD, &json!({"CHAT_ID": chat_id}), observer).await?;
-        Ok(json!({"ok": true, "chat_id": chat_id}))
+        serde_json::to_value(Answer { ok: true, chat_id }).map_err(|_| ToolError::internal())
     })
 }

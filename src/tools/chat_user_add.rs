@@ -4,11 +4,14 @@
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, Intent, ToolEntry, write_true};
+use super::schema;
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_user_add";
@@ -41,32 +44,33 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "CHAT_ID": {"type": "integer", "minimum": 1},
-            "USERS": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": MAX_USERS},
-            "HIDE_HISTORY": {"type": "boolean", "description": "Default true."},
-        },
-        "required": ["CHAT_ID", "USERS"],
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "ok": {"type": "boolean"},
-            "chat_id": {"type": "integer"},
-            "user_ids": {"type": "array", "items": {"type": "integer"}},
-        },
-        "required": ["ok", "chat_id", "user_ids"],
-    })
+    schema::of::<Answer>()
 }
 
-struct Input {
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    ok: bool,
     chat_id: i64,
+    user_ids: Vec<i64>,
+}
+
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
+struct Input {
+    #[serde(rename = "CHAT_ID")]
+    #[schemars(range(min = 1))]
+    chat_id: i64,
+    #[serde(rename = "USERS")]
+    #[schemars(length(min = 1, max = MAX_USERS), inner(range(min = 1)))]
     users: Vec<i64>,
+    /// Default true.
+    #[serde(rename = "HIDE_HISTORY", default)]
+    #[schemars(transform = schema::no_default)]
     hide_history: bool,
 }
 
@@ -104,6 +108,11 @@ fn run<'a>(
             "HIDE_HISTORY": args::yes_no(input.hide_history),
         });
         write_true(client, METHOD, &params, observer).await?;
-        Ok(json!({"ok": true, "chat_id": input.chat_id, "user_ids": input.users}))
+        let answer = Answer {
+            ok: true,
+            chat_id: input.chat_id,
+            user_ids: input.users,
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }

@@ -3,12 +3,15 @@
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::confirm::Question;
 use super::error::ToolError;
 use super::registry::{Access, Intent, ToolEntry, write_true};
+use super::schema;
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_chat_user_delete";
@@ -39,38 +42,42 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "CHAT_ID": {"type": "integer", "minimum": 1},
-            "USER_ID": {"type": "integer", "minimum": 1},
-        },
-        "required": ["CHAT_ID", "USER_ID"],
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "ok": {"type": "boolean"},
-            "chat_id": {"type": "integer"},
-            "user_id": {"type": "integer"},
-        },
-        "required": ["ok", "chat_id", "user_id"],
+    schema::of::<Answer>()
+}
+
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
+struct Input {
+    #[serde(rename = "CHAT_ID")]
+    #[schemars(range(min = 1))]
+    chat_id: i64,
+    #[serde(rename = "USER_ID")]
+    #[schemars(range(min = 1))]
+    user_id: i64,
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    ok: bool,
+    chat_id: i64,
+    user_id: i64,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
+    let args = Args::new(arguments, &["CHAT_ID", "USER_ID"])?;
+    Ok(Input {
+        chat_id: args::chat_arg(&args)?,
+        user_id: args::id_arg(&args, "USER_ID", 1271)?,
     })
 }
 
-fn parse(arguments: &JsonObject) -> Result<(i64, i64), ToolError> {
-    let args = Args::new(arguments, &["CHAT_ID", "USER_ID"])?;
-    Ok((
-        args::chat_arg(&args)?,
-        args::id_arg(&args, "USER_ID", 1271)?,
-    ))
-}
-
 fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
-    let (chat_id, user_id) = parse(arguments)?;
+    let Input { chat_id, user_id } = parse(arguments)?;
     Ok(Some(Intent {
         summary: format!("remove user {user_id} from chat {chat_id}"),
         chat: Some(chat_id),
@@ -91,9 +98,14 @@ fn run<'a>(
     observer: Observer<'a>,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
-        let (chat_id, user_id) = parse(arguments)?;
+        let Input { chat_id, user_id } = parse(arguments)?;
         let params = json!({"CHAT_ID": chat_id, "USER_ID": user_id});
         write_true(client, METHOD, &params, observer).await?;
-        Ok(json!({"ok": true, "chat_id": chat_id, "user_id": user_id}))
+        let answer = Answer {
+            ok: true,
+            chat_id,
+            user_id,
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }

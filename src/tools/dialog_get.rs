@@ -3,11 +3,14 @@
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
+use super::schema;
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
 
@@ -23,12 +26,44 @@ member list.";
 /// The most managers passed on.
 const MAX_MANAGERS: usize = 200;
 
-/// Shared by the tools that take a chat as `CHAT_ID` or `DIALOG_ID`.
-pub fn chat_properties() -> Value {
-    json!({
-        "CHAT_ID": {"type": "integer", "minimum": 1, "description": "The chat's ID, e.g. 2935. Or give DIALOG_ID."},
-        "DIALOG_ID": {"type": "string", "description": "chat2935, sg17 (a workgroup's chat) or a user ID (a private dialog)."},
-    })
+/// A chat as the tools that take one as `CHAT_ID` or `DIALOG_ID` read it (exactly one is set);
+/// flattened into their inputs, whose schemas are derived from them.
+#[derive(JsonSchema)]
+pub struct ChatRef {
+    /// The chat's ID, e.g. 2935. Or give DIALOG_ID.
+    #[serde(rename = "CHAT_ID")]
+    #[schemars(range(min = 1), extend("type" = "integer"))]
+    chat_id: Option<i64>,
+    /// chat2935, sg17 (a workgroup's chat) or a user ID (a private dialog).
+    #[serde(rename = "DIALOG_ID")]
+    #[schemars(extend("type" = "string"))]
+    dialog_id: Option<String>,
+}
+
+impl ChatRef {
+    /// Reads `CHAT_ID` or `DIALOG_ID` leniently (`"chat2935"` and `"2935"` as a CHAT_ID too).
+    pub fn parse(args: &Args<'_>) -> Result<Self, ToolError> {
+        let dialog = args::dialog(args)?;
+        Ok(match args.get("CHAT_ID").and_then(args::chat_id) {
+            Some(id) => Self {
+                chat_id: Some(id),
+                dialog_id: None,
+            },
+            None => Self {
+                chat_id: None,
+                dialog_id: Some(dialog),
+            },
+        })
+    }
+
+    /// The dialog ID to send: `chat<CHAT_ID>`, or DIALOG_ID as given.
+    pub fn dialog(&self) -> String {
+        match (&self.dialog_id, self.chat_id) {
+            (Some(dialog), _) => dialog.clone(),
+            // `parse` sets one of the two.
+            (None, id) => format!("chat{}", id.unwrap_or_default()),
+        }
+    }
 }
 
 pub const ENTRY: ToolEntry = ToolEntry {
@@ -46,33 +81,42 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({"type": "object", "properties": chat_properties()})
+    schema::of::<ChatRef>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "chat_id": {"type": "integer"},
-            "dialog_id": {"type": "string"},
-            "name": {"type": "string"},
-            "type": {"type": "string", "description": "chat, open, crm, sonetGroup, …"},
-            "owner": {"type": "integer", "description": "User ID; 0 when none."},
-            "user_counter": {"type": "integer"},
-            "entity_type": {"type": "string", "description": "Empty when not linked."},
-            "entity_id": {"type": "string"},
-            "role": {"type": "string", "description": "The caller's role: owner, manager, member."},
-            "manager_list": {"type": "array", "items": {"type": "integer"}, "maxItems": MAX_MANAGERS},
-            "manager_list_truncated": {"type": "boolean", "description": "Only when the chat has more managers than the 200 given."},
-            "members_visible": {"type": "boolean", "description": "Whether the caller may see the member list."},
-        },
-        "required": ["chat_id", "dialog_id", "name", "type", "owner", "user_counter",
-            "entity_type", "entity_id", "role", "manager_list", "members_visible"],
-    })
+    schema::of::<Answer>()
 }
 
-fn parse(arguments: &JsonObject) -> Result<String, ToolError> {
-    args::dialog(&Args::new(arguments, &["CHAT_ID", "DIALOG_ID"])?)
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    chat_id: i64,
+    dialog_id: String,
+    name: String,
+    /// chat, open, crm, sonetGroup, …
+    #[serde(rename = "type")]
+    kind: String,
+    /// User ID; 0 when none.
+    owner: i64,
+    user_counter: i64,
+    /// Empty when not linked.
+    entity_type: String,
+    entity_id: String,
+    /// The caller's role: owner, manager, member.
+    role: String,
+    #[schemars(length(max = MAX_MANAGERS))]
+    manager_list: Vec<i64>,
+    /// Whether the caller may see the member list.
+    members_visible: bool,
+    /// Only when the chat has more managers than the 200 given.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    #[schemars(transform = schema::no_default)]
+    manager_list_truncated: bool,
+}
+
+fn parse(arguments: &JsonObject) -> Result<ChatRef, ToolError> {
+    ChatRef::parse(&Args::new(arguments, &["CHAT_ID", "DIALOG_ID"])?)
 }
 
 fn run<'a>(
@@ -81,7 +125,7 @@ fn run<'a>(
     observer: Observer<'a>,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
-        let dialog_id = parse(arguments)?;
+        let dialog_id = parse(arguments)?.dialog();
         let params = json!({"DIALOG_ID": dialog_id});
         let envelope = read(client, METHOD, &params, observer).await?;
         let chat = &envelope.result;
@@ -103,22 +147,20 @@ fn run<'a>(
         let mut managers = shape::ids(chat.get("manager_list"));
         let managers_cut = managers.len() > MAX_MANAGERS || envelope.cut;
         managers.truncate(MAX_MANAGERS);
-        let mut answer = json!({
-            "chat_id": chat_id,
-            "dialog_id": dialog,
-            "name": shaper.text(chat.get("name")),
-            "type": shaper.text(chat.get("type")),
-            "owner": chat.get("owner").and_then(shape::id).unwrap_or(0),
-            "user_counter": shape::count(chat.get("user_counter")),
-            "entity_type": shaper.text(chat.get("entity_type")),
-            "entity_id": shaper.text(chat.get("entity_id")),
-            "role": shaper.text(chat.get("role")).to_ascii_lowercase(),
-            "manager_list": managers,
-            "members_visible": members_visible,
-        });
-        if managers_cut {
-            answer["manager_list_truncated"] = json!(true);
-        }
-        Ok(answer)
+        let answer = Answer {
+            chat_id,
+            dialog_id: dialog,
+            name: shaper.text(chat.get("name")),
+            kind: shaper.text(chat.get("type")),
+            owner: chat.get("owner").and_then(shape::id).unwrap_or(0),
+            user_counter: shape::count(chat.get("user_counter")),
+            entity_type: shaper.text(chat.get("entity_type")),
+            entity_id: shaper.text(chat.get("entity_id")),
+            role: shaper.text(chat.get("role")).to_ascii_lowercase(),
+            manager_list: managers,
+            members_visible,
+            manager_list_truncated: managers_cut,
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }

@@ -6,13 +6,16 @@ use std::collections::HashSet;
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
-use super::dialog_get::chat_properties;
+use super::dialog_get::ChatRef;
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
-use super::shape::{self, Shaper};
+use super::schema::{self, no_default};
+use super::shape::{Shaper, User};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_dialog_users_list";
@@ -44,31 +47,36 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    let mut properties = chat_properties();
-    properties["SKIP_EXTERNAL"] =
-        json!({"type": "boolean", "description": "Leave out system users (bots, connectors)."});
-    properties["MAX_USERS"] = json!({"type": "integer", "minimum": 1, "maximum": MAX_MAX_USERS,
-        "description": "Most participants to return; default 500."});
-    json!({"type": "object", "properties": properties})
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-            "type": "object",
-            "properties": {
-                "users": {"type": "array", "items": shape::user_schema()},
-                "count": {"type": "integer"},
-                "total": {"type": "integer", "description": "Participants the caller may see, per the portal."},
-                "truncated": {"type": "boolean"},
-            },
-            "required": ["users", "count", "total", "truncated"],
-    })
+    schema::of::<Answer>()
 }
 
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
 struct Input {
-    dialog_id: String,
+    #[serde(flatten)]
+    chat: ChatRef,
+    /// Leave out system users (bots, connectors).
+    #[serde(rename = "SKIP_EXTERNAL")]
+    #[schemars(extend("type" = "boolean"))]
     skip_external: Option<bool>,
+    /// Most participants to return; default 500.
+    #[serde(rename = "MAX_USERS", default)]
+    #[schemars(range(min = 1, max = MAX_MAX_USERS), transform = no_default)]
     max_users: i64,
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    count: usize,
+    /// Participants the caller may see, per the portal.
+    total: i64,
+    truncated: bool,
+    users: Vec<User>,
 }
 
 fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
@@ -77,7 +85,7 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
         &["CHAT_ID", "DIALOG_ID", "SKIP_EXTERNAL", "MAX_USERS"],
     )?;
     Ok(Input {
-        dialog_id: args::dialog(&args)?,
+        chat: ChatRef::parse(&args)?,
         skip_external: args::flag(&args, "SKIP_EXTERNAL")?,
         max_users: args::integer(&args, "MAX_USERS", 1..=MAX_MAX_USERS, DEFAULT_MAX_USERS)?,
     })
@@ -90,6 +98,7 @@ fn run<'a>(
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let input = parse(arguments)?;
+        let dialog_id = input.chat.dialog();
         let shaper = Shaper::new(client);
         let mut users = Vec::new();
         let mut seen = HashSet::new();
@@ -107,7 +116,7 @@ fn run<'a>(
                 break;
             }
             pages += 1;
-            let mut params = json!({"DIALOG_ID": input.dialog_id, "LIMIT": PAGE, "OFFSET": offset});
+            let mut params = json!({"DIALOG_ID": dialog_id, "LIMIT": PAGE, "OFFSET": offset});
             if let Some(skip) = input.skip_external {
                 params["SKIP_EXTERNAL"] = json!(args::yes_no(skip));
             }
@@ -122,7 +131,7 @@ fn run<'a>(
             total = envelope.total.unwrap_or(total);
             truncated |= envelope.cut;
             for user in page.iter().filter_map(|u| shaper.user(u)) {
-                if seen.insert(user["id"].as_i64()) {
+                if seen.insert(user.id) {
                     users.push(user);
                 }
             }
@@ -143,11 +152,12 @@ fn run<'a>(
         let max = usize::try_from(input.max_users).unwrap_or(usize::MAX);
         truncated |= users.len() > max || (users.len() as i64) < total;
         users.truncate(max);
-        Ok(json!({
-            "count": users.len(),
-            "total": total.max(users.len() as i64),
-            "truncated": truncated,
-            "users": users,
-        }))
+        let answer = Answer {
+            count: users.len(),
+            total: total.max(users.len() as i64),
+            truncated,
+            users,
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
-use super::schema;
+use super::schema::{self, no_default};
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
 
@@ -43,16 +43,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "SKIP_CHAT": {"type": "boolean", "description": "Leave out group chats."},
-            "SKIP_DIALOG": {"type": "boolean", "description": "Leave out private dialogs."},
-            "SKIP_OPENLINES": {"type": "boolean", "description": "Leave out open-line chats."},
-            "LIMIT": {"type": "integer", "minimum": 1, "maximum": 200, "description": "Default 50."},
-            "OFFSET": {"type": "integer", "minimum": 0},
-        },
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
@@ -83,10 +74,37 @@ struct RecentItem {
     last_message_date: String,
 }
 
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
 struct Input {
-    flags: Vec<(&'static str, bool)>,
+    /// Leave out group chats.
+    #[serde(rename = "SKIP_CHAT")]
+    #[schemars(extend("type" = "boolean"))]
+    skip_chat: Option<bool>,
+    /// Leave out private dialogs.
+    #[serde(rename = "SKIP_DIALOG")]
+    #[schemars(extend("type" = "boolean"))]
+    skip_dialog: Option<bool>,
+    /// Leave out open-line chats.
+    #[serde(rename = "SKIP_OPENLINES")]
+    #[schemars(extend("type" = "boolean"))]
+    skip_openlines: Option<bool>,
+    #[serde(rename = "LIMIT", default)]
+    #[schemars(range(min = 1, max = 200), description = "Default 50.", transform = no_default)]
     limit: i64,
+    #[serde(rename = "OFFSET", default)]
+    #[schemars(range(min = 0), transform = no_default)]
     offset: i64,
+}
+
+impl Input {
+    /// The flags given, with their names.
+    fn flags(&self) -> impl Iterator<Item = (&'static str, bool)> {
+        FLAGS
+            .into_iter()
+            .zip([self.skip_chat, self.skip_dialog, self.skip_openlines])
+            .filter_map(|(name, value)| value.map(|v| (name, v)))
+    }
 }
 
 fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
@@ -100,14 +118,10 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
             "OFFSET",
         ],
     )?;
-    let mut flags = Vec::new();
-    for name in FLAGS {
-        if let Some(value) = args::flag(&args, name)? {
-            flags.push((name, value));
-        }
-    }
     Ok(Input {
-        flags,
+        skip_chat: args::flag(&args, "SKIP_CHAT")?,
+        skip_dialog: args::flag(&args, "SKIP_DIALOG")?,
+        skip_openlines: args::flag(&args, "SKIP_OPENLINES")?,
         limit: args::integer(&args, "LIMIT", 1..=200, 50)?,
         offset: args::integer(&args, "OFFSET", 0..=MAX_OFFSET, 0)?,
     })
@@ -121,8 +135,8 @@ fn run<'a>(
     Box::pin(async move {
         let input = parse(arguments)?;
         let mut params = json!({});
-        for (name, value) in &input.flags {
-            params[*name] = json!(args::yes_no(*value));
+        for (name, value) in input.flags() {
+            params[name] = json!(args::yes_no(value));
         }
         params["LIMIT"] = json!(input.limit);
         params["OFFSET"] = json!(input.offset);

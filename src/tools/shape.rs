@@ -4,7 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::bitrix::Client;
 use crate::bitrix::response::lenient_integer;
@@ -35,22 +35,22 @@ impl Shaper {
     }
 
     /// A user as `im.dialog.users.list` and `im.user.list.get` return one. `None` without an ID.
-    pub fn user(&self, value: &Value) -> Option<Value> {
+    pub fn user(&self, value: &Value) -> Option<User> {
         let id = value.get("id").and_then(id)?;
-        Some(json!({
-            "id": id,
-            "name": self.text(value.get("name")),
-            "first_name": self.text(value.get("first_name")),
-            "last_name": self.text(value.get("last_name")),
-            "work_position": self.text(value.get("work_position")),
-            "active": flag(value.get("active"), true),
-            "bot": flag(value.get("bot"), false),
-            "extranet": flag(value.get("extranet"), false),
-            "type": match self.text(value.get("type")) {
+        Some(User {
+            id,
+            name: self.text(value.get("name")),
+            first_name: self.text(value.get("first_name")),
+            last_name: self.text(value.get("last_name")),
+            work_position: self.text(value.get("work_position")),
+            active: flag(value.get("active"), true),
+            bot: flag(value.get("bot"), false),
+            extranet: flag(value.get("extranet"), false),
+            kind: match self.text(value.get("type")) {
                 t if t.is_empty() => "user".to_owned(),
                 t => t,
             },
-        }))
+        })
     }
 
     /// A chat as `im.search.chat.list` returns one. `None` without an ID.
@@ -82,23 +82,21 @@ pub struct ChatSummary {
     pub entity_id: String,
 }
 
-/// The output schema of one user, as [`Shaper::user`] makes it.
-pub fn user_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "first_name": {"type": "string"},
-            "last_name": {"type": "string"},
-            "work_position": {"type": "string"},
-            "active": {"type": "boolean"},
-            "bot": {"type": "boolean"},
-            "extranet": {"type": "boolean"},
-            "type": {"type": "string", "description": "user, bot, extranet, email, …"},
-        },
-        "required": ["id", "name", "first_name", "last_name", "work_position", "active", "bot", "extranet", "type"],
-    })
+// One user of the user tools' answers; its schema is derived from it. (A plain comment, as for
+// ChatSummary.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub work_position: String,
+    pub active: bool,
+    pub bot: bool,
+    pub extranet: bool,
+    /// user, bot, extranet, email, …
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// A positive ID, as a number or numeric string.
@@ -135,6 +133,7 @@ pub fn ids(value: Option<&Value>) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn shaper() -> Shaper {
         Shaper {
@@ -150,7 +149,7 @@ mod tests {
             "avatar": "https://x/a.png", "color": "#df532d"
         }));
         assert_eq!(
-            user,
+            user.map(|u| serde_json::to_value(u).unwrap()),
             Some(
                 json!({"id": 1269, "name": "Alexander Smith\\u{1b}[2J", "first_name": "Alexander",
                 "last_name": "Smith", "work_position": "", "active": true, "bot": false,

@@ -6,12 +6,15 @@ use std::collections::HashMap;
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
-use super::shape::{self, Shaper};
+use super::schema;
+use super::shape::{Shaper, User};
 use crate::bitrix::{Client, Observer};
 
 const NAME: &str = "im_user_list_get";
@@ -42,30 +45,34 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "ID": {"type": "array", "items": {"type": "integer", "minimum": 1},
-                "minItems": 1, "maxItems": MAX_IDS, "description": "User IDs, e.g. [99, 1269]."},
-        },
-        "required": ["ID"],
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "users": {"type": "array", "items": shape::user_schema()},
-            "missing": {"type": "array", "items": {"type": "integer"}},
-        },
-        "required": ["users", "missing"],
-    })
+    schema::of::<Answer>()
 }
 
-fn parse(arguments: &JsonObject) -> Result<Vec<i64>, ToolError> {
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
+struct Input {
+    /// User IDs, e.g. [99, 1269].
+    #[serde(rename = "ID")]
+    #[schemars(length(min = 1, max = MAX_IDS), inner(range(min = 1)))]
+    ids: Vec<i64>,
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
+    users: Vec<User>,
+    missing: Vec<i64>,
+}
+
+fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
     let args = Args::new(arguments, &["ID"])?;
-    args::user_ids(&args, "ID", MAX_IDS, "[99, 1269]")
+    Ok(Input {
+        ids: args::user_ids(&args, "ID", MAX_IDS, "[99, 1269]")?,
+    })
 }
 
 fn run<'a>(
@@ -74,9 +81,9 @@ fn run<'a>(
     observer: Observer<'a>,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
-        let ids = parse(arguments)?;
+        let ids = parse(arguments)?.ids;
         let shaper = Shaper::new(client);
-        let mut found: HashMap<i64, Value> = HashMap::new();
+        let mut found: HashMap<i64, User> = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let envelope = read(client, METHOD, &json!({"ID": chunk}), observer).await?;
             let users: Vec<&Value> = match &envelope.result {
@@ -92,17 +99,17 @@ fn run<'a>(
                 }
             };
             for user in users.into_iter().filter_map(|u| shaper.user(u)) {
-                if let Some(id) = user["id"].as_i64().filter(|id| chunk.contains(id)) {
-                    found.insert(id, user);
+                if chunk.contains(&user.id) {
+                    found.insert(user.id, user);
                 }
             }
         }
-        let users: Vec<&Value> = ids.iter().filter_map(|id| found.get(id)).collect();
+        let users: Vec<User> = ids.iter().filter_map(|id| found.get(id).cloned()).collect();
         let missing: Vec<i64> = ids
             .iter()
             .copied()
             .filter(|id| !found.contains_key(id))
             .collect();
-        Ok(json!({"users": users, "missing": missing}))
+        serde_json::to_value(Answer { users, missing }).map_err(|_| ToolError::internal())
     })
 }

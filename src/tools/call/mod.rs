@@ -14,11 +14,14 @@ pub use policy::{INFORMATIONAL, MAX_METHOD_CHARS, READ_LOOKING_WRITERS, is_read,
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
-use serde_json::{Map, Value, json};
+use schemars::{JsonSchema, Schema};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::args::{self, Args};
 use super::error::ToolError;
 use super::registry::{Access, Intent, ToolEntry, read, write};
+use super::schema;
 use crate::bitrix::{Client, Observer, bounded, untrusted};
 
 const NAME: &str = "bitrix24_call";
@@ -54,37 +57,51 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "method": {"type": "string", "description": "As the docs write it: crm.deal.fields, catalog.product.getFieldsByFilter."},
-            "params": {"type": "object", "description": "The method's parameters, at most 64 KiB as JSON, each name once whatever its letter case (Bitrix24 ignores case). For batch: {\"cmd\": {\"a\": \"user.get?ID=1\"}, \"halt\": 0}."},
-        },
-        "required": ["method"],
-    })
+    schema::of::<Input>()
 }
 
 fn output() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "method": {"type": "string"},
-            "result": {
-                "type": ["object", "array", "string", "number", "boolean", "null"],
-                "description": "The portal's result, as it sent it.",
-            },
-            "total": {"type": "integer"},
-            "next": {"type": "integer"},
-            "command_errors": {"type": "object", "description": "batch only: the commands that failed, by key."},
-        },
-        "required": ["method", "result"],
-    })
+    schema::of::<Answer>()
 }
 
-struct Input {
+/// For a field of any JSON object: `additionalProperties: true` says nothing `type` does not.
+fn any_object(schema: &mut Schema) {
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("additionalProperties");
+        map.remove("default");
+    }
+}
+
+/// The answer; the output schema is derived from it.
+#[derive(Serialize, JsonSchema)]
+struct Answer {
     method: String,
+    /// The portal's result, as it sent it.
+    #[schemars(extend("type" = ["object", "array", "string", "number", "boolean", "null"]))]
+    result: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = "integer"))]
+    total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = "integer"))]
+    next: Option<i64>,
+    /// batch only: the commands that failed, by key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = "object"), transform = any_object)]
+    command_errors: Option<Map<String, Value>>,
+}
+
+/// The arguments as [`parse`] reads them; the input schema is derived from it.
+#[derive(JsonSchema)]
+struct Input {
+    /// As the docs write it: crm.deal.fields, catalog.product.getFieldsByFilter.
+    method: String,
+    /// The method's parameters, at most 64 KiB as JSON, each name once whatever its letter case (Bitrix24 ignores case). For batch: {"cmd": {"a": "user.get?ID=1"}, "halt": 0}.
+    #[serde(default)]
+    #[schemars(transform = any_object)]
     params: Map<String, Value>,
-    /// What the call runs, as the portal will read it.
+    // What the call runs, as the portal will read it (not an argument).
+    #[schemars(skip)]
     plan: plan::Plan,
 }
 
@@ -176,17 +193,15 @@ fn run<'a>(
                 }
             )));
         }
-        let mut answer = json!({"method": input.method, "result": result});
-        if let Some(total) = envelope.total {
-            answer["total"] = json!(total);
-        }
-        if let Some(next) = envelope.next {
-            answer["next"] = json!(next);
-        }
-        if let Some(errors) = command_errors(&answer["result"]) {
-            answer["command_errors"] = errors;
-        }
-        Ok(answer)
+        let command_errors = command_errors(&result);
+        let answer = Answer {
+            method: input.method,
+            result,
+            total: envelope.total,
+            next: envelope.next,
+            command_errors,
+        };
+        serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
 }
 
@@ -225,7 +240,7 @@ fn scrubbed(value: Value, secrets: &[String]) -> Value {
 }
 
 /// A batch's failed commands (`result_error`), which Bitrix24 reports inside an HTTP 200.
-fn command_errors(result: &Value) -> Option<Value> {
+fn command_errors(result: &Value) -> Option<Map<String, Value>> {
     let errors = result.get("result_error")?.as_object()?;
-    (!errors.is_empty()).then(|| Value::Object(errors.clone()))
+    (!errors.is_empty()).then(|| errors.clone())
 }
