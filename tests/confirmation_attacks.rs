@@ -439,3 +439,54 @@ async fn a_store_down_while_spending_refuses_and_sends_nothing() {
     assert_refused(&again, "NOT_CONFIRMED", "already used");
     assert_eq!(writes(&portal).len(), 1);
 }
+
+/// A refusal spends nothing: otherwise any client could fill the book of spent confirmations
+/// with answers it mistypes on purpose (a `bitrix24_call` question costs no portal request), and
+/// a full book refuses every user's confirmation. Only a write spends its state; a state answered
+/// wrongly, declined or left unanswered can still be answered right, once.
+#[tokio::test]
+async fn only_a_write_spends_its_state() {
+    let portal = DemoPortal::start(PortalData::sample(CODE)).await.unwrap();
+    let tools = Bitrix24Tools::new(Some(demo_client(&portal))).serving(writes_on());
+    let client = connect(tools, Answering { content: json!({}) }, stateless()).await;
+    let arguments = json!({"CHAT_ID": 2935});
+    let input = ask(&client, "im_chat_leave", arguments.clone()).await;
+    let state = input.request_state.clone().unwrap();
+    for wrong in [
+        typed(json!("2936")),
+        json!({"action": "decline"}),
+        json!({"action": "cancel"}),
+    ] {
+        let result = answer(
+            &client,
+            retry_raw("im_chat_leave", arguments.clone(), &state, wrong),
+        )
+        .await;
+        let error = error_object(&result);
+        assert_eq!(error["error"], "NOT_CONFIRMED", "{error}");
+        assert!(
+            !error["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("already used"),
+            "{error}"
+        );
+    }
+    let mut bare = request("im_chat_leave", arguments.clone());
+    bare.request_state = Some(state.clone());
+    assert_refused(&answer(&client, bare).await, "NOT_CONFIRMED", "no answer");
+    assert!(writes(&portal).is_empty());
+    let done = answer(
+        &client,
+        retry_raw("im_chat_leave", arguments.clone(), &state, typed(json!("2935"))),
+    )
+    .await;
+    assert_eq!(success_object(&done)["ok"], true, "{done:?}");
+    let again = answer(
+        &client,
+        retry_raw("im_chat_leave", arguments, &state, typed(json!("2935"))),
+    )
+    .await;
+    assert_refused(&again, "NOT_CONFIRMED", "already used");
+    assert_eq!(writes(&portal).len(), 1);
+}
