@@ -20,7 +20,7 @@ use rmcp::model::{
     ProtocolVersion,
 };
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext, RunningService};
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::{Value, json};
 
 fn writes_on() -> Selection {
@@ -226,7 +226,12 @@ async fn tampered_states_are_refused_without_spending_the_real_one() {
         }
         let result = answer(
             &client,
-            retry_raw("im_chat_leave", arguments.clone(), variant, typed(json!("2935"))),
+            retry_raw(
+                "im_chat_leave",
+                arguments.clone(),
+                variant,
+                typed(json!("2935")),
+            ),
         )
         .await;
         let error = error_object(&result);
@@ -248,7 +253,12 @@ async fn tampered_states_are_refused_without_spending_the_real_one() {
     // None of that spent the real state: it still answers, once.
     let done = answer(
         &client,
-        retry_raw("im_chat_leave", arguments.clone(), &state, typed(json!("2935"))),
+        retry_raw(
+            "im_chat_leave",
+            arguments.clone(),
+            &state,
+            typed(json!("2935")),
+        ),
     )
     .await;
     assert_eq!(success_object(&done)["ok"], true, "{done:?}");
@@ -419,15 +429,29 @@ async fn a_store_down_while_spending_refuses_and_sends_nothing() {
     redis.stop();
     let refused = answer(
         &mcp,
-        retry_raw("im_chat_leave", arguments.clone(), &state, typed(json!("2935"))),
+        retry_raw(
+            "im_chat_leave",
+            arguments.clone(),
+            &state,
+            typed(json!("2935")),
+        ),
     )
     .await;
-    assert_eq!(error_object(&refused)["error"], "STATE_UNAVAILABLE", "{refused:?}");
+    assert_eq!(
+        error_object(&refused)["error"],
+        "STATE_UNAVAILABLE",
+        "{refused:?}"
+    );
     assert!(writes(&portal).is_empty());
     redis.restart();
     let done = answer(
         &mcp,
-        retry_raw("im_chat_leave", arguments.clone(), &state, typed(json!("2935"))),
+        retry_raw(
+            "im_chat_leave",
+            arguments.clone(),
+            &state,
+            typed(json!("2935")),
+        ),
     )
     .await;
     assert_eq!(success_object(&done)["ok"], true, "{done:?}");
@@ -478,7 +502,12 @@ async fn only_a_write_spends_its_state() {
     assert!(writes(&portal).is_empty());
     let done = answer(
         &client,
-        retry_raw("im_chat_leave", arguments.clone(), &state, typed(json!("2935"))),
+        retry_raw(
+            "im_chat_leave",
+            arguments.clone(),
+            &state,
+            typed(json!("2935")),
+        ),
     )
     .await;
     assert_eq!(success_object(&done)["ok"], true, "{done:?}");
