@@ -6,9 +6,10 @@
 //! - 2026-07-28 (stateless): an input-required result carrying the form and a sealed state
 //!   ([`sealed`]: the tool, its arguments, the portal, the session, a one-time ID, a 10-minute
 //!   expiry); the retry must carry the typed value, and the arguments are taken from the sealed
-//!   state, not the retry. A state answers once: its ID is spent (in the state store when there
-//!   is one, so on every instance) before anything is sent, and it answers only in the session
-//!   (or connection) that asked, where there is one.
+//!   state, not the retry. A state answers once: when the typed value matches, its ID is spent
+//!   (in the state store when there is one, so on every instance) before anything is sent; a
+//!   refusal spends nothing. It answers only in the session (or connection) that asked, where
+//!   there is one.
 //!
 //! Whether the client can be asked at all is decided before anything is read from the portal;
 //! only then are the targets named ([`targets`]). A yes/no button would not do: Codex accepts an
@@ -191,6 +192,22 @@ impl Confirmations {
                  to be asked anew",
             );
         }
+        // The answer is judged before the state is spent: only a write spends one. A refusal
+        // that spent would let any client fill the book of spent states with answers mistyped
+        // on purpose (a full book refuses every user) at no cost, while a write costs a request
+        // to the portal.
+        let response = call
+            .input_responses
+            .and_then(|responses| responses.get(FIELD))
+            .and_then(|value| {
+                serde_json::from_value::<rmcp::model::ElicitResult>(value.clone()).ok()
+            });
+        let Some(response) = response else {
+            return refuse("no answer to the confirmation came back");
+        };
+        if let Err(why) = judge(response.action, response.content.as_ref(), &sealed.expected) {
+            return refuse(why);
+        }
         // Remembered for as long as the state could still open, on a clock running up to a
         // lifetime behind this one.
         let remaining = sealed.expires_at.saturating_sub(now).max(0);
@@ -205,21 +222,9 @@ impl Confirmations {
             }
             Err(err) => return Verdict::Refused(ToolError::from_call(&err)),
         }
-        let response = call
-            .input_responses
-            .and_then(|responses| responses.get(FIELD))
-            .and_then(|value| {
-                serde_json::from_value::<rmcp::model::ElicitResult>(value.clone()).ok()
-            });
-        let Some(response) = response else {
-            return refuse("no answer to the confirmation came back");
-        };
-        match judge(response.action, response.content.as_ref(), &sealed.expected) {
-            Ok(()) => Verdict::Confirmed {
-                how: "typed confirmation (input required)",
-                arguments: sealed.arguments,
-            },
-            Err(why) => refuse(why),
+        Verdict::Confirmed {
+            how: "typed confirmation (input required)",
+            arguments: sealed.arguments,
         }
     }
 }
