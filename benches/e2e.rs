@@ -172,20 +172,22 @@ async fn run(plan: Plan, committed: bool) {
         "",
         true,
     ));
-    // The absolute overhead moves with the machine's load; its ratio to a bare call to the same
-    // portal, measured interleaved, mostly does not. The ratio carries the target.
+    // The absolute overhead carries the target, which holds on a quiet machine (the header gives
+    // the load). Its ratio to a bare call to the same portal, measured interleaved, is reported
+    // beside it for comparing runs on busy machines; it has no target, since the bare call itself
+    // gets faster on a quiet machine and the ratio then rises.
     let ratio_p50 = median(&latency.through_server) / median(&latency.direct);
     rows.push(Row::new(
         "server overhead per call, p50",
         us(overhead_p50),
-        "",
-        true,
+        "< 150 µs",
+        overhead_p50 < 150e-6,
     ));
     rows.push(Row::new(
         "stdio call p50 / direct call p50 (same portal, interleaved)",
         format!("{ratio_p50:.2}×"),
-        &format!("≤ {OVERHEAD_RATIO_TARGET:.1}×"),
-        ratio_p50 <= OVERHEAD_RATIO_TARGET,
+        "",
+        true,
     ));
     rows.push(Row::new(
         "server overhead per call, p99",
@@ -233,9 +235,13 @@ async fn run(plan: Plan, committed: bool) {
 
     let load = http_throughput(&plan, &portal).await;
     for level in &load.levels {
-        // The target is the ratio to bare portal requests below, which a busy machine does not
-        // move as much; the absolute figure is its condition.
-        let (target, meets) = ("", true);
+        // The target holds on a quiet machine (the header gives the load); the ratio to bare
+        // portal requests below is reported for comparing runs on busy machines.
+        let (target, meets) = if level.concurrency == 64 {
+            ("≥ 5,000/s", level.calls_per_second >= 5000.0)
+        } else {
+            ("", true)
+        };
         rows.push(Row::new(
             &format!(
                 "streamable HTTP, concurrency {}: calls/s",
@@ -267,8 +273,8 @@ async fn run(plan: Plan, committed: bool) {
         rows.push(Row::new(
             "streamable HTTP calls/s / bare portal requests/s, concurrency 64",
             format!("{ratio:.2}"),
-            &format!("≥ {THROUGHPUT_RATIO_TARGET:.2}"),
-            ratio >= THROUGHPUT_RATIO_TARGET,
+            "",
+            true,
         ));
     }
     rows.push(Row::new(
@@ -330,11 +336,6 @@ fn load_average() -> String {
         })
         .unwrap_or_else(|| "unknown".into())
 }
-
-/// Target for a stdio call's p50 over the same request's p50 straight to the portal.
-const OVERHEAD_RATIO_TARGET: f64 = 2.0;
-/// Target for HTTP calls/s over bare portal requests/s at concurrency 64.
-const THROUGHPUT_RATIO_TARGET: f64 = 0.3;
 
 // ---- 1. cold start ---------------------------------------------------------------------------
 
@@ -983,9 +984,11 @@ const NOTES: &str = "
 - **Server overhead**: one stdio session makes the calls one after another; each call is followed
   by the same `im.chat.user.list` request sent straight to the portal with a plain HTTP client, so
   both paths see the same machine. The overhead is the difference of the two percentiles: JSON-RPC
-  over the pipe, argument checks, the bucket, the HTTP exchange's setup, parsing, shaping. Its
-  target is a ratio, the stdio call's p50 over the bare call's p50: on a busy machine both grow,
-  so the ratio survives a noisy run where the microseconds do not.
+  over the pipe, argument checks, the bucket, the HTTP exchange's setup, parsing, shaping. The
+  target (under 150 µs at p50) holds on a quiet machine; the header's load average says whether
+  the run was one. Beside it, the stdio call's p50 over the bare call's p50 compares runs on busy
+  machines, where both grow; it carries no target, since on a quiet machine the bare call gets
+  faster and the ratio rises.
 - **Portal requests per answer**: the paths users take, through one stdio session against the
   sample portal, counted at the portal: a chat by name to its members (search, then the member
   list), a deal to its chat's members, a chat of 450 (pages of 200), and ten identical calls sent
@@ -1001,8 +1004,9 @@ const NOTES: &str = "
 - **Throughput**: `serve --transport http --stateless` with a bearer token; N workers each send
   `tools/call` as a plain JSON POST and wait for the answer, for the whole window. The load
   generator, the server and the fake portal share the machine's cores, so these are lower bounds
-  and vary from run to run; the target is therefore a ratio to the bare portal's requests/s at
-  the same concurrency, measured the same way right after. The client-side rate limit is raised out of the way
+  and vary from run to run; the target (5,000 calls/s at concurrency 64) holds on a quiet machine,
+  and the ratio to the bare portal's requests/s at the same concurrency, measured the same way
+  right after, compares runs on busy ones. The client-side rate limit is raised out of the way
   (`BITRIX24_RATE_LIMIT=1000000`): against a real portal the bucket (2/s by default) is the limit,
   by design.
 - **Memory**: `VmRSS` of the stdio server right after `initialize`, and `VmHWM` (peak) of the HTTP
