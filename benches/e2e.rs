@@ -932,7 +932,7 @@ fn render(plan: &Plan, rows: &[Row], (load_before, load_after): (String, String)
     let mut out = String::from("# Benchmarks\n\n");
     let _ = writeln!(
         out,
-        "Measured by {}: the release binary, end to end, against the sample portal on loopback.\n",
+        "Measured by {}: the binary named below, end to end, against the sample portal on loopback.\n",
         if plan.short {
             "`cargo bench --bench e2e -- --short` (a quick run: too few samples to quote)"
         } else {
