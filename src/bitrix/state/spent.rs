@@ -36,6 +36,9 @@ pub enum Spend {
     First,
     /// It was spent before (here or on another instance).
     Again,
+    /// This process already holds as many unexpired marks as it keeps: refused rather than
+    /// forgetting one (which would let that state be spent twice).
+    Full,
 }
 
 impl SpentMarks {
@@ -80,7 +83,7 @@ fn spend_here(
     if book.len() >= MAX_LOCAL_MARKS {
         book.retain(|_, until| *until > now);
         if book.len() >= MAX_LOCAL_MARKS {
-            return Spend::Again;
+            return Spend::Full;
         }
     }
     book.insert(id.to_owned(), now + ttl);
@@ -155,8 +158,9 @@ mod tests {
         let now = Instant::now();
         assert_eq!(
             spend_here(&book, "new", Duration::from_secs(60), now),
-            Spend::Again
+            Spend::Full
         );
+        // A mark already held is still reported as spent, full or not.
         assert_eq!(
             spend_here(&book, "0", Duration::from_secs(60), now),
             Spend::Again

@@ -220,6 +220,13 @@ impl Confirmations {
                      tool again to be asked anew",
                 );
             }
+            Ok(Spend::Full) => {
+                return refuse(
+                    "this server already remembers as many used confirmations as it keeps (each for at \
+                     most 20 minutes), so it cannot take another now; nothing was sent: try again \
+                     later",
+                );
+            }
             Err(err) => return Verdict::Refused(ToolError::from_call(&err)),
         }
         Verdict::Confirmed {
