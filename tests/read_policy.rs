@@ -6,20 +6,17 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitrix24_mcp::demo::{DemoPortal, PortalData};
 use bitrix24_mcp::tools::call::READ_LOOKING_WRITERS;
 use bitrix24_mcp::tools::registry::Writes;
 use bitrix24_mcp::tools::{Bitrix24Tools, Selection};
+use common::elicit::{User, connect};
 use common::*;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams,
-    ElicitResult, ElicitationAction, Implementation,
-};
-use rmcp::service::{RequestContext, RunningService};
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::RoleClient;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
 use serde_json::{Map, Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -29,63 +26,6 @@ fn writes(allowed: bool, skip_confirmation: bool) -> Selection {
         allowed,
         skip_confirmation,
     })
-}
-
-/// An MCP client with form elicitation that types `answer` to every question and keeps them.
-#[derive(Clone)]
-struct User {
-    answer: Option<String>,
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl User {
-    fn typing(answer: Option<&str>) -> Self {
-        Self {
-            answer: answer.map(str::to_owned),
-            asked: Arc::default(),
-        }
-    }
-
-    fn questions(&self) -> Vec<String> {
-        self.asked.lock().unwrap().clone()
-    }
-}
-
-impl ClientHandler for User {
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
-            self.asked.lock().unwrap().push(message);
-        }
-        Ok(match &self.answer {
-            Some(value) => {
-                ElicitResult::new(ElicitationAction::Accept).with_content(json!({"confirm": value}))
-            }
-            None => ElicitResult::new(ElicitationAction::Decline),
-        })
-    }
-
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::builder().enable_elicitation().build(),
-            Implementation::new("read-policy-test", "0"),
-        )
-    }
-}
-
-async fn connect(tools: Bitrix24Tools, user: User) -> RunningService<RoleClient, User> {
-    let (server_io, client_io) = tokio::io::duplex(256 * 1024);
-    let (reader, writer) = tokio::io::split(server_io);
-    tokio::spawn(bitrix24_mcp::transport::stdio::serve_io(
-        tools,
-        reader,
-        writer,
-        std::future::pending(),
-    ));
-    user.serve(client_io).await.unwrap()
 }
 
 async fn call(client: &RunningService<RoleClient, User>, arguments: Value) -> CallToolResult {

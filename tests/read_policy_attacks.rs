@@ -5,52 +5,16 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use bitrix24_mcp::demo::{DemoPortal, PortalData};
 use bitrix24_mcp::tools::Bitrix24Tools;
 use bitrix24_mcp::tools::Selection;
 use bitrix24_mcp::tools::registry::Writes;
+use common::elicit::{User, connect};
 use common::*;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams,
-    ElicitResult, ElicitationAction, Implementation,
-};
-use rmcp::service::{RequestContext, RunningService};
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::RoleClient;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
 use serde_json::{Map, Value, json};
-
-/// An MCP client with form elicitation that declines every question and keeps them.
-#[derive(Clone, Default)]
-struct User {
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl User {
-    fn questions(&self) -> Vec<String> {
-        self.asked.lock().unwrap().clone()
-    }
-}
-
-impl ClientHandler for User {
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = request {
-            self.asked.lock().unwrap().push(message);
-        }
-        Ok(ElicitResult::new(ElicitationAction::Decline))
-    }
-
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::builder().enable_elicitation().build(),
-            Implementation::new("read-policy-attacks", "0"),
-        )
-    }
-}
 
 /// A demo portal and a client of a server with writes on and confirmation asked.
 async fn setup() -> (DemoPortal, RunningService<RoleClient, User>, User) {
@@ -61,16 +25,8 @@ async fn setup() -> (DemoPortal, RunningService<RoleClient, User>, User) {
             skip_confirmation: false,
         }),
     );
-    let (server_io, client_io) = tokio::io::duplex(1024 * 1024);
-    let (reader, writer) = tokio::io::split(server_io);
-    tokio::spawn(bitrix24_mcp::transport::stdio::serve_io(
-        tools,
-        reader,
-        writer,
-        std::future::pending(),
-    ));
     let user = User::default();
-    let client = user.clone().serve(client_io).await.unwrap();
+    let client = connect(tools, user.clone()).await;
     (portal, client, user)
 }
 

@@ -1,6 +1,7 @@
 //! Shared test scaffolding: portals on loopback, an in-process MCP client, the built binary.
 #![allow(dead_code)]
 
+pub mod elicit;
 pub mod redis_server;
 
 use std::time::Duration;
