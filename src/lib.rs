@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod logging;
+pub mod signin;
 pub mod tools;
 pub mod transport;
 

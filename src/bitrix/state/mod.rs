@@ -6,6 +6,7 @@
 //! the client asks [`Shared`] and does not know more.
 
 mod address;
+mod kv;
 mod seal;
 mod spent;
 mod store;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use address::StateUrl;
+pub use kv::MAX_SCAN;
 pub use seal::{SealError, StateKey};
 pub use spent::{Spend, SpentMarks};
 pub use store::{Admission, RedisLock, RedisStore};

@@ -1,0 +1,125 @@
+//! The MCP authorization server for `--auth oauth`: each person signs in with their own Bitrix24
+//! account, and every call runs with that person's rights. To MCP clients this server is both the
+//! protected resource and the authorization server (one origin); to Bitrix24 it is an OAuth
+//! client. It knows no tool.
+//!
+//! The parts, in the order a sign-in passes through them:
+//! - [`metadata`]: the protected-resource and authorization-server documents, the 401 challenge;
+//! - [`clients`]: dynamic registration, client ID metadata documents, redirect-URI matching;
+//! - [`consent`]: `/authorize`, the consent page, its CSRF check and browser binding;
+//! - [`upstream`]: the Bitrix24 side: the callback, the code exchange, who the user is;
+//! - [`grants`] and [`token`]: codes, access and refresh tokens (hashes only), rotation,
+//!   revocation; `/token`;
+//! - [`users`]: each grant's own Bitrix24 client;
+//! - [`store`]: where all of it lives (memory, or the state store for several instances).
+
+pub mod clients;
+pub mod consent;
+pub mod grants;
+pub mod metadata;
+pub mod page;
+pub mod records;
+pub mod settings;
+pub mod store;
+pub mod token;
+pub mod upstream;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+pub use records::{Grant, PendingAuthorization};
+pub use settings::{PublicUrl, SigninSettings};
+pub use store::SigninStore;
+
+/// The sign-in, shared by every request (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Signin(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    settings: SigninSettings,
+    store: SigninStore,
+    grants: grants::Grants,
+    clients: clients::Clients,
+}
+
+impl Signin {
+    pub fn new(settings: SigninSettings, store: SigninStore) -> Self {
+        let grants = grants::Grants::new(store.clone(), settings.public.clone());
+        let clients = clients::Clients::new(store.clone(), &settings);
+        Self(Arc::new(Inner {
+            settings,
+            store,
+            grants,
+            clients,
+        }))
+    }
+
+    pub fn settings(&self) -> &SigninSettings {
+        &self.0.settings
+    }
+
+    pub fn store(&self) -> &SigninStore {
+        &self.0.store
+    }
+
+    pub fn grants(&self) -> &grants::Grants {
+        &self.0.grants
+    }
+
+    pub fn clients(&self) -> &clients::Clients {
+        &self.0.clients
+    }
+
+    /// Every sign-in endpoint: the well-known documents, `/register`, `/authorize`,
+    /// `/oauth/callback`, `/token`, `/revoke`. None of them is behind the bearer check.
+    pub fn routes(&self) -> Router {
+        Router::new()
+            .merge(metadata::routes())
+            .merge(clients::routes())
+            .merge(consent::routes())
+            .merge(upstream::routes())
+            .merge(token::routes())
+            .with_state(self.clone())
+    }
+}
+
+/// A fresh unguessable value (256 bits, base64url without padding) for a code, token, state or
+/// CSRF check. `None` only if the system has no randomness to give.
+pub fn random_token() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The SHA-256 of `text`, in hex: how codes, tokens and CSRF values are stored and compared.
+pub fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    crate::bitrix::clock::unix_now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_stored_by_digest() {
+        let a = random_token().unwrap();
+        let b = random_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(digest("abc").len(), 64);
+        assert_ne!(digest(&a), a);
+    }
+}
