@@ -45,10 +45,11 @@ struct Inner {
     store: SigninStore,
     grants: grants::Grants,
     clients: clients::Clients,
+    users: users::Users,
 }
 
 impl Signin {
-    pub fn new(settings: SigninSettings, store: SigninStore) -> Self {
+    pub fn new(settings: SigninSettings, store: SigninStore, users: users::Users) -> Self {
         let grants = grants::Grants::new(store.clone(), settings.public.clone());
         let clients = clients::Clients::new(store.clone(), &settings);
         Self(Arc::new(Inner {
@@ -56,6 +57,7 @@ impl Signin {
             store,
             grants,
             clients,
+            users,
         }))
     }
 
@@ -73,6 +75,27 @@ impl Signin {
 
     pub fn clients(&self) -> &clients::Clients {
         &self.0.clients
+    }
+
+    pub fn users(&self) -> &users::Users {
+        &self.0.users
+    }
+
+    /// The signed-in user and the client that acts as them, for a request's bearer token
+    /// (`None`: no `Authorization: Bearer` header). A grant whose Bitrix24 side has died is revoked
+    /// here and rejected, so the client signs in again. (H3 completes the dead-grant part.)
+    pub async fn caller(
+        &self,
+        bearer: Option<&str>,
+    ) -> Result<(Grant, std::sync::Arc<crate::bitrix::Client>), grants::Rejection> {
+        let bearer = bearer.ok_or(grants::Rejection::Missing)?;
+        let grant = self.grants().authenticate(bearer).await?;
+        let client = self
+            .users()
+            .client_for(&grant)
+            .await
+            .map_err(grants::Rejection::Unavailable)?;
+        Ok((grant, client))
     }
 
     /// Every sign-in endpoint: the well-known documents, `/register`, `/authorize`,
