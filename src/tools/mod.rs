@@ -6,6 +6,7 @@
 // Boxing it everywhere would cost more clarity than the copies cost time.
 #![allow(clippy::result_large_err)]
 
+pub mod acting;
 pub mod args;
 pub mod call;
 pub mod chat_get;
@@ -43,7 +44,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use crate::bitrix::state::Shared;
 use crate::bitrix::{Client, Wait};
+pub use acting::Acting;
 pub use error::{Category, ToolError};
 pub use registry::Selection;
 
@@ -74,7 +77,8 @@ im_user_list_get names user IDs. Errors are JSON objects: follow their hint, and
 retryable is true.";
 
 /// The tool set, bound to a portal client — or to none, in which case tools are still listed and
-/// calls answer `NOT_CONFIGURED` (after their arguments are checked).
+/// calls answer `NOT_CONFIGURED` (after their arguments are checked) unless the request says who
+/// it acts as ([`Acting`]: each person signed in with their own client).
 #[derive(Debug, Clone)]
 pub struct Bitrix24Tools {
     client: Option<Arc<Client>>,
@@ -110,6 +114,16 @@ impl Bitrix24Tools {
             connection: Arc::from(format!("connection-{}", confirm::sealed::fresh_id())),
             transport: "stdio",
             session: Arc::from(""),
+        }
+    }
+
+    /// The tool set for a server where each person signs in: no client of its own, every call
+    /// runs with its request's [`Acting`] client. `shared` is the portal's share of the state
+    /// store, so that confirmations asked by one instance can be answered on another.
+    pub fn per_user(shared: Option<&Shared>) -> Self {
+        Self {
+            confirmations: Arc::new(confirm::Confirmations::new(shared)),
+            ..Self::new(None)
         }
     }
 
@@ -214,7 +228,8 @@ impl Bitrix24Tools {
                 method_of(given)
             )));
         }
-        let Some(client) = &self.client else {
+        let acting = context.and_then(acting::of);
+        let Some(client) = acting.map(|a| &a.client).or(self.client.as_ref()) else {
             info!(tool = name, "tool called without a configured portal");
             return done(ToolError::not_configured());
         };
@@ -229,6 +244,7 @@ impl Bitrix24Tools {
                     request_state: request.request_state.as_deref(),
                     input_responses: request.input_responses.as_ref(),
                     session: &self.binding(context, session),
+                    acting,
                 };
                 let verdict = self
                     .confirmations
@@ -266,6 +282,7 @@ impl Bitrix24Tools {
                 .flatten()
                 .map_or_else(String::new, |i| i.summary);
             write_log::WriteLog::start(name, change, confirmed, self.transport, session)
+                .as_user(acting)
         });
         // A bug in a tool must cost one call, not the session: the panic becomes an error result
         // and every lock and gate on the way uses poison-free access.
@@ -314,16 +331,21 @@ impl Bitrix24Tools {
     /// one (rmcp checked its `Mcp-Session-Id`; such a request has the session's initialize
     /// parameters), or the SSE session; nothing on streamable HTTP's stateless route (the 2026
     /// protocol, or `--stateless`: there a session header is only the client's word, and any
-    /// instance may take the answer); else this connection (stdio).
+    /// instance may take the answer); else this connection (stdio). When each person signs in,
+    /// also to the user: a confirmation asked of one person is never answered as another.
     fn binding(&self, context: Option<&RequestContext<RoleServer>>, session: &str) -> String {
         let header = context
             .filter(|context| context.peer.peer_info().is_some())
             .and_then(http_session);
-        match (header, self.transport) {
+        let place = match (header, self.transport) {
             (Some(id), _) => format!("http-{id}"),
             (None, "streamable-http") => String::new(),
             (None, _) if !session.is_empty() => format!("{}-{session}", self.transport),
             (None, _) => self.connection.to_string(),
+        };
+        match context.and_then(acting::of) {
+            Some(acting) => format!("{place}/user-{}", acting.user_id),
+            None => place,
         }
     }
 

@@ -1,10 +1,12 @@
 //! The write log: one info line per write, with the tool, what changes, the outcome, how it was
-//! confirmed, the transport and the session — never a secret. A write under way is logged even
+//! confirmed, the transport and the session, and the Bitrix24 user it ran as when each person
+//! signs in — never a secret. A write under way is logged even
 //! when its caller goes away (a cancelled call, a closed connection): its outcome is then
 //! unknown, since the request may already have reached the portal.
 
 use tracing::info;
 
+use super::acting::Acting;
 use super::error::ToolError;
 
 /// A write that has started. [`WriteLog::finished`] logs its outcome; dropped before that, it
@@ -17,6 +19,8 @@ pub struct WriteLog {
     pub confirmed: &'static str,
     pub transport: &'static str,
     pub session: String,
+    /// The Bitrix24 user the write ran as (ID and name), when each person signs in.
+    pub user: Option<(u64, String)>,
     logged: bool,
 }
 
@@ -35,8 +39,15 @@ impl WriteLog {
             confirmed,
             transport,
             session: session.to_owned(),
+            user: None,
             logged: false,
         }
+    }
+
+    /// Names the user the write runs as.
+    pub fn as_user(mut self, acting: Option<&Acting>) -> Self {
+        self.user = acting.map(|a| (a.user_id, a.user_name.clone()));
+        self
     }
 
     /// Logs how the write ended.
@@ -51,7 +62,11 @@ impl WriteLog {
 
     fn log(&mut self, outcome: &str) {
         self.logged = true;
-        info!(tool = self.tool.as_str(), change = %self.change, outcome = %outcome, confirmed = self.confirmed, transport = self.transport, session = %self.session, "write");
+        let (user_id, user_name) = match &self.user {
+            Some((id, name)) => (Some(*id), Some(name.as_str())),
+            None => (None, None),
+        };
+        info!(tool = self.tool.as_str(), change = %self.change, outcome = %outcome, confirmed = self.confirmed, transport = self.transport, session = %self.session, user_id, user_name, "write");
     }
 }
 

@@ -1,6 +1,8 @@
 //! MCP over HTTP: streamable HTTP at `/mcp` (rmcp's service, with sessions or stateless) and legacy
 //! HTTP+SSE at `/sse` + `/message`, behind one guard (Host, Origin, bearer token) and one session
-//! limit, with `/healthz` for deployments. Shutdown stops accepting, closes streams and gives
+//! limit, with `/healthz` for deployments. When each person signs in, the sign-in's endpoints sit
+//! behind the same Host and Origin guard, and the MCP endpoints behind the [`gate`] that finds
+//! each request's user. Shutdown stops accepting, closes streams and gives
 //! in-flight calls a bounded time to finish.
 
 use std::future::Future;
@@ -25,6 +27,7 @@ use tracing::{info, warn};
 
 use super::Sessions;
 use super::connections::{self, ConnectionLimits};
+use super::gate::{self, Callers, Gate};
 use super::priming;
 use super::security::{self, Guard};
 use super::sse::{self, SseState};
@@ -48,6 +51,9 @@ pub struct HttpOptions {
     pub keep_alive: Duration,
     /// Open connections and how long a request's headers may take.
     pub connections: ConnectionLimits,
+    /// Each person signs in (`--auth oauth`): who each MCP request acts as, and the sign-in's
+    /// endpoints. `None`: the guard's shared token (or none, on loopback), as before.
+    pub callers: Option<Arc<dyn Callers>>,
 }
 
 impl Default for HttpOptions {
@@ -65,6 +71,7 @@ impl Default for HttpOptions {
             drain_timeout: Duration::from_millis(1500),
             keep_alive: Duration::from_secs(15),
             connections: ConnectionLimits::default(),
+            callers: None,
         }
     }
 }
@@ -121,10 +128,13 @@ pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationTok
         config
     };
     let factory_tools = tools.clone();
-    let health_tools = tools.clone();
+    let health_state = Health {
+        tools: tools.clone(),
+        callers: options.callers.clone(),
+    };
     let streamable = StreamableHttpService::new(
         move || Ok(factory_tools.clone().in_session("streamable-http", "")),
-        manager,
+        manager.clone(),
         config,
     );
     let sse_state = Arc::new(SseState::new(
@@ -152,13 +162,22 @@ pub fn router(tools: Bitrix24Tools, options: &HttpOptions, stop: CancellationTok
         .route("/message", post(sse::post))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(sse_state);
-    let guarded = mcp.merge(sse).layer(middleware::from_fn_with_state(
+    let mut endpoints = mcp.merge(sse);
+    if let Some(callers) = &options.callers {
+        endpoints = endpoints
+            .layer(middleware::from_fn_with_state(
+                Arc::new(Gate::new(callers.clone(), manager)),
+                gate::gate,
+            ))
+            .merge(callers.routes());
+    }
+    let guarded = endpoints.layer(middleware::from_fn_with_state(
         Arc::new(options.guard.clone()),
         security::guard,
     ));
     Router::new()
         .route("/healthz", get(health))
-        .with_state(health_tools)
+        .with_state(health_state)
         .merge(guarded)
 }
 
@@ -197,13 +216,21 @@ async fn session_rules(
     response
 }
 
+/// What `/healthz` asks: the portal client's state store, or the sign-in's.
+#[derive(Debug, Clone)]
+struct Health {
+    tools: Bitrix24Tools,
+    callers: Option<Arc<dyn Callers>>,
+}
+
 /// Liveness and readiness in one: 200 while the server can serve, 503 with the reason while the
 /// shared state store it depends on is unreachable (a load balancer then sends calls elsewhere).
-async fn health(State(tools): State<Bitrix24Tools>) -> Response {
-    let store = tools.client().and_then(|client| client.state_store());
-    let problem = match store {
-        Some(store) => store.ping().await.err(),
-        None => None,
+async fn health(State(health): State<Health>) -> Response {
+    let store = health.tools.client().and_then(|client| client.state_store());
+    let problem = match (store, &health.callers) {
+        (Some(store), _) => store.ping().await.err().map(|err| err.to_string()),
+        (None, Some(callers)) => callers.ping().await.err(),
+        (None, None) => None,
     };
     let mut body = json!({
         "status": if problem.is_some() { "unavailable" } else { "ok" },

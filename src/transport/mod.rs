@@ -4,6 +4,7 @@
 
 pub mod connections;
 pub mod framing;
+pub mod gate;
 pub mod http;
 pub mod priming;
 pub mod security;

@@ -138,7 +138,7 @@ impl Guard {
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme name is case-insensitive
 /// (RFC 7235) and may be followed by several spaces.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(super) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

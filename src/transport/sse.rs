@@ -1,7 +1,9 @@
 //! Legacy HTTP+SSE (protocol 2024-11-05), for clients registered with `type: "sse"`. rmcp no longer
 //! ships it, so this adapts rmcp's generic transport: each `GET /sse` gets a channel pair — POSTed
 //! messages flow into the session's stream, the session's sink flows out as `message` events. The
-//! protocol itself is rmcp's; this file only moves messages.
+//! protocol itself is rmcp's; this file only moves messages. When each person signs in, a session
+//! belongs to the user who opened it: `/message` must carry the same user's token, and each
+//! message carries that user on to the tools.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use axum::{
     body::Bytes,
+    Extension,
     extract::{Query, State},
     http::StatusCode,
     response::{
@@ -27,16 +30,24 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::Sessions;
-use crate::tools::Bitrix24Tools;
+use crate::tools::{Acting, Bitrix24Tools};
 
 /// Messages buffered per direction and session.
 const CHANNEL_CAPACITY: usize = 64;
 
-/// Live SSE sessions: ID → the sender feeding that session's rmcp stream.
+/// One live SSE session: the sender feeding its rmcp stream, and the user who opened it (when
+/// each person signs in).
+#[derive(Debug, Clone)]
+struct Channel {
+    sender: mpsc::Sender<ClientJsonRpcMessage>,
+    owner: Option<u64>,
+}
+
+/// Live SSE sessions by ID.
 #[derive(Debug)]
 pub struct SseState {
     tools: Bitrix24Tools,
-    sessions: RwLock<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>,
+    sessions: RwLock<HashMap<String, Channel>>,
     limits: Arc<Sessions>,
     shutdown: CancellationToken,
     keep_alive: Duration,
@@ -76,7 +87,10 @@ impl SseState {
 }
 
 /// `GET /sse`: opens a session; the first event names the endpoint to POST to.
-pub async fn open(State(state): State<Arc<SseState>>) -> Response {
+pub async fn open(
+    State(state): State<Arc<SseState>>,
+    acting: Option<Extension<Acting>>,
+) -> Response {
     if !state.limits.has_room().await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -91,7 +105,13 @@ pub async fn open(State(state): State<Arc<SseState>>) -> Response {
         .sessions
         .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(id.clone(), in_tx);
+        .insert(
+            id.clone(),
+            Channel {
+                sender: in_tx,
+                owner: acting.map(|Extension(acting)| acting.user_id),
+            },
+        );
     state.limits.sse_opened();
     let tools = state.tools.clone().in_session("sse", &id);
     let session_shutdown = state.shutdown.child_token();
@@ -194,18 +214,22 @@ pub struct MessageQuery {
 pub async fn post(
     State(state): State<Arc<SseState>>,
     Query(query): Query<MessageQuery>,
+    acting: Option<Extension<Acting>>,
     body: Bytes,
 ) -> Response {
-    let sender = state
+    let channel = state
         .sessions
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&query.session_id)
         .cloned();
-    let Some(mut sender) = sender else {
+    let acting = acting.map(|Extension(acting)| acting);
+    // Another user's session is answered as an unknown one: nobody learns it exists.
+    let owner = acting.as_ref().map(|a| a.user_id);
+    let Some(mut sender) = channel.filter(|c| c.owner == owner).map(|c| c.sender) else {
         return (StatusCode::NOT_FOUND, "unknown or closed session").into_response();
     };
-    let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
+    let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(err) => {
             return (
@@ -215,6 +239,9 @@ pub async fn post(
                 .into_response();
         }
     };
+    if let Some(acting) = acting {
+        message.insert_extension(acting);
+    }
     match sender.send(message).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "session closed").into_response(),

@@ -30,6 +30,7 @@ use rmcp::model::{
 use rmcp::service::{ElicitationMode, RequestContext};
 use serde_json::Value;
 
+use super::acting::Acting;
 use super::error::ToolError;
 use super::registry::Intent;
 use crate::bitrix::Client;
@@ -104,6 +105,8 @@ pub struct Call<'a> {
     /// The MCP session or connection the call came through (empty where there is none, as on
     /// the stateless protocol over HTTP): a state sealed in one answers only there.
     pub session: &'a str,
+    /// Who the write acts as, when each person signs in: the question names them.
+    pub acting: Option<&'a Acting>,
 }
 
 /// How the user will be asked.
@@ -139,6 +142,9 @@ impl Confirmations {
             Ok(channel) => channel,
             Err(refusal) => return Verdict::Refused(refusal),
         };
+        if let Some(acting) = call.acting {
+            question.message = format!("{}\n\n{}", question.message, targets::acting_as(acting));
+        }
         if let Some(names) = targets::describe(client, intent).await {
             // A paragraph of its own, after the server's words: the portal's never lead.
             question.message = format!("{}\n\n{names}", question.message);

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::super::acting::Acting;
 use super::super::registry::Intent;
 use crate::bitrix::{Client, Observer, untrusted};
 
@@ -40,6 +41,18 @@ pub async fn describe(client: &Client, intent: &Intent) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| format!("For reference, {}.", parts.join("; ")))
+}
+
+/// "It runs as «Anna Petrova» (Bitrix24 user 99), with that user's rights." — who a write acts
+/// as when each person signs in. The name is the portal's text, quoted like any other.
+pub fn acting_as(acting: &Acting) -> String {
+    let secrets = acting.client.auth().secrets();
+    let name = quoted(Some(&Value::String(acting.user_name.clone())), &secrets)
+        .map_or_else(String::new, |name| format!("{name} "));
+    format!(
+        "It runs as {name}(Bitrix24 user {}), with that user's rights.",
+        acting.user_id
+    )
 }
 
 /// Portal text as the question shows it, or `None` when there is nothing to show.
