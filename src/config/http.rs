@@ -1,5 +1,6 @@
-//! The HTTP transport's settings: how `serve` listens, who may connect (token, Origin and Host
-//! allowlists) and the session limits, validated into the transport's options.
+//! The HTTP transport's settings: how `serve` listens, who may connect (a shared token or each
+//! person's own sign-in, Origin and Host allowlists) and the session limits, validated into the
+//! transport's options.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::{ConfigError, parse_duration};
 use crate::bitrix::Secret;
+use crate::signin::PublicUrl;
 use crate::transport::connections::ConnectionLimits;
 use crate::transport::http::HttpOptions;
 use crate::transport::security::{DEFAULT_HOSTS, DEFAULT_ORIGINS, Guard, OriginPattern};
@@ -39,6 +41,33 @@ pub struct HttpSettings {
         help_heading = "HTTP transport"
     , value_parser = super::secret)]
     pub http_token: Option<Secret>,
+
+    /// Who may use the MCP endpoints: token (one shared bearer token, MCP_HTTP_TOKEN, or none on
+    /// loopback) or oauth (each person signs in with their own Bitrix24 account) [default: token]
+    #[arg(
+        long,
+        env = "MCP_HTTP_AUTH",
+        global = true,
+        value_enum,
+        help_heading = "HTTP transport"
+    )]
+    pub auth: Option<AuthMode>,
+
+    /// With --auth oauth: the server's public URL as clients reach it, e.g. https://mcp.example.com
+    /// (https unless loopback) [default on a loopback bind: http://<bind address>]
+    #[arg(
+        long,
+        env = "MCP_PUBLIC_URL",
+        global = true,
+        help_heading = "HTTP transport"
+    )]
+    pub public_url: Option<String>,
+
+    /// With --auth oauth: fetch client metadata documents from private and loopback addresses
+    /// too (private networks, tests); off by default, warned about at start.
+    #[arg(long, env = "MCP_SIGNIN_ALLOW_PRIVATE_METADATA", global = true, help_heading = "HTTP transport",
+          action = clap::ArgAction::SetTrue, value_parser = super::parse_bool)]
+    pub signin_allow_private_metadata: bool,
 
     /// Streamable HTTP without sessions, with JSON answers: for deployments behind a load balancer.
     #[arg(long, env = "MCP_STATELESS", global = true, help_heading = "HTTP transport",
@@ -92,6 +121,24 @@ pub enum TransportKind {
     Http,
 }
 
+/// How MCP requests over HTTP are authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// One bearer token shared by every client (`MCP_HTTP_TOKEN`), or none on loopback: every
+    /// call acts as the one configured Bitrix24 identity.
+    Token,
+    /// Each person signs in with their own Bitrix24 account, and every call acts as them.
+    Oauth,
+}
+
+/// The sign-in's settings from the HTTP transport's (`--auth oauth`); the Bitrix24 application
+/// comes with the portal's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigninConfig {
+    pub public: PublicUrl,
+    pub allow_private_metadata: bool,
+}
+
 /// How `serve` is reached.
 #[derive(Debug, Clone)]
 pub enum Transport {
@@ -103,19 +150,42 @@ pub enum Transport {
 }
 
 impl HttpSettings {
-    pub(super) fn transport(&self) -> Result<Transport, ConfigError> {
+    /// The transport, and the sign-in's settings when each person signs in.
+    pub(super) fn transport(&self) -> Result<(Transport, Option<SigninConfig>), ConfigError> {
+        let oauth = self.auth == Some(AuthMode::Oauth);
         if self.transport == TransportKind::Stdio {
-            return Ok(Transport::Stdio);
+            if oauth {
+                return Err(ConfigError::Signin(
+                    "people sign in through the HTTP server: add --transport http (MCP_TRANSPORT=http)"
+                        .into(),
+                ));
+            }
+            return Ok((Transport::Stdio, None));
         }
         let bind = parse_bind(&self.bind)?;
         let token =
             super::given("MCP_HTTP_TOKEN", super::exposed(&self.http_token))?.map(Secret::new);
-        if token.is_none() && !bind.ip().is_loopback() {
+        let signin = if oauth {
+            if token.is_some() {
+                return Err(ConfigError::Signin(
+                    "each person signs in with their own account, so a shared MCP_HTTP_TOKEN \
+                     (--http-token) has no place: unset it, or use --auth token"
+                        .into(),
+                ));
+            }
+            Some(self.signin(bind)?)
+        } else {
+            None
+        };
+        if token.is_none() && signin.is_none() && !bind.ip().is_loopback() {
             return Err(ConfigError::UnprotectedBind(bind));
         }
+        // The public origin is where the consent page posts from and what clients name as Host.
+        let public_origin = signin.as_ref().map(|s| s.public.issuer().to_owned());
         let origins = DEFAULT_ORIGINS
             .iter()
             .map(|o| (*o).to_owned())
+            .chain(public_origin.clone())
             .chain(
                 self.allowed_origins
                     .iter()
@@ -131,13 +201,20 @@ impl HttpSettings {
                 IpAddr::V4(ip) => ip.to_string(),
             });
         }
+        if let Some(host) = public_origin
+            .as_deref()
+            .and_then(|o| url::Url::parse(o).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+        {
+            hosts.push(host);
+        }
         hosts.extend(
             self.allowed_hosts
                 .iter()
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty()),
         );
-        Ok(Transport::Http {
+        let transport = Transport::Http {
             bind,
             options: HttpOptions {
                 stateless: self.stateless,
@@ -154,6 +231,28 @@ impl HttpSettings {
                 },
                 ..HttpOptions::default()
             },
+        };
+        Ok((transport, signin))
+    }
+
+    /// `--auth oauth`: the public URL (given, or this machine's address on a loopback bind).
+    fn signin(&self, bind: SocketAddr) -> Result<SigninConfig, ConfigError> {
+        let public = match super::given("MCP_PUBLIC_URL", self.public_url.as_deref())? {
+            Some(text) => PublicUrl::parse(text).map_err(ConfigError::PublicUrl)?,
+            None if bind.ip().is_loopback() => {
+                PublicUrl::parse(&format!("http://{bind}")).map_err(ConfigError::PublicUrl)?
+            }
+            None => {
+                return Err(ConfigError::PublicUrl(format!(
+                    "MCP_PUBLIC_URL (--public-url) is required with --auth oauth on {bind}: the \
+                     https:// address clients and the browser reach this server at, e.g. \
+                     https://mcp.example.com"
+                )));
+            }
+        };
+        Ok(SigninConfig {
+            public,
+            allow_private_metadata: self.signin_allow_private_metadata,
         })
     }
 }
@@ -229,5 +328,172 @@ mod tests {
         assert!(options.guard.hosts.contains(&"[::1]".to_owned()));
         let bad = settings(&["--transport", "http", "--allowed-origin", "app.example.com"]);
         assert!(matches!(bad.validate(), Err(ConfigError::Origin(_))));
+    }
+
+    const APP: [&str; 6] = [
+        "--portal-url",
+        "https://acme.bitrix24.com",
+        "--client-id",
+        "local.app",
+        "--client-secret",
+        "s3cret",
+    ];
+
+    fn oauth(extra: &[&str]) -> Result<crate::config::Config, ConfigError> {
+        let mut args = vec!["--transport", "http", "--auth", "oauth"];
+        args.extend_from_slice(&APP);
+        args.extend_from_slice(extra);
+        settings(&args).validate()
+    }
+
+    #[test]
+    fn oauth_on_loopback_defaults_the_public_url_to_the_bind_address() {
+        let config = oauth(&[]).unwrap();
+        let signin = config.signin.unwrap();
+        assert_eq!(signin.public.issuer(), "http://127.0.0.1:8000");
+        assert!(!signin.allow_private_metadata);
+        let crate::config::Portal::OAuth(app) = config.portal else {
+            panic!("{:?}", config.portal)
+        };
+        assert_eq!(app.client_id, "local.app");
+        assert_eq!(app.refresh_token, None);
+        let v6 = oauth(&["--bind", "[::1]:9000"]).unwrap().signin.unwrap();
+        assert_eq!(v6.public.issuer(), "http://[::1]:9000");
+    }
+
+    #[test]
+    fn oauth_on_an_open_address_needs_an_https_public_url_and_no_shared_token() {
+        let err = oauth(&["--bind", "0.0.0.0:8000"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "MCP_PUBLIC_URL (--public-url) is required with --auth oauth on 0.0.0.0:8000"
+            ),
+            "{err}"
+        );
+        let err = oauth(&[
+            "--bind",
+            "0.0.0.0:8000",
+            "--public-url",
+            "http://mcp.example.com",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("MCP_PUBLIC_URL must be https:// for a host that is not loopback"),
+            "{err}"
+        );
+        let config = oauth(&[
+            "--bind",
+            "0.0.0.0:8000",
+            "--public-url",
+            "https://MCP.example.com/",
+            "--signin-allow-private-metadata",
+        ])
+        .unwrap();
+        let Transport::Http { options, .. } = config.transport else {
+            panic!()
+        };
+        assert_eq!(options.guard.token, None);
+        assert!(options.guard.hosts.contains(&"mcp.example.com".to_owned()));
+        assert!(
+            options
+                .guard
+                .origins
+                .contains(&OriginPattern::parse("https://mcp.example.com").unwrap())
+        );
+        let signin = config.signin.unwrap();
+        assert_eq!(signin.public.issuer(), "https://mcp.example.com");
+        assert!(signin.allow_private_metadata);
+        let err = oauth(&["--http-token", "h77p"]).unwrap_err().to_string();
+        assert!(err.contains("a shared MCP_HTTP_TOKEN"), "{err}");
+        assert!(!err.contains("h77p"), "{err}");
+    }
+
+    #[test]
+    fn oauth_refuses_one_persons_identity_and_names_what_the_app_lacks() {
+        let cases: [(&[&str], &str); 4] = [
+            (
+                &["--webhook-url", "https://acme.bitrix24.com/rest/1/c0de/"],
+                "a webhook (--webhook-url) would act as one person for everybody",
+            ),
+            (
+                &["--refresh-token", "r3fresh"],
+                "--refresh-token holds one person's sign-in",
+            ),
+            (
+                &["--access-token", "acc3ss"],
+                "--access-token holds one person's sign-in",
+            ),
+            (
+                &["--token-file", "/tmp/t.json"],
+                "--token-file holds one person's sign-in",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let err = oauth(extra).unwrap_err().to_string();
+            assert!(
+                err.starts_with("--auth oauth (MCP_HTTP_AUTH=oauth): "),
+                "{err}"
+            );
+            assert!(err.contains(expected), "{extra:?}: {err}");
+            for secret in ["c0de", "r3fresh", "acc3ss", "s3cret"] {
+                assert!(!err.contains(secret), "{err}");
+            }
+        }
+        let err = settings(&["--transport", "http", "--auth", "oauth", "--client-id", "x"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--auth oauth (MCP_HTTP_AUTH=oauth): the Bitrix24 application people sign in through \
+             is incomplete: BITRIX24_PORTAL_URL, BITRIX24_CLIENT_SECRET missing"
+        );
+        let err = settings(&["--auth", "oauth", "--demo"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add --transport http"), "{err}");
+        let err = oauth(&["--state-url", "redis://127.0.0.1:6379/0"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("BITRIX24_STATE_KEY / --state-key: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_demo_signs_in_on_loopback_with_nothing_else_set() {
+        let config = settings(&["--demo", "--transport", "http", "--auth", "oauth"])
+            .validate()
+            .unwrap();
+        assert_eq!(config.portal, crate::config::Portal::Demo);
+        assert_eq!(
+            config.signin.unwrap().public.issuer(),
+            "http://127.0.0.1:8000"
+        );
+    }
+
+    #[test]
+    fn token_mode_is_the_default_and_unchanged() {
+        for args in [
+            &["--transport", "http"][..],
+            &["--transport", "http", "--auth", "token"][..],
+        ] {
+            let config = settings(args).validate().unwrap();
+            assert_eq!(config.signin, None);
+        }
+        let err = settings(&[
+            "--transport",
+            "http",
+            "--auth",
+            "token",
+            "--bind",
+            "0.0.0.0:1",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::UnprotectedBind(_)), "{err}");
     }
 }

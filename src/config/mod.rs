@@ -19,7 +19,7 @@ use crate::bitrix::{
     ServiceUrl, WebhookUrl,
 };
 use crate::tools::registry::{Selection, UnknownToolName, Writes};
-pub use http::{HttpSettings, Transport, TransportKind};
+pub use http::{AuthMode, HttpSettings, SigninConfig, Transport, TransportKind};
 pub use values::{explain_parse_error, parse_bool, parse_duration};
 use values::{exposed, given, nonempty, parse_rate, secret};
 
@@ -278,6 +278,9 @@ pub struct Config {
     pub tools: Selection,
     /// The store shared with other instances, if any.
     pub state: Option<StateSettings>,
+    /// Each person signs in (`--auth oauth`): the public URL and its options. The Bitrix24
+    /// application is then `portal` ([`Portal::OAuth`] without a token of its own, or the demo).
+    pub signin: Option<SigninConfig>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -309,6 +312,10 @@ pub enum ConfigError {
     Tools(#[from] UnknownToolName),
     #[error("{0}: {1}")]
     State(&'static str, String),
+    #[error("--auth oauth (MCP_HTTP_AUTH=oauth): {0}")]
+    Signin(String),
+    #[error("{0}")]
+    PublicUrl(String),
 }
 
 impl Settings {
@@ -329,19 +336,25 @@ impl Settings {
             .filter(|(_, value)| value.is_some_and(|v| !v.trim().is_empty()))
             .map(|(name, _)| *name)
             .collect();
+        let (transport, signin) = self.http.transport()?;
         let portal = match (self.demo, webhook, oauth_named.is_empty()) {
+            _ if signin.is_some() => self.per_user_portal(webhook, http_policy)?,
             (true, _, _) => Portal::Demo,
             (false, Some(_), false) => return Err(ConfigError::Conflict(oauth_named.join(", "))),
             (false, Some(raw), true) => Portal::Webhook(
                 WebhookUrl::parse(raw, http_policy)
                     .map_err(|e| ConfigError::Address(webhook_name, e))?,
             ),
-            (false, None, false) => Portal::OAuth(self.oauth(http_policy)?),
+            (false, None, false) => Portal::OAuth(self.oauth(http_policy, false)?),
             (false, None, true) => Portal::Unconfigured,
         };
-        let state = self.state.settings(matches!(portal, Portal::OAuth(_)))?;
+        // Tokens live in the store with an application's own token, and users' with sign-in.
+        let state = self
+            .state
+            .settings(matches!(portal, Portal::OAuth(_)) || signin.is_some())?;
         Ok(Config {
             state,
+            signin,
             portal,
             client: ClientOptions {
                 connect_timeout: self.connect_timeout,
@@ -360,7 +373,7 @@ impl Settings {
             },
             http_policy,
             log_format: self.log_format,
-            transport: self.http.transport()?,
+            transport,
             tools: Selection::choose(&nonempty(&self.tools), &nonempty(&self.exclude_tools))?
                 .with_writes(Writes {
                     allowed: self.allow_writes,
@@ -384,7 +397,52 @@ impl Settings {
         ]
     }
 
-    fn oauth(&self, policy: HttpPolicy) -> Result<OAuthSettings, ConfigError> {
+    /// The portal with `--auth oauth`: the Bitrix24 application everyone signs in through (or
+    /// the demo's), and no identity of its own — each person brings theirs.
+    fn per_user_portal(
+        &self,
+        webhook: Option<&str>,
+        policy: HttpPolicy,
+    ) -> Result<Portal, ConfigError> {
+        if self.demo {
+            return Ok(Portal::Demo);
+        }
+        let name = |id, flag, variable| self.typed.name(id, flag, variable);
+        if webhook.is_some() {
+            return Err(ConfigError::Signin(format!(
+                "each person signs in with their own Bitrix24 account, and a webhook ({}) would \
+                 act as one person for everybody: unset it, or use --auth token",
+                name("webhook_url", "--webhook-url", "BITRIX24_WEBHOOK_URL")
+            )));
+        }
+        let one_person = [
+            (
+                exposed(&self.refresh_token),
+                name("refresh_token", "--refresh-token", "BITRIX24_REFRESH_TOKEN"),
+            ),
+            (
+                exposed(&self.access_token),
+                name("access_token", "--access-token", "BITRIX24_ACCESS_TOKEN"),
+            ),
+            (
+                self.token_file.as_deref().and_then(|p| p.to_str()),
+                name("token_file", "--token-file", "BITRIX24_TOKEN_FILE"),
+            ),
+        ];
+        if let Some((_, setting)) = one_person
+            .iter()
+            .find(|(value, _)| value.is_some_and(|v| !v.trim().is_empty()))
+        {
+            return Err(ConfigError::Signin(format!(
+                "{setting} holds one person's sign-in, and each person brings their own: unset \
+                 it, or use --auth token"
+            )));
+        }
+        Ok(Portal::OAuth(self.oauth(policy, true)?))
+    }
+
+    /// The OAuth application's settings; `per_user`: without a token of its own (`--auth oauth`).
+    fn oauth(&self, policy: HttpPolicy, per_user: bool) -> Result<OAuthSettings, ConfigError> {
         let name = |id, flag, variable| self.typed.name(id, flag, variable);
         let portal_name = name("portal_url", "--portal-url", "BITRIX24_PORTAL_URL");
         let token_url_name = name(
@@ -424,12 +482,18 @@ impl Settings {
         if client_secret.is_none() {
             missing.push("BITRIX24_CLIENT_SECRET");
         }
-        if refresh_token.is_none() && token_file.is_none() {
+        if refresh_token.is_none() && token_file.is_none() && !per_user {
             missing.push("BITRIX24_REFRESH_TOKEN (or a BITRIX24_TOKEN_FILE holding one)");
         }
         let (Some(portal), Some(client_id), Some(client_secret), true) =
             (portal, client_id, client_secret, missing.is_empty())
         else {
+            if per_user {
+                return Err(ConfigError::Signin(format!(
+                    "the Bitrix24 application people sign in through is incomplete: {} missing",
+                    missing.join(", ")
+                )));
+            }
             return Err(ConfigError::IncompleteOAuth(missing.join(", ")));
         };
         Ok(OAuthSettings {

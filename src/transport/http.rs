@@ -226,7 +226,10 @@ struct Health {
 /// Liveness and readiness in one: 200 while the server can serve, 503 with the reason while the
 /// shared state store it depends on is unreachable (a load balancer then sends calls elsewhere).
 async fn health(State(health): State<Health>) -> Response {
-    let store = health.tools.client().and_then(|client| client.state_store());
+    let store = health
+        .tools
+        .client()
+        .and_then(|client| client.state_store());
     let problem = match (store, &health.callers) {
         (Some(store), _) => store.ping().await.err().map(|err| err.to_string()),
         (None, Some(callers)) => callers.ping().await.err(),

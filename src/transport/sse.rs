@@ -11,8 +11,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::{
-    body::Bytes,
     Extension,
+    body::Bytes,
     extract::{Query, State},
     http::StatusCode,
     response::{
