@@ -1,13 +1,16 @@
 //! The sample portal: a small HTTP server on loopback that answers like Bitrix24 per the REST
-//! reference — webhook and OAuth calls, the token server with rotating refresh tokens, and
-//! optionally the request-rate bucket — so newcomers see the product work without an account and
-//! tests exercise real HTTP. It records every request. It depends on nothing else in this crate.
+//! reference — webhook and OAuth calls, each as its own user; people's sign-in to an installed app
+//! and the token server with single-use codes and rotating refresh tokens; optionally the
+//! request-rate bucket — so newcomers see the product work without an account and tests exercise
+//! real HTTP. It records every request. It depends on nothing else in this crate.
 
 mod chat;
 mod oauth;
 pub mod people;
 mod php;
 mod rest;
+mod signin;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,7 +25,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, Method, StatusCode, Uri, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
-    routing::any,
+    routing::{any, get},
 };
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
@@ -35,7 +38,7 @@ pub use people::{ChatInfo, DemoUser};
 /// The portal's data: who the webhook acts as, which chats exist with whom, the installed app.
 #[derive(Debug, Clone)]
 pub struct PortalData {
-    /// The employee the webhook (and the OAuth app's tokens) act as.
+    /// The employee the webhook (and the OAuth app's seed tokens) act as.
     pub webhook_user_id: u64,
     /// The webhook's code. Only requests carrying it are served.
     pub webhook_code: String,
@@ -47,13 +50,15 @@ pub struct PortalData {
     pub chat_info: BTreeMap<i64, ChatInfo>,
     /// The people, by ID.
     pub users: BTreeMap<i64, DemoUser>,
-    /// The webhook user's private dialogs: the other user's ID → the dialog's chat ID.
-    pub private_chats: BTreeMap<i64, i64>,
-    /// The webhook user's recent list, newest first, as dialog IDs (may repeat).
-    pub recent: Vec<String>,
+    /// Each user's recent list, newest first, as dialog IDs (may repeat); none for the others.
+    pub recent: BTreeMap<i64, Vec<String>>,
+    /// The people the sign-in page offers, in order.
+    pub signin_users: Vec<i64>,
+    /// The portal's administrators (`profile` answers `ADMIN: true`).
+    pub admins: Vec<i64>,
     /// The portal's general chat: `im.chat.user.list` refuses it with `ACCESS_ERROR`.
     pub general_chat_id: i64,
-    /// An installed OAuth application, when calls by token are to be served.
+    /// An installed OAuth application, when calls by token and people's sign-in are to be served.
     pub oauth: Option<OAuthApp>,
     /// The request-rate bucket (drain per second, burst) the portal enforces, if any.
     pub rate_limit: Option<(f64, u32)>,
@@ -91,7 +96,8 @@ impl PortalData {
     /// the webhook acts as user 99 (Anna Petrova). Chat 2936 exists without user 99, so it answers
     /// an empty list. Chat 1 is the general chat. Also: 2937, the discussion chat of deal 1663
     /// (with a bot); 2938, workgroup 17's chat (with an extranet user); 2939, whose members are
-    /// hidden; 2940, a chat of 450; private dialogs with 1269 and 1271. See [`people`].
+    /// hidden; 2940, a chat of 450; private dialogs with 1269 and 1271. Anna (99) and Maria
+    /// (1271, in fewer chats) can sign in; Olga (1) is the administrator. See [`people`].
     pub fn sample(webhook_code: impl Into<String>) -> Self {
         Self {
             webhook_user_id: 99,
@@ -100,12 +106,22 @@ impl PortalData {
             chats: people::chats(),
             chat_info: people::chat_info(),
             users: people::users(),
-            private_chats: people::private_chats(),
             recent: people::recent(),
+            signin_users: people::signin_users(),
+            admins: people::admins(),
             general_chat_id: 1,
             oauth: None,
             rate_limit: None,
             observer: None,
+        }
+    }
+
+    /// The sample data with `app` installed for people's sign-in, as `--demo --auth oauth` runs
+    /// it (see [`OAuthApp::signin`]).
+    pub fn sample_with_signin(webhook_code: impl Into<String>, app: OAuthApp) -> Self {
+        Self {
+            oauth: Some(app),
+            ..Self::sample(webhook_code)
         }
     }
 }
@@ -137,8 +153,12 @@ struct PortalState {
     /// Whether a write method has run (until then, reads use `data` as it is).
     written: std::sync::atomic::AtomicBool,
     rest_root: String,
+    /// The portal's `host:port`, as the sign-in's `domain`.
+    host: String,
     requests: Mutex<Vec<RecordedRequest>>,
     tokens: Mutex<TokenBook>,
+    /// The browser's session at the portal and the app's handler URL.
+    browser: Mutex<signin::Browser>,
     bucket: Mutex<Bucket>,
     /// The token server answers this many next requests with an HTML 503, as a broken proxy would.
     token_failures: AtomicU32,
@@ -165,14 +185,24 @@ impl DemoPortal {
     /// Serves on a listener the caller bound.
     pub fn serve(listener: TcpListener, data: PortalData) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let tokens = data.oauth.as_ref().map(TokenBook::new).unwrap_or_default();
+        let tokens = data
+            .oauth
+            .as_ref()
+            .map(|app| TokenBook::new(app, data.webhook_user_id as i64))
+            .unwrap_or_default();
+        let browser = signin::Browser {
+            redirect_uri: data.oauth.as_ref().and_then(|app| app.redirect_uri.clone()),
+            user: None,
+        };
         let state = Arc::new(PortalState {
             rest_root: format!("http://{addr}/rest/"),
+            host: addr.to_string(),
             membership: Mutex::new(data.chats.clone()),
             written: std::sync::atomic::AtomicBool::new(false),
             data,
             requests: Mutex::new(Vec::new()),
             tokens: Mutex::new(tokens),
+            browser: Mutex::new(browser),
             bucket: Mutex::new(Bucket {
                 level: 0.0,
                 at: Instant::now(),
@@ -183,8 +213,16 @@ impl DemoPortal {
         });
         let app = Router::new()
             .route("/rest/{*path}", any(handle_rest))
-            .route("/oauth/token/", any(handle_token))
-            .route("/oauth/token", any(handle_token))
+            .route("/oauth/token/", any(oauth::handle_token))
+            .route("/oauth/token", any(oauth::handle_token))
+            .route(
+                "/oauth/authorize/",
+                get(signin::authorize_page).post(signin::authorize_choice),
+            )
+            .route(
+                "/oauth/authorize",
+                get(signin::authorize_page).post(signin::authorize_choice),
+            )
             .with_state(state.clone());
         let server = tokio::spawn(async move {
             // Serving ends only when the task is aborted or the listener fails.
@@ -295,18 +333,18 @@ async fn handle_rest(
         .filter(|s| !s.is_empty())
         .collect();
     let data = &state.data;
-    let rest_method = match segments.as_slice() {
+    let (caller, rest_method) = match segments.as_slice() {
         [user, code, method]
             if *user == data.webhook_user_id.to_string() && *code == data.webhook_code =>
         {
-            method.to_ascii_lowercase()
+            (data.webhook_user_id as i64, method.to_ascii_lowercase())
         }
         [method] if data.oauth.is_some() => {
             let token = params.get("AUTH").and_then(Value::as_str);
-            if let Some(refusal) = lock(&state.tokens).refusal(token) {
-                return refusal;
+            match lock(&state.tokens).caller(token) {
+                Ok(caller) => (caller, method.to_ascii_lowercase()),
+                Err((code, text)) => return error(StatusCode::UNAUTHORIZED, code, text),
             }
-            method.to_ascii_lowercase()
         }
         // A wrong user ID or code, or a call without credentials this portal issued.
         _ => {
@@ -318,52 +356,23 @@ async fn handle_rest(
         }
     };
     let rest_method = rest_method.strip_suffix(".json").unwrap_or(&rest_method);
-    if let Some(answer) =
-        chat::dispatch_write(&state.membership, data, rest_method, &params, started)
-    {
+    if let Some(answer) = writes::dispatch_write(
+        &state.membership,
+        data,
+        caller,
+        rest_method,
+        &params,
+        started,
+    ) {
         state.written.store(true, Ordering::SeqCst);
         return answer;
     }
     if state.written.load(Ordering::SeqCst) {
         // The reads see the members as the writes left them (a copy only once something changed).
         let current = data.clone_with_members(&lock(&state.membership));
-        return rest::dispatch(&current, rest_method, &params, started);
+        return rest::dispatch(&current, caller, rest_method, &params, started);
     }
-    rest::dispatch(data, rest_method, &params, started)
-}
-
-async fn handle_token(
-    State(state): State<Arc<PortalState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    state.receive(&method, &uri, &headers, &body);
-    let Some(app) = &state.data.oauth else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            "No application installed",
-        );
-    };
-    let failing = state
-        .token_failures
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    let stalling = state
-        .token_stalls
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    if stalling {
-        std::future::pending::<()>().await;
-    }
-    if failing {
-        let page = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
-        return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
-    }
-    let params = params(uri.query(), &headers, &body);
-    lock(&state.tokens).refresh(app, &params, &state.rest_root)
+    rest::dispatch(data, caller, rest_method, &params, started)
 }
 
 impl PortalState {
