@@ -1,6 +1,6 @@
 //! The chat methods of the sample portal, answering as the Bitrix24 docs describe: `im.chat.get`,
 //! `im.dialog.get`, `im.dialog.users.list`, `im.search.chat.list`, `im.recent.list` and
-//! `im.user.list.get`, everything seen as the webhook's user.
+//! `im.user.list.get`, everything seen as the caller (the webhook's user, or a token's).
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,7 +18,11 @@ fn refuse((status, code, description): Refusal) -> Response {
 }
 
 /// A chat the caller is in, by `DIALOG_ID` (`chatN`, `sgN` or a user ID), or the refusal.
-fn dialog_chat(data: &PortalData, params: &Map<String, Value>) -> Result<i64, Refusal> {
+fn dialog_chat(
+    data: &PortalData,
+    caller: i64,
+    params: &Map<String, Value>,
+) -> Result<i64, Refusal> {
     let dialog = match params.get("DIALOG_ID") {
         Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
         Some(Value::Number(n)) => n.to_string(),
@@ -38,7 +42,7 @@ fn dialog_chat(data: &PortalData, params: &Map<String, Value>) -> Result<i64, Re
             .map_or(0, |(id, _)| *id)
     } else {
         let user = php::intval(&json!(dialog));
-        data.private_chats.get(&user).copied().unwrap_or(0)
+        private_chat(data, caller, user).unwrap_or(0)
     };
     if dialog.is_empty() {
         return Err((
@@ -47,7 +51,6 @@ fn dialog_chat(data: &PortalData, params: &Map<String, Value>) -> Result<i64, Re
             "Dialog ID can't be empty",
         ));
     }
-    let caller = data.webhook_user_id as i64;
     match data.chats.get(&chat_id) {
         Some(members) if members.contains(&caller) => Ok(chat_id),
         _ => Err((
@@ -58,7 +61,7 @@ fn dialog_chat(data: &PortalData, params: &Map<String, Value>) -> Result<i64, Re
     }
 }
 
-fn info(data: &PortalData, chat_id: i64) -> ChatInfo {
+pub(super) fn info(data: &PortalData, chat_id: i64) -> ChatInfo {
     data.chat_info.get(&chat_id).cloned().unwrap_or(ChatInfo {
         name: format!("Chat {chat_id}"),
         kind: "chat".into(),
@@ -69,12 +72,24 @@ fn info(data: &PortalData, chat_id: i64) -> ChatInfo {
     })
 }
 
+/// The private dialog of `caller` with `other`: the `private` chat whose members are the two.
+fn private_chat(data: &PortalData, caller: i64, other: i64) -> Option<i64> {
+    data.chat_info
+        .iter()
+        .filter(|(_, info)| info.kind == "private")
+        .map(|(id, _)| *id)
+        .find(|id| {
+            data.chats.get(id).is_some_and(|members| {
+                members.len() == 2 && members.contains(&caller) && members.contains(&other)
+            })
+        })
+}
+
 /// A chat object as `im.dialog.get` and `im.search.chat.list` give it, with the fields an
 /// assistant does not need (colours, avatars, read receipts) as the portal sends them.
-fn chat_object(data: &PortalData, chat_id: i64) -> Value {
+fn chat_object(data: &PortalData, caller: i64, chat_id: i64) -> Value {
     let info = info(data, chat_id);
     let members = data.chats.get(&chat_id).map_or(0, Vec::len);
-    let caller = data.webhook_user_id as i64;
     let role = if info.owner == caller {
         "owner"
     } else if info.managers.contains(&caller) {
@@ -168,16 +183,26 @@ pub fn chat_get(data: &PortalData, params: &Map<String, Value>, started: f64) ->
 }
 
 /// `im.dialog.get`: the chat object, for participants.
-pub fn dialog_get(data: &PortalData, params: &Map<String, Value>, started: f64) -> Response {
-    match dialog_chat(data, params) {
-        Ok(chat_id) => success(chat_object(data, chat_id), started),
+pub fn dialog_get(
+    data: &PortalData,
+    caller: i64,
+    params: &Map<String, Value>,
+    started: f64,
+) -> Response {
+    match dialog_chat(data, caller, params) {
+        Ok(chat_id) => success(chat_object(data, caller, chat_id), started),
         Err(refusal) => refuse(refusal),
     }
 }
 
 /// `im.dialog.users.list`: members with names, paged by `LIMIT` (≤ 200) and `OFFSET`.
-pub fn dialog_users_list(data: &PortalData, params: &Map<String, Value>, started: f64) -> Response {
-    let chat_id = match dialog_chat(data, params) {
+pub fn dialog_users_list(
+    data: &PortalData,
+    caller: i64,
+    params: &Map<String, Value>,
+    started: f64,
+) -> Response {
+    let chat_id = match dialog_chat(data, caller, params) {
         Ok(chat_id) => chat_id,
         Err(refusal) => return refuse(refusal),
     };
@@ -204,7 +229,12 @@ pub fn dialog_users_list(data: &PortalData, params: &Map<String, Value>, started
 
 /// `im.search.chat.list`: the caller's chats with a word of the title or a member's name starting
 /// with each word of `FIND`; newest (highest ID) first.
-pub fn search_chat_list(data: &PortalData, params: &Map<String, Value>, started: f64) -> Response {
+pub fn search_chat_list(
+    data: &PortalData,
+    caller: i64,
+    params: &Map<String, Value>,
+    started: f64,
+) -> Response {
     let find = params
         .get("FIND")
         .and_then(Value::as_str)
@@ -217,7 +247,6 @@ pub fn search_chat_list(data: &PortalData, params: &Map<String, Value>, started:
             "Too short search phrase",
         );
     }
-    let caller = data.webhook_user_id as i64;
     let starts_a_word = |text: &str, word: &str| {
         text.to_lowercase()
             .split(|c: char| !c.is_alphanumeric())
@@ -245,7 +274,7 @@ pub fn search_chat_list(data: &PortalData, params: &Map<String, Value>, started:
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|id| chat_object(data, *id))
+        .map(|id| chat_object(data, caller, *id))
         .collect();
     let end = offset.saturating_add(limit);
     let next = (end < hits.len()).then_some(end);
@@ -254,10 +283,17 @@ pub fn search_chat_list(data: &PortalData, params: &Map<String, Value>, started:
 
 /// `im.recent.list`: the caller's recent rows from `OFFSET`, `LIMIT` (≤ 200) of them, with
 /// `hasMore` and no `next` — and rows that can repeat a dialog, as the server's do.
-pub fn recent_list(data: &PortalData, params: &Map<String, Value>, started: f64) -> Response {
+pub fn recent_list(
+    data: &PortalData,
+    caller: i64,
+    params: &Map<String, Value>,
+    started: f64,
+) -> Response {
     let rows: Vec<&String> = data
         .recent
-        .iter()
+        .get(&caller)
+        .into_iter()
+        .flatten()
         .filter(|d| !(yes(params, "SKIP_CHAT") && d.starts_with("chat")))
         .filter(|d| !yes(params, "SKIP_DIALOG") || d.starts_with("chat"))
         .collect();
@@ -267,7 +303,7 @@ pub fn recent_list(data: &PortalData, params: &Map<String, Value>, started: f64)
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|dialog| recent_item(data, dialog))
+        .map(|dialog| recent_item(data, caller, dialog))
         .collect();
     let has_more = offset.saturating_add(limit) < rows.len();
     let body = json!({"items": items, "hasMore": has_more, "hasMorePages": has_more,
@@ -275,7 +311,7 @@ pub fn recent_list(data: &PortalData, params: &Map<String, Value>, started: f64)
     success(body, started)
 }
 
-fn recent_item(data: &PortalData, dialog: &str) -> Value {
+fn recent_item(data: &PortalData, caller: i64, dialog: &str) -> Value {
     let message =
         json!({"id": 84413, "text": "…", "author_id": 1269, "date": "2026-11-25T16:20:00+00:00"});
     match dialog.strip_prefix("chat") {
@@ -283,7 +319,7 @@ fn recent_item(data: &PortalData, dialog: &str) -> Value {
             let chat_id = php::intval(&json!(id));
             let info = info(data, chat_id);
             json!({"id": dialog, "chat_id": chat_id, "type": "chat", "title": info.name,
-                "message": message, "counter": 0, "chat": chat_object(data, chat_id)})
+                "message": message, "counter": 0, "chat": chat_object(data, caller, chat_id)})
         }
         None => {
             let user_id = php::intval(&json!(dialog));
@@ -292,7 +328,7 @@ fn recent_item(data: &PortalData, dialog: &str) -> Value {
                 .get(&user_id)
                 .map(|u| u.name())
                 .unwrap_or_default();
-            json!({"id": user_id, "chat_id": data.private_chats.get(&user_id).copied().unwrap_or(0),
+            json!({"id": user_id, "chat_id": private_chat(data, caller, user_id).unwrap_or(0),
                 "type": "user", "title": title, "message": message, "counter": 0,
                 "user": user_object(data, user_id)})
         }
@@ -334,98 +370,6 @@ pub fn user_list_get(data: &PortalData, params: &Map<String, Value>, started: f6
         )
     };
     success(result, started)
-}
-
-/// The write methods (`im.chat.user.add`, `im.chat.user.delete`, `im.chat.leave`), changing
-/// `members`; `None` for any other method. Codes and texts as the docs give them.
-pub fn dispatch_write(
-    members: &std::sync::Mutex<std::collections::BTreeMap<i64, Vec<i64>>>,
-    data: &PortalData,
-    method: &str,
-    params: &Map<String, Value>,
-    started: f64,
-) -> Option<Response> {
-    if !matches!(
-        method,
-        "im.chat.user.add" | "im.chat.user.delete" | "im.chat.leave"
-    ) {
-        return None;
-    }
-    let mut members = members
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let caller = data.webhook_user_id as i64;
-    let chat_id = params.get("CHAT_ID").map_or(0, php::intval);
-    if chat_id <= 0 {
-        return Some(error(
-            StatusCode::BAD_REQUEST,
-            "CHAT_ID_EMPTY",
-            "Chat ID can't be empty",
-        ));
-    }
-    if chat_id == data.general_chat_id {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            "ACCESS_ERROR",
-            "Action unavailable",
-        ));
-    }
-    let Some(chat) = members.get_mut(&chat_id).filter(|m| m.contains(&caller)) else {
-        let code = if method == "im.chat.user.add" {
-            "ACCESS_DENIED_EXTEND"
-        } else {
-            "ACCESS_DENIED_KICK"
-        };
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            code,
-            "You do not have access to this chat",
-        ));
-    };
-    let managers = info(data, chat_id).managers;
-    match method {
-        "im.chat.user.add" => {
-            let users: Vec<i64> = match params.get("USERS") {
-                Some(Value::Array(list)) => {
-                    list.iter().map(php::intval).filter(|id| *id > 0).collect()
-                }
-                _ => Vec::new(),
-            };
-            for user in users.into_iter().filter(|u| data.users.contains_key(u)) {
-                if !chat.contains(&user) {
-                    chat.push(user);
-                }
-            }
-        }
-        "im.chat.user.delete" => {
-            let user = params.get("USER_ID").map_or(0, php::intval);
-            if user <= 0 {
-                return Some(error(
-                    StatusCode::BAD_REQUEST,
-                    "USER_ID_EMPTY",
-                    "User ID can't be empty",
-                ));
-            }
-            // Removing others takes a manager (manage_users_delete: manager).
-            if user != caller && !managers.contains(&caller) {
-                return Some(error(
-                    StatusCode::FORBIDDEN,
-                    "ACCESS_DENIED_KICK",
-                    "You don't have enough rights to exclude a user from the chat",
-                ));
-            }
-            let Some(at) = chat.iter().position(|m| *m == user) else {
-                return Some(error(
-                    StatusCode::BAD_REQUEST,
-                    "USER_NOT_FOUND",
-                    "User not found in chat",
-                ));
-            };
-            chat.remove(at);
-        }
-        _ => chat.retain(|m| *m != caller),
-    }
-    Some(success(json!(true), started))
 }
 
 /// `user.get` (scope `user`/`user_basic`): the directory in upper-case fields, IDs as strings,

@@ -1,16 +1,19 @@
 //! The sample portal: a small HTTP server on loopback that answers like Bitrix24 per the REST
-//! reference — webhook and OAuth calls, the token server with rotating refresh tokens, and
-//! optionally the request-rate bucket — so newcomers see the product work without an account and
-//! tests exercise real HTTP. It records every request. It depends on nothing else in this crate.
+//! reference — webhook and OAuth calls, each as its own user; people's sign-in to an installed app
+//! and the token server with single-use codes and rotating refresh tokens; optionally the
+//! request-rate bucket — so newcomers see the product work without an account and tests exercise
+//! real HTTP. It records every request. It depends on nothing else in this crate.
 
 mod chat;
+mod data;
 mod oauth;
 pub mod people;
 mod php;
 mod rest;
+mod signin;
+mod writes;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,93 +25,16 @@ use axum::{
     extract::State,
     http::{HeaderMap, Method, StatusCode, Uri, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
-    routing::any,
+    routing::{any, get},
 };
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use data::{PortalData, RequestObserver};
 pub use oauth::OAuthApp;
 use oauth::TokenBook;
 pub use people::{ChatInfo, DemoUser};
-
-/// The portal's data: who the webhook acts as, which chats exist with whom, the installed app.
-#[derive(Debug, Clone)]
-pub struct PortalData {
-    /// The employee the webhook (and the OAuth app's tokens) act as.
-    pub webhook_user_id: u64,
-    /// The webhook's code. Only requests carrying it are served.
-    pub webhook_code: String,
-    /// Scopes granted (answered by the `scope` method).
-    pub scopes: Vec<String>,
-    /// Chat ID → participant IDs.
-    pub chats: BTreeMap<i64, Vec<i64>>,
-    /// Chat ID → what the chat is (chats without an entry get a plain default).
-    pub chat_info: BTreeMap<i64, ChatInfo>,
-    /// The people, by ID.
-    pub users: BTreeMap<i64, DemoUser>,
-    /// The webhook user's private dialogs: the other user's ID → the dialog's chat ID.
-    pub private_chats: BTreeMap<i64, i64>,
-    /// The webhook user's recent list, newest first, as dialog IDs (may repeat).
-    pub recent: Vec<String>,
-    /// The portal's general chat: `im.chat.user.list` refuses it with `ACCESS_ERROR`.
-    pub general_chat_id: i64,
-    /// An installed OAuth application, when calls by token are to be served.
-    pub oauth: Option<OAuthApp>,
-    /// The request-rate bucket (drain per second, burst) the portal enforces, if any.
-    pub rate_limit: Option<(f64, u32)>,
-    /// Called with each request (REST and token server) as it arrives, before it is answered.
-    pub observer: Option<RequestObserver>,
-}
-
-/// A callback that sees each REST request as it arrives (tests use it to check what was true at
-/// that moment).
-#[derive(Clone)]
-pub struct RequestObserver(pub Arc<dyn Fn(&RecordedRequest) + Send + Sync>);
-
-impl fmt::Debug for RequestObserver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RequestObserver")
-    }
-}
-
-impl PortalData {
-    /// These settings with the chats' current members.
-    fn clone_with_members(&self, members: &BTreeMap<i64, Vec<i64>>) -> Self {
-        Self {
-            chats: members.clone(),
-            ..self.clone()
-        }
-    }
-
-    /// What the sample data offers to try first, as the start-up log says it. Each clause is
-    /// checked against the running demo portal by a test (tests/first_hour.rs).
-    pub const SAMPLE_SUMMARY: &'static str = "chat 2935 has users 99, 1269, 1271; chat 1 is refused; \
-         chat 2939 hides its members; chat 2936 does not include the webhook's user, so it answers \
-         an empty list";
-
-    /// The sample data of the docs: chat 2935 ("Marketing team") has users 99, 1269 and 1271, and
-    /// the webhook acts as user 99 (Anna Petrova). Chat 2936 exists without user 99, so it answers
-    /// an empty list. Chat 1 is the general chat. Also: 2937, the discussion chat of deal 1663
-    /// (with a bot); 2938, workgroup 17's chat (with an extranet user); 2939, whose members are
-    /// hidden; 2940, a chat of 450; private dialogs with 1269 and 1271. See [`people`].
-    pub fn sample(webhook_code: impl Into<String>) -> Self {
-        Self {
-            webhook_user_id: 99,
-            webhook_code: webhook_code.into(),
-            scopes: vec!["im".into(), "user_basic".into()],
-            chats: people::chats(),
-            chat_info: people::chat_info(),
-            users: people::users(),
-            private_chats: people::private_chats(),
-            recent: people::recent(),
-            general_chat_id: 1,
-            oauth: None,
-            rate_limit: None,
-            observer: None,
-        }
-    }
-}
 
 /// One request as the portal received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +63,12 @@ struct PortalState {
     /// Whether a write method has run (until then, reads use `data` as it is).
     written: std::sync::atomic::AtomicBool,
     rest_root: String,
+    /// The portal's `host:port`, as the sign-in's `domain`.
+    host: String,
     requests: Mutex<Vec<RecordedRequest>>,
     tokens: Mutex<TokenBook>,
+    /// The browser's session at the portal and the app's handler URL.
+    browser: Mutex<signin::Browser>,
     bucket: Mutex<Bucket>,
     /// The token server answers this many next requests with an HTML 503, as a broken proxy would.
     token_failures: AtomicU32,
@@ -165,14 +95,24 @@ impl DemoPortal {
     /// Serves on a listener the caller bound.
     pub fn serve(listener: TcpListener, data: PortalData) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let tokens = data.oauth.as_ref().map(TokenBook::new).unwrap_or_default();
+        let tokens = data
+            .oauth
+            .as_ref()
+            .map(|app| TokenBook::new(app, data.webhook_user_id as i64))
+            .unwrap_or_default();
+        let browser = signin::Browser {
+            redirect_uri: data.oauth.as_ref().and_then(|app| app.redirect_uri.clone()),
+            user: None,
+        };
         let state = Arc::new(PortalState {
             rest_root: format!("http://{addr}/rest/"),
+            host: addr.to_string(),
             membership: Mutex::new(data.chats.clone()),
             written: std::sync::atomic::AtomicBool::new(false),
             data,
             requests: Mutex::new(Vec::new()),
             tokens: Mutex::new(tokens),
+            browser: Mutex::new(browser),
             bucket: Mutex::new(Bucket {
                 level: 0.0,
                 at: Instant::now(),
@@ -183,8 +123,16 @@ impl DemoPortal {
         });
         let app = Router::new()
             .route("/rest/{*path}", any(handle_rest))
-            .route("/oauth/token/", any(handle_token))
-            .route("/oauth/token", any(handle_token))
+            .route("/oauth/token/", any(oauth::handle_token))
+            .route("/oauth/token", any(oauth::handle_token))
+            .route(
+                "/oauth/authorize/",
+                get(signin::authorize_page).post(signin::authorize_choice),
+            )
+            .route(
+                "/oauth/authorize",
+                get(signin::authorize_page).post(signin::authorize_choice),
+            )
             .with_state(state.clone());
         let server = tokio::spawn(async move {
             // Serving ends only when the task is aborted or the listener fails.
@@ -295,18 +243,18 @@ async fn handle_rest(
         .filter(|s| !s.is_empty())
         .collect();
     let data = &state.data;
-    let rest_method = match segments.as_slice() {
+    let (caller, rest_method) = match segments.as_slice() {
         [user, code, method]
             if *user == data.webhook_user_id.to_string() && *code == data.webhook_code =>
         {
-            method.to_ascii_lowercase()
+            (data.webhook_user_id as i64, method.to_ascii_lowercase())
         }
         [method] if data.oauth.is_some() => {
             let token = params.get("AUTH").and_then(Value::as_str);
-            if let Some(refusal) = lock(&state.tokens).refusal(token) {
-                return refusal;
+            match lock(&state.tokens).caller(token) {
+                Ok(caller) => (caller, method.to_ascii_lowercase()),
+                Err((code, text)) => return error(StatusCode::UNAUTHORIZED, code, text),
             }
-            method.to_ascii_lowercase()
         }
         // A wrong user ID or code, or a call without credentials this portal issued.
         _ => {
@@ -318,52 +266,23 @@ async fn handle_rest(
         }
     };
     let rest_method = rest_method.strip_suffix(".json").unwrap_or(&rest_method);
-    if let Some(answer) =
-        chat::dispatch_write(&state.membership, data, rest_method, &params, started)
-    {
+    if let Some(answer) = writes::dispatch_write(
+        &state.membership,
+        data,
+        caller,
+        rest_method,
+        &params,
+        started,
+    ) {
         state.written.store(true, Ordering::SeqCst);
         return answer;
     }
     if state.written.load(Ordering::SeqCst) {
         // The reads see the members as the writes left them (a copy only once something changed).
         let current = data.clone_with_members(&lock(&state.membership));
-        return rest::dispatch(&current, rest_method, &params, started);
+        return rest::dispatch(&current, caller, rest_method, &params, started);
     }
-    rest::dispatch(data, rest_method, &params, started)
-}
-
-async fn handle_token(
-    State(state): State<Arc<PortalState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    state.receive(&method, &uri, &headers, &body);
-    let Some(app) = &state.data.oauth else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            "No application installed",
-        );
-    };
-    let failing = state
-        .token_failures
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    let stalling = state
-        .token_stalls
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    if stalling {
-        std::future::pending::<()>().await;
-    }
-    if failing {
-        let page = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
-        return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
-    }
-    let params = params(uri.query(), &headers, &body);
-    lock(&state.tokens).refresh(app, &params, &state.rest_root)
+    rest::dispatch(data, caller, rest_method, &params, started)
 }
 
 impl PortalState {

@@ -1,6 +1,6 @@
 //! The sample portal's people and chats beyond bare membership: names, positions, bots, a
-//! workgroup chat, a deal's discussion chat, a chat of 450, one whose members are hidden, and the
-//! webhook user's recent list (whose pages overlap, as Bitrix24's do).
+//! workgroup chat, a deal's discussion chat, a chat of 450, one whose members are hidden, the
+//! users' recent lists (whose pages overlap, as Bitrix24's do), and who may sign in.
 
 use std::collections::BTreeMap;
 
@@ -169,19 +169,32 @@ pub fn chat_info() -> BTreeMap<i64, ChatInfo> {
     ])
 }
 
-/// The private dialogs of the webhook user: the other user's ID → the dialog's chat.
-pub fn private_chats() -> BTreeMap<i64, i64> {
-    BTreeMap::from([(1269, 5001), (1271, 5002)])
+/// The people the sample portal's sign-in page offers, in order: Anna (the webhook's user, in
+/// most chats) and Maria, who is in fewer of them (not in 2937, 2939 or 2940).
+pub fn signin_users() -> Vec<i64> {
+    vec![99, 1271]
 }
 
-/// The webhook user's recent list as the portal stores it, newest first: internal rows, so a
-/// dialog can come twice and pages overlap.
-pub fn recent() -> Vec<String> {
-    [
-        "chat2935", "1269", "chat2937", "chat2938", "chat2935", "1271", "chat2940", "chat2939",
-        "chat1",
-    ]
-    .iter()
-    .map(|d| (*d).to_owned())
-    .collect()
+/// The portal's administrators: Olga. Anna is an integration developer, not an administrator.
+pub fn admins() -> Vec<i64> {
+    vec![1]
+}
+
+/// Each user's recent list as the portal stores it, newest first: internal rows, so a dialog can
+/// come twice and pages overlap. Anna's is the webhook's; Maria's is shorter.
+pub fn recent() -> BTreeMap<i64, Vec<String>> {
+    let rows = |list: &[&str]| list.iter().map(|d| (*d).to_owned()).collect();
+    BTreeMap::from([
+        (
+            99,
+            rows(&[
+                "chat2935", "1269", "chat2937", "chat2938", "chat2935", "1271", "chat2940",
+                "chat2939", "chat1",
+            ]),
+        ),
+        (
+            1271,
+            rows(&["chat2938", "99", "chat2935", "chat2936", "chat1"]),
+        ),
+    ])
 }
