@@ -136,6 +136,9 @@ pub enum AuthMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigninConfig {
     pub public: PublicUrl,
+    /// The public URL was not given: it is this machine's listening address (loopback), known
+    /// for sure only once bound (`--bind 127.0.0.1:0` picks a port then).
+    pub public_from_bind: bool,
     pub allow_private_metadata: bool,
 }
 
@@ -237,7 +240,8 @@ impl HttpSettings {
 
     /// `--auth oauth`: the public URL (given, or this machine's address on a loopback bind).
     fn signin(&self, bind: SocketAddr) -> Result<SigninConfig, ConfigError> {
-        let public = match super::given("MCP_PUBLIC_URL", self.public_url.as_deref())? {
+        let given = super::given("MCP_PUBLIC_URL", self.public_url.as_deref())?;
+        let public = match given {
             Some(text) => PublicUrl::parse(text).map_err(ConfigError::PublicUrl)?,
             None if bind.ip().is_loopback() => {
                 PublicUrl::parse(&format!("http://{bind}")).map_err(ConfigError::PublicUrl)?
@@ -252,6 +256,7 @@ impl HttpSettings {
         };
         Ok(SigninConfig {
             public,
+            public_from_bind: given.is_none(),
             allow_private_metadata: self.signin_allow_private_metadata,
         })
     }
