@@ -37,9 +37,9 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use crate::bitrix::OAuthSettings;
 use crate::bitrix::state::{RedisStore, Shared};
 use crate::bitrix::{Auth, Client, OAuthSession, ServiceUrl, WebhookUrl};
-use crate::bitrix::OAuthSettings;
 use crate::config::{Command, Config, Portal, SigninConfig, Transport};
 use crate::demo::{DemoPortal, OAuthApp, PortalData};
 use crate::signin::{Signin, SigninSettings, SigninStore};
@@ -195,8 +195,8 @@ async fn serve_signed_in(
     let mut signin = signin;
     if signin.public_from_bind {
         let address = listener.local_addr().map_err(RunError::Http)?;
-        signin.public = signin::PublicUrl::parse(&format!("http://{address}"))
-            .map_err(RunError::State)?;
+        signin.public =
+            signin::PublicUrl::parse(&format!("http://{address}")).map_err(RunError::State)?;
     }
     let handler = signin.public.join("/oauth/callback");
     // Kept alive for the whole run: dropping it stops the sample portal.

@@ -142,8 +142,7 @@ async fn signed_in(portal: &DemoPortal, user_id: u64, name: &str) -> (Acting, St
     let access = pair["access_token"].as_str().unwrap().to_owned();
     let settings = OAuthSettings {
         portal: ServiceUrl::portal(&portal.rest_root(), HttpPolicy::HttpsOnly).unwrap(),
-        token_server: ServiceUrl::token_server(&portal.token_url(), HttpPolicy::HttpsOnly)
-            .unwrap(),
+        token_server: ServiceUrl::token_server(&portal.token_url(), HttpPolicy::HttpsOnly).unwrap(),
         client_id: APP_ID.into(),
         client_secret: Secret::new(APP_SECRET),
         access_token: Some(Secret::new(&access)),
@@ -226,7 +225,11 @@ impl Server {
             .requests_to(&format!("/rest/{method}"))
             .iter()
             .map(|request| {
-                let seen = format!("{} {}", request.query.as_deref().unwrap_or(""), request.body);
+                let seen = format!(
+                    "{} {}",
+                    request.query.as_deref().unwrap_or(""),
+                    request.body
+                );
                 let users: Vec<u64> = self
                     .bitrix_tokens
                     .iter()
@@ -316,7 +319,10 @@ async fn a_token_whose_check_cannot_be_made_gets_503_not_401() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().get("www-authenticate").is_none());
     let body = response.text().await.unwrap();
-    assert!(!body.contains("store is down"), "the reason stays in the log: {body}");
+    assert!(
+        !body.contains("store is down"),
+        "the reason stays in the log: {body}"
+    );
 }
 
 #[tokio::test]
@@ -382,7 +388,11 @@ async fn a_session_answers_only_the_user_who_opened_it() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} as Maria");
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "{method} as Maria"
+        );
     }
     assert!(
         server.portal.requests_to("/rest/").is_empty(),
@@ -396,7 +406,10 @@ async fn a_session_answers_only_the_user_who_opened_it() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
-    assert!(text.contains(r#"\"user_ids\":[99,1269,1271]"#) || text.contains("[99,1269,1271]"), "{text}");
+    assert!(
+        text.contains(r#"\"user_ids\":[99,1269,1271]"#) || text.contains("[99,1269,1271]"),
+        "{text}"
+    );
     assert_eq!(server.callers_of("im.chat.user.list"), [99]);
 }
 
@@ -513,7 +526,9 @@ async fn the_confirmation_and_the_write_log_name_the_user_the_write_runs_as() {
     let questions = user.questions();
     assert_eq!(questions.len(), 1);
     assert!(
-        questions[0].contains("\n\nIt runs as «Maria Garcia» (Bitrix24 user 1271), with that user's rights."),
+        questions[0].contains(
+            "\n\nIt runs as «Maria Garcia» (Bitrix24 user 1271), with that user's rights."
+        ),
         "{}",
         questions[0]
     );
@@ -577,7 +592,10 @@ fn oauth_mode_refuses_a_plain_http_public_url_off_loopback_and_a_webhook() {
             "MCP_PUBLIC_URL must be https:// for a host that is not loopback (mcp.example.com)",
         ),
         (
-            &["--webhook-url", "https://acme.bitrix24.com/rest/1/w3bh00kc0de/"],
+            &[
+                "--webhook-url",
+                "https://acme.bitrix24.com/rest/1/w3bh00kc0de/",
+            ],
             "a webhook (--webhook-url) would act as one person for everybody",
         ),
         (
@@ -651,7 +669,11 @@ async fn the_demo_serves_sign_in_on_loopback_with_no_other_setting() {
             r#"Bearer error="invalid_token", resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#
         )
     );
-    let health = browser().get(format!("{base}/healthz")).send().await.unwrap();
+    let health = browser()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     child.kill().await.unwrap();
 }

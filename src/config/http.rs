@@ -143,6 +143,8 @@ pub struct SigninConfig {
 }
 
 /// How `serve` is reached.
+// One value per process, built once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Transport {
     Stdio,
