@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 /// Where the client says it listens for the redirect (nothing listens: the browser stops there).
 pub const REDIRECT: &str = "http://127.0.0.1:3030/callback";
 
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// What a finished sign-in gives the client.
 #[derive(Debug, Clone)]
 pub struct Tokens {
@@ -87,14 +89,18 @@ impl Browser {
         let answer = self
             .http
             .post(format!("{base}/token"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("client_id", client_id),
-                ("code_verifier", verifier.as_str()),
-                ("resource", &format!("{base}/mcp")),
-            ])
+            .header("content-type", FORM)
+            .body(
+                serde_urlencoded::to_string([
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("client_id", client_id),
+                    ("code_verifier", verifier.as_str()),
+                    ("resource", &format!("{base}/mcp")),
+                ])
+                .expect("form"),
+            )
             .send()
             .await
             .expect("token");
@@ -130,7 +136,8 @@ impl Browser {
         let mut step = self
             .with_cookies(self.http.post(format!("{base}/authorize")))
             .header("origin", base)
-            .form(&fields)
+            .header("content-type", FORM)
+            .body(serde_urlencoded::to_string(&fields).expect("form"))
             .send()
             .await
             .expect("consent");
@@ -169,11 +176,15 @@ impl Browser {
     pub async fn refresh(&self, base: &str, tokens: &Tokens) -> reqwest::Response {
         self.http
             .post(format!("{base}/token"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens.refresh_token.as_str()),
-                ("client_id", tokens.client_id.as_str()),
-            ])
+            .header("content-type", FORM)
+            .body(
+                serde_urlencoded::to_string([
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", tokens.refresh_token.as_str()),
+                    ("client_id", tokens.client_id.as_str()),
+                ])
+                .expect("form"),
+            )
             .send()
             .await
             .expect("refresh")
