@@ -58,6 +58,10 @@ impl AsRef<std::path::Path> for Binary {
 #[allow(dead_code)]
 mod redis_server;
 
+/// What signing each person in costs.
+#[path = "e2e/signin.rs"]
+mod signin;
+
 /// A fresh directory for the Redis launcher's data.
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir =
@@ -283,6 +287,39 @@ async fn run(plan: Plan, committed: bool) {
         "",
         true,
     ));
+    let signin = signin::measure(&plan).await;
+    rows.push(Row::new(
+        "sign-in: the same call over streamable HTTP, p50, static token (--auth token)",
+        us(median(&signin.token)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "sign-in: the same call, p50, as a signed-in user (--auth oauth)",
+        us(median(&signin.signed_in)),
+        "",
+        true,
+    ));
+    rows.push(Row::new(
+        "sign-in: added cost of a signed-in call, p50",
+        us(signin.added_p50()),
+        "< 50 µs",
+        signin.added_p50() < 50e-6,
+    ));
+    match signin.redis_calls_per_second {
+        Some(rate) => rows.push(Row::new(
+            "sign-in: signed-in calls/s at concurrency 64, grants and bucket in Redis",
+            format!("{rate:.0}"),
+            "≥ 5,000/s",
+            rate >= 5000.0,
+        )),
+        None => rows.push(Row::new(
+            "sign-in: signed-in calls/s at concurrency 64 with Redis",
+            "not measured (no redis-server here)".into(),
+            "",
+            true,
+        )),
+    }
     rows.extend(large_answer_memory().await);
     let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
     rows.push(Row::new(
@@ -734,10 +771,18 @@ async fn http_throughput(plan: &Plan, portal: &DemoPortal) -> Load {
     let mut levels = Vec::new();
     for concurrency in plan.concurrencies {
         // A short warm-up at this concurrency, then the measured window.
-        load(&client, &url, concurrency, Duration::from_millis(200)).await;
+        load(
+            &client,
+            &url,
+            "bench-token",
+            concurrency,
+            Duration::from_millis(200),
+        )
+        .await;
         let (count, latencies, elapsed) = load(
             &client,
             &url,
+            "bench-token",
             concurrency,
             Duration::from_secs_f64(plan.load_seconds),
         )
@@ -757,6 +802,7 @@ async fn http_throughput(plan: &Plan, portal: &DemoPortal) -> Load {
 async fn load(
     client: &reqwest::Client,
     url: &Arc<String>,
+    token: &str,
     concurrency: usize,
     window: Duration,
 ) -> (usize, Vec<f64>, f64) {
@@ -764,7 +810,7 @@ async fn load(
     let deadline = started + window;
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url, token) = (client.clone(), url.clone(), token.to_owned());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut id = (worker as u64) << 32;
@@ -773,7 +819,7 @@ async fn load(
                     let sent = Instant::now();
                     let response = client
                         .post(url.as_str())
-                        .bearer_auth("bench-token")
+                        .bearer_auth(&token)
                         .header("accept", "application/json, text/event-stream")
                         .header("content-type", "application/json")
                         .header("mcp-protocol-version", "2025-06-18")

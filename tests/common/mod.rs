@@ -3,6 +3,7 @@
 
 pub mod elicit;
 pub mod redis_server;
+pub mod signin;
 
 use std::time::Duration;
 
