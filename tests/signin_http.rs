@@ -31,7 +31,8 @@ use common::elicit::User;
 use common::*;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
-use rmcp::model::CallToolRequestParams;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt, service::RunningService};
@@ -170,6 +171,10 @@ struct Server {
 
 impl Server {
     async fn start(writes: bool) -> Self {
+        Self::start_with(writes, false).await
+    }
+
+    async fn start_with(writes: bool, stateless: bool) -> Self {
         let portal = portal().await;
         let (anna, anna_token) = signed_in(&portal, 99, "Anna Petrova").await;
         let (maria, maria_token) = signed_in(&portal, 1271, "Maria Garcia").await;
@@ -189,6 +194,7 @@ impl Server {
                 hosts: DEFAULT_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             },
             callers: Some(Arc::new(people)),
+            stateless,
             ..HttpOptions::default()
         };
         let tools = Bitrix24Tools::per_user(None).serving(Selection::all().with_writes(Writes {
@@ -549,6 +555,67 @@ async fn the_confirmation_and_the_write_log_name_the_user_the_write_runs_as() {
     assert_eq!(write[0]["user_name"], "Maria Garcia");
 }
 
+#[tokio::test]
+async fn a_confirmation_asked_of_one_user_is_never_answered_as_another() {
+    let server = Server::start_with(true, true).await;
+    let connect = |token: &'static str| {
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(server.url("/mcp")).auth_header(token);
+        User::typing(None).serve_with_lifecycle(
+            StreamableHttpClientTransport::from_config(config),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+    };
+    let anna = connect(ANNA).await.unwrap();
+    let maria = connect(MARIA).await.unwrap();
+    // Anna leaves chat 5001 (Anna and Alexander): she is asked to type 5001.
+    let request = || {
+        CallToolRequestParams::new("im_chat_user_delete").with_arguments(
+            json!({"CHAT_ID": 5001, "USER_ID": 99})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+    };
+    let asked = anna.call_tool_once(request()).await.unwrap();
+    let CallToolResponse::InputRequired(input) = asked else {
+        panic!("expected an input-required result: {asked:?}")
+    };
+    let answered = || {
+        let mut retry = request();
+        retry.request_state = input.request_state.clone();
+        retry.input_responses = Some(
+            [(
+                "confirm".to_owned(),
+                json!({"action": "accept", "content": {"confirm": "5001"}}),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        retry
+    };
+    let CallToolResponse::Complete(as_maria) = maria.call_tool_once(answered()).await.unwrap()
+    else {
+        panic!("a complete answer")
+    };
+    let refused = error_object(&as_maria);
+    assert_eq!(refused["error"], "NOT_CONFIRMED", "{refused}");
+    assert!(
+        server
+            .portal
+            .requests_to("/rest/im.chat.user.delete")
+            .is_empty()
+    );
+    let CallToolResponse::Complete(as_anna) = anna.call_tool_once(answered()).await.unwrap() else {
+        panic!("a complete answer")
+    };
+    assert_ne!(as_anna.is_error, Some(true), "{as_anna:?}");
+    assert_eq!(server.portal.members(5001), [1269]);
+    assert_eq!(server.callers_of("im.chat.user.delete"), [99]);
+}
+
 // ---- the binary ------------------------------------------------------------------------------
 
 /// The binary with `args`, its environment cleared of every setting a test run might carry.
@@ -617,9 +684,10 @@ fn oauth_mode_refuses_a_plain_http_public_url_off_loopback_and_a_webhook() {
     }
 }
 
-#[tokio::test]
-async fn the_demo_serves_sign_in_on_loopback_with_no_other_setting() {
-    let mut child = tokio::process::Command::from(binary(&[
+/// `--demo serve --transport http --auth oauth` on a free loopback port, with `extra` settings:
+/// the process, the base URL it serves, its log up to "listening".
+async fn demo_signin_process(extra: &[&str]) -> (tokio::process::Child, String, String) {
+    let mut args = vec![
         "--demo",
         "serve",
         "--transport",
@@ -628,19 +696,52 @@ async fn the_demo_serves_sign_in_on_loopback_with_no_other_setting() {
         "oauth",
         "--bind",
         "127.0.0.1:0",
-    ]))
-    .env("RUST_LOG", "info")
-    .env("BITRIX24_LOG_FORMAT", "json")
-    .stdin(std::process::Stdio::null())
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true)
-    .spawn()
-    .unwrap();
+    ];
+    args.extend_from_slice(extra);
+    let mut child = tokio::process::Command::from(binary(&args))
+        .env("RUST_LOG", "info")
+        .env("BITRIX24_LOG_FORMAT", "json")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let mut lines =
         tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
     let (address, logs) = listening_address(&mut lines).await;
-    let base = format!("http://{address}");
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{address}"), logs)
+}
+
+#[tokio::test]
+async fn the_health_check_asks_the_sign_in_store() {
+    let Some(mut redis) = common::redis_server::RedisServer::start("signin-health") else {
+        return;
+    };
+    let url = redis.url();
+    let (mut child, base, logs) = demo_signin_process(&[
+        "--state-url",
+        &url,
+        "--state-key",
+        common::redis_server::STATE_KEY,
+    ])
+    .await;
+    assert!(logs.contains("in the state store"), "{logs}");
+    let health = || browser().get(format!("{base}/healthz")).send();
+    assert_eq!(health().await.unwrap().status(), StatusCode::OK);
+    redis.stop();
+    let down = health().await.unwrap();
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = down.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_demo_serves_sign_in_on_loopback_with_no_other_setting() {
+    let (mut child, base, logs) = demo_signin_process(&[]).await;
     let started: Value = serde_json::Deserializer::from_str(&logs)
         .into_iter::<Value>()
         .map(Result::unwrap)
