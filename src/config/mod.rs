@@ -1,9 +1,10 @@
 //! The command line and environment (clap), and their validation into a [`Config`]: portal and
-//! authentication here, the HTTP transport's settings in [`http`], the shared state store's in
-//! `state`, the reading of single values in `values`. Secrets stay wrapped from the moment they
-//! are read; no message made here contains one.
+//! authentication here, the HTTP transport's settings in [`http`] (the sign-in's in `signin`),
+//! the shared state store's in `state`, the reading of single values in `values`. Secrets stay
+//! wrapped from the moment they are read; no message made here contains one.
 
 mod http;
+mod signin;
 mod state;
 mod values;
 
@@ -19,7 +20,8 @@ use crate::bitrix::{
     ServiceUrl, WebhookUrl,
 };
 use crate::tools::registry::{Selection, UnknownToolName, Writes};
-pub use http::{AuthMode, HttpSettings, SigninConfig, Transport, TransportKind};
+pub use http::{HttpSettings, Transport, TransportKind};
+pub use signin::{AuthMode, SigninConfig};
 pub use values::{explain_parse_error, parse_bool, parse_duration};
 use values::{exposed, given, nonempty, parse_rate, secret};
 
