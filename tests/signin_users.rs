@@ -331,3 +331,64 @@ async fn a_method_blocked_for_one_user_is_blocked_for_every_user() {
     assert!(matches!(err, CallError::OperationBlocked { .. }), "{err:?}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn in_memory_the_number_of_signed_in_users_is_capped_and_revoking_makes_room() {
+    use bitrix24_mcp::signin::standin::GrantsStandIn;
+    use bitrix24_mcp::signin::users::MAX_MEMORY_GRANTS;
+    let signin = instance(
+        "http://127.0.0.1:9/rest/",
+        "http://127.0.0.1:9/oauth/token/",
+        SigninStore::memory(),
+    );
+    let users = signin.users();
+    for n in 0..MAX_MEMORY_GRANTS {
+        users
+            .store_pair(&format!("grant-{n}"), pair("a", "r"))
+            .await
+            .unwrap();
+    }
+    let err = users
+        .store_pair("one-too-many", pair("a", "r"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("BITRIX24_STATE_URL"), "{err}");
+    assert_eq!(users.live_count(), MAX_MEMORY_GRANTS);
+    // A revoked grant (revoked by the grants, which delete its pair key) frees its place.
+    signin.grants().revoke("grant-17").await.unwrap();
+    users.store_pair("one-more", pair("a", "r")).await.unwrap();
+    assert_eq!(users.live_count(), MAX_MEMORY_GRANTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_revoked_on_one_instance_ends_at_the_next_refresh_on_another() {
+    use bitrix24_mcp::signin::standin::GrantsStandIn;
+    let Some(redis) = RedisServer::start("signin-users-revoked-elsewhere") else {
+        return;
+    };
+    let portal = oauth_portal(oauth_app(), None).await;
+    let first = instance(
+        &portal.rest_root(),
+        &portal.token_url(),
+        SigninStore::redis(redis_store(&redis.url())),
+    );
+    let second = instance(
+        &portal.rest_root(),
+        &portal.token_url(),
+        SigninStore::redis(redis_store(&redis.url())),
+    );
+    let grant = signed_in(&first, 99, pair(ACCESS, REFRESH)).await;
+    let (_, client) = second.client_of(grant.clone()).await.ok().unwrap();
+    first.grants().revoke(&grant.grant_id).await.unwrap();
+    portal.expire_access_tokens();
+    // The pair is gone from the store: not written back, not refreshed, the grant is over.
+    assert!(unshared_chat_user_list(&client).await.is_err());
+    assert!(client.grant_ended());
+    assert!(portal.requests_to("/oauth/token").is_empty());
+    let [record, _] = pair_keys(first.store(), &grant.grant_id);
+    assert_eq!(redis.get(&record), None);
+    assert!(matches!(
+        second.client_of(grant).await,
+        Err(Rejection::Invalid)
+    ));
+}
