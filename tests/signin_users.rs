@@ -41,7 +41,7 @@ async fn ten_concurrent_calls_of_one_user_after_expiry_refresh_once() {
     let grant = signed_in(&signin, 99, pair(ACCESS, REFRESH)).await;
     let client = signin.users().client_for(&grant).await.unwrap();
     portal.expire_access_tokens();
-    ten_calls(&[client.clone()]).await;
+    ten_calls(std::slice::from_ref(&client)).await;
     assert_eq!(portal.requests_to("/oauth/token").len(), 1);
     // The same client again (cached): no new refresh, and the rotated pair is the one in use.
     let again = signin.users().client_for(&grant).await.unwrap();
