@@ -143,6 +143,12 @@ async fn the_code_is_exchanged_once_by_post_at_the_configured_server_and_the_cli
     assert_eq!(param(&back, "iss").as_deref(), Some(served.base.as_str()));
     let code = param(&back, "code").expect("the client gets a code");
     assert_ne!(code, BITRIX_CODE, "our own code, not Bitrix24's");
+    for secret in [BITRIX_CODE, NEW_ACCESS, NEW_REFRESH, CLIENT_SECRET] {
+        assert!(
+            !back.as_str().contains(secret),
+            "Bitrix24's secrets stay here"
+        );
+    }
     assert!(code.len() >= 43);
 
     // Exactly one exchange, a form POST with the app's credentials, at the configured server.
@@ -438,4 +444,28 @@ async fn with_redis_the_pair_is_stored_sealed_and_another_instance_calls_with_it
     let last = portal.requests_to("/rest/profile").await.pop().unwrap();
     let body: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
     assert_eq!(body["auth"], NEW_ACCESS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_concurrent_callbacks_with_one_state_one_finishes_and_one_is_refused() {
+    let portal = Portal::start().await;
+    portal.exchange_answers().await;
+    portal.profile_answers(json!({"ID": "99"})).await;
+    let served = serve(
+        &portal.rest_root(),
+        &portal.token_url(),
+        SigninStore::memory(),
+    )
+    .await;
+    seed_state(&served, "st-race", &portal.host()).await;
+    let query = query(BITRIX_CODE, "st-race", &portal.host(), "");
+    let (first, second) = tokio::join!(
+        callback(&served, &query, Some(BINDING)),
+        callback(&served, &query, Some(BINDING)),
+    );
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [302, 400]);
+    assert_eq!(portal.requests_to("/oauth/token").await.len(), 1);
+    assert_eq!(grants(&served.signin).await.len(), 1);
 }

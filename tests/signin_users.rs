@@ -392,3 +392,28 @@ async fn a_grant_revoked_on_one_instance_ends_at_the_next_refresh_on_another() {
         Err(Rejection::Invalid)
     ));
 }
+
+#[tokio::test]
+async fn users_pairs_in_a_state_store_require_its_key() {
+    use bitrix24_mcp::bitrix::state::{RedisStore, StateSettings, StateUrl};
+    // Nothing is sent: the store connects lazily.
+    let keyless = RedisStore::new(&StateSettings {
+        url: StateUrl::parse("redis://127.0.0.1:9/0", None).unwrap(),
+        prefix: "bitrix24-mcp".into(),
+        key: None,
+        lock_ttl: Duration::from_secs(10),
+    })
+    .unwrap();
+    let store = SigninStore::redis(std::sync::Arc::new(keyless));
+    let (settings, _) = users(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9/rest/",
+        "http://127.0.0.1:9/oauth/token/",
+        &SigninStore::memory(),
+        fast_options(),
+    );
+    let err = bitrix24_mcp::signin::users::Users::new(&settings, fast_options(), None, store)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("set BITRIX24_STATE_KEY"), "{err}");
+}

@@ -150,7 +150,9 @@ pub fn browser() -> reqwest::Client {
 pub async fn callback(served: &Served, query: &str, cookie: Option<&str>) -> reqwest::Response {
     let mut request = browser().get(format!("{}/oauth/callback?{query}", served.base));
     if let Some(cookie) = cookie {
-        request = request.header("cookie", format!("b24mcp-binding={cookie}"));
+        // The cookie name over plain-http loopback (no `__Host-` prefix).
+        let name = bitrix24_mcp::signin::standin::BINDING_COOKIE;
+        request = request.header("cookie", format!("{name}={cookie}"));
     }
     request.send().await.unwrap()
 }
