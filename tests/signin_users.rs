@@ -417,3 +417,47 @@ async fn users_pairs_in_a_state_store_require_its_key() {
         .to_string();
     assert!(err.contains("set BITRIX24_STATE_KEY"), "{err}");
 }
+
+#[tokio::test]
+async fn a_client_for_another_identity_shares_the_bucket_but_not_the_reads() {
+    use bitrix24_mcp::bitrix::{HttpPolicy, WebhookUrl};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": [1]})))
+        .mount(&server)
+        .await;
+    let options = bitrix24_mcp::bitrix::ClientOptions {
+        rate: RateOptions {
+            per_second: 0.001,
+            burst: 3,
+            max_wait: Duration::ZERO,
+        },
+        ..fast_options()
+    };
+    let first = webhook_client(&server.uri(), options);
+    let other = WebhookUrl::parse(
+        &format!("{}/rest/7/another-c0de/", server.uri()),
+        HttpPolicy::HttpsOnly,
+    )
+    .unwrap();
+    let second = first.for_auth(other.into());
+    // Both read the same thing at once: each identity makes its own request.
+    let (a, b) = tokio::join!(
+        first.chat_user_list(5, &|_| {}),
+        second.chat_user_list(5, &|_| {}),
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (vec![1], vec![1]));
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(paths.len(), 2);
+    assert!(paths.iter().any(|p| p.starts_with("/rest/7/another-c0de/")));
+    // The two requests used the bucket's two slots: a third call by either is refused unsent.
+    let err = second.chat_user_list(6, &|_| {}).await.unwrap_err();
+    assert!(matches!(err, CallError::RateLimited { .. }), "{err:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
