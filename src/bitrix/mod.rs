@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod error;
 mod flight;
 pub mod limits;
+mod link;
 pub mod memory;
 mod request;
 pub mod response;
@@ -30,6 +31,7 @@ pub use auth::{Auth, OAuthSession, OAuthSettings};
 pub use endpoint::{EndpointError, HttpPolicy, ServiceUrl, WebhookUrl};
 pub use error::{ApiError, ApiErrorKind, CallError};
 pub use limits::{OperatingGate, RateLimiter};
+pub use link::PortalLink;
 pub use response::{Envelope, Timing};
 pub use retry::{Decision, RetryPolicy};
 pub use secret::Secret;
@@ -119,68 +121,69 @@ enum Kind {
 /// Receives [`Wait`] notices during a call.
 pub type Observer<'a> = &'a (dyn Fn(Wait) + Send + Sync);
 
-/// A client bound to one portal.
+/// A client bound to one portal, acting as one identity (a webhook's user, the app, or one
+/// signed-in user).
 #[derive(Debug)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Connections, bucket, blocks and state-store share: one for every client of the portal.
+    link: PortalLink,
     auth: Auth,
-    options: ClientOptions,
-    limiter: RateLimiter,
-    gate: OperatingGate,
-    /// Identical reads in flight, shared.
+    /// Identical reads in flight, shared: this client's own, never another identity's.
     flights: flight::Flights,
-    /// The bucket and operating-time blocks shared with other instances, when configured.
-    shared: Option<state::Shared>,
 }
 
-/// The client could not be built (the TLS backend failed to initialise).
+/// The client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot initialise the HTTP client: {0}")]
-pub struct BuildError(String);
+pub enum BuildError {
+    /// The TLS backend failed to initialise.
+    #[error("cannot initialise the HTTP client: {0}")]
+    Http(String),
+    /// The settings cannot work together (the message says which and what to change).
+    #[error("{0}")]
+    Settings(String),
+}
 
 impl Client {
     pub fn new(auth: Auth, options: ClientOptions) -> Result<Self, BuildError> {
-        memory::configure();
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            // A 3xx means the portal moved; following it could turn the POST into a GET and
-            // would hand the credentials to a host nobody configured.
-            .redirect(reqwest::redirect::Policy::none());
-        if auth.is_loopback() {
-            // An HTTP(S)_PROXY in the environment must not capture traffic to this machine.
-            builder = builder.no_proxy();
-        }
-        let http = builder
-            .build()
-            .map_err(|e| BuildError(e.without_url().to_string()))?;
-        Ok(Self {
-            http,
-            auth,
-            limiter: RateLimiter::new(options.rate.per_second, options.rate.burst),
-            gate: OperatingGate::new(options.min_operating_block),
-            flights: flight::Flights::default(),
-            shared: None,
-            options,
-        })
+        Ok(PortalLink::new(auth.is_loopback(), options)?.client(auth))
     }
 
     /// Shares the request-rate bucket and the operating-time blocks through a state store, when
     /// one is given.
     pub fn sharing(mut self, shared: Option<state::Shared>) -> Self {
-        self.shared = shared;
+        self.link.shared = shared;
         self
+    }
+
+    /// A client of the same portal acting with `auth`: it shares this one's connections,
+    /// request-rate bucket, operating-time blocks and state-store share; its tokens and its
+    /// shared reads are its own.
+    pub fn for_auth(&self, auth: Auth) -> Client {
+        self.link.client(auth)
+    }
+
+    /// What this client shares with every other client of its portal.
+    pub fn link(&self) -> &PortalLink {
+        &self.link
+    }
+
+    /// Whether the OAuth grant behind this client has ended for good (the token server refused
+    /// its refresh token or the app, or its pair was removed): the user must sign in again.
+    pub fn grant_ended(&self) -> bool {
+        match &self.auth {
+            Auth::OAuth(session) => session.ended(),
+            Auth::Webhook(_) => false,
+        }
     }
 
     /// This portal's share of the state store, if one is configured.
     pub fn shared_state(&self) -> Option<&state::Shared> {
-        self.shared.as_ref()
+        self.link.shared.as_ref()
     }
 
     /// The shared state store, if any.
     pub fn state_store(&self) -> Option<&state::RedisStore> {
-        self.shared.as_ref().map(|s| &*s.store)
+        self.link.shared.as_ref().map(|s| &*s.store)
     }
 
     /// The portal's host, safe to show.
@@ -221,7 +224,7 @@ impl Client {
             attempts += 1;
             let err = match self.attempt(method, params, observer).await {
                 Ok(envelope) => {
-                    self.gate.record(method, &envelope.time);
+                    self.link.gate.record(method, &envelope.time);
                     debug!(
                         method,
                         attempts,
@@ -232,7 +235,7 @@ impl Client {
                 }
                 Err(err) => self.note_limits(method, err).await,
             };
-            let policy = &self.options.retry;
+            let policy = &self.link.options.retry;
             let decision = match kind {
                 Kind::Read => policy.decide(&err, attempts, started.elapsed()),
                 Kind::Write => policy.decide_write(&err, attempts, started.elapsed()),
@@ -332,7 +335,7 @@ impl Client {
         params: &Value,
         observer: Observer<'_>,
     ) -> Result<Envelope, CallError> {
-        if let Err(wait) = self.gate.check(method, unix_now_f64()) {
+        if let Err(wait) = self.link.gate.check(method, unix_now_f64()) {
             return Err(CallError::OperationBlocked {
                 method: method.to_owned(),
                 retry_after: clamped_secs(wait, MAX_BLOCK),
@@ -399,6 +402,7 @@ impl Client {
         body: Value,
     ) -> Result<Envelope, CallError> {
         let builder = self
+            .link
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/json")
@@ -411,11 +415,11 @@ impl Client {
     /// Waits for a slot in the bucket, or fails when the wait would be too long. A shared bucket
     /// also says whether another instance saw `method` blocked.
     async fn throttle(&self, method: &str, observer: Observer<'_>) -> Result<(), CallError> {
-        let max_wait = self.options.rate.max_wait;
-        let reserved = match &self.shared {
-            None => self.limiter.reserve(max_wait),
+        let max_wait = self.link.options.rate.max_wait;
+        let reserved = match &self.link.shared {
+            None => self.link.limiter.reserve(max_wait),
             Some(shared) => {
-                let (interval, tolerance) = self.limiter.shape();
+                let (interval, tolerance) = self.link.limiter.shape();
                 match shared
                     .store
                     .reserve(
@@ -462,9 +466,9 @@ impl Client {
         };
         match api.kind() {
             ApiErrorKind::QueryLimit => {
-                self.limiter.saturate();
-                if let Some(shared) = &self.shared {
-                    let (interval, tolerance) = self.limiter.shape();
+                self.link.limiter.saturate();
+                if let Some(shared) = &self.link.shared {
+                    let (interval, tolerance) = self.link.limiter.shape();
                     if let Err(err) = shared
                         .store
                         .saturate(shared.bucket(), interval, tolerance)
@@ -473,11 +477,14 @@ impl Client {
                         warn!(error = %err, "could not mark the shared bucket full");
                     }
                 }
-                api.retry_after = Some(clamped_secs(1.0 / self.options.rate.per_second, MAX_BLOCK));
+                api.retry_after = Some(clamped_secs(
+                    1.0 / self.link.options.rate.per_second,
+                    MAX_BLOCK,
+                ));
             }
             ApiErrorKind::OperationLimit => {
-                let wait = clamped_secs(self.gate.block(method, unix_now_f64()), MAX_BLOCK);
-                if let Some(shared) = &self.shared
+                let wait = clamped_secs(self.link.gate.block(method, unix_now_f64()), MAX_BLOCK);
+                if let Some(shared) = &self.link.shared
                     && let Err(err) = shared.store.block(&shared.gate(method), wait).await
                 {
                     warn!(method, error = %err, "could not share the method's block with other instances");
@@ -491,8 +498,8 @@ impl Client {
 
     fn exchange(&self) -> Exchange<'_> {
         Exchange {
-            http: &self.http,
-            options: &self.options,
+            http: &self.link.http,
+            options: &self.link.options,
             host: self.auth.portal_host(),
             secrets: self.auth.secrets(),
         }

@@ -20,6 +20,8 @@ pub mod metadata;
 pub mod page;
 pub mod records;
 pub mod settings;
+// Stand-ins for H1's and H2's exports until they land (see the file); delete on merge.
+pub mod standin;
 pub mod store;
 pub mod token;
 pub mod upstream;
@@ -30,6 +32,10 @@ use std::sync::Arc;
 use axum::Router;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+// Stand-in until H1's `Grants::revoke` lands (then delete this import).
+use standin::GrantsStandIn;
 
 pub use records::{Grant, PendingAuthorization};
 pub use settings::{PublicUrl, SigninSettings};
@@ -82,20 +88,39 @@ impl Signin {
     }
 
     /// The signed-in user and the client that acts as them, for a request's bearer token
-    /// (`None`: no `Authorization: Bearer` header). A grant whose Bitrix24 side has died is revoked
-    /// here and rejected, so the client signs in again. (H3 completes the dead-grant part.)
+    /// (`None`: no `Authorization: Bearer` header). A grant whose Bitrix24 side has ended is
+    /// revoked here and rejected, so the client's next request gets 401 and it signs in again.
     pub async fn caller(
         &self,
         bearer: Option<&str>,
-    ) -> Result<(Grant, std::sync::Arc<crate::bitrix::Client>), grants::Rejection> {
+    ) -> Result<(Grant, Arc<crate::bitrix::Client>), grants::Rejection> {
         let bearer = bearer.ok_or(grants::Rejection::Missing)?;
         let grant = self.grants().authenticate(bearer).await?;
-        let client = self
-            .users()
-            .client_for(&grant)
-            .await
-            .map_err(grants::Rejection::Unavailable)?;
-        Ok((grant, client))
+        self.client_of(grant).await
+    }
+
+    /// The client of an authenticated grant ([`Signin::caller`] after the token check). A
+    /// Bitrix24 side that ended (the token server refused the pair or the app for good, or the
+    /// pair is gone) revokes the grant: rejected as an invalid token.
+    pub async fn client_of(
+        &self,
+        grant: Grant,
+    ) -> Result<(Grant, Arc<crate::bitrix::Client>), grants::Rejection> {
+        match self.users().client_for(&grant).await {
+            Ok(client) => Ok((grant, client)),
+            Err(users::Unusable::Ended) => {
+                info!(
+                    user_id = grant.user_id,
+                    "the user's bitrix24 authorization has ended; signing them out"
+                );
+                if let Err(err) = self.grants().revoke(&grant.grant_id).await {
+                    warn!(error = %err, "cannot revoke the ended grant");
+                }
+                self.users().forget(&grant.grant_id);
+                Err(grants::Rejection::Invalid)
+            }
+            Err(users::Unusable::Unavailable(err)) => Err(grants::Rejection::Unavailable(err)),
+        }
     }
 
     /// Every sign-in endpoint: the well-known documents, `/register`, `/authorize`,

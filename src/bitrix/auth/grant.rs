@@ -50,48 +50,11 @@ impl OAuthSession {
         body: &[u8],
         secrets: &[String],
     ) -> Result<Tokens, CallError> {
-        let unexpected = |detail: String| CallError::UnexpectedResponse { status, detail };
-        let value: Value = serde_json::from_slice(body).map_err(|_| {
-            unexpected(format!(
-                "the token server's answer is not JSON: \"{}\"",
-                untrusted::excerpt(&String::from_utf8_lossy(body), secrets)
-            ))
-        })?;
-        if let Some(code) = value.get("error") {
-            let code = code
-                .as_str()
-                .map_or_else(|| code.to_string(), str::to_owned);
-            let description = value
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            return Err(CallError::Api(ApiError::new(
-                untrusted::sanitize(&code, secrets, untrusted::MAX_CODE_CHARS),
-                untrusted::sanitize(description, secrets, untrusted::MAX_DESCRIPTION_CHARS),
-                status,
-            )));
-        }
-        let text = |name: &str| {
-            value
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let (Some(access), Some(refresh)) = (text("access_token"), text("refresh_token")) else {
-            return Err(unexpected(
-                "the token server's answer lacks access_token or refresh_token".into(),
-            ));
-        };
-        let number = |name: &str| value.get(name).and_then(response::lenient_integer);
-        let expires_at = plausible_expiry(number("expires"), number("expires_in"), unix_now());
-        if let Some(endpoint) = text("client_endpoint") {
+        let (value, tokens) = read_pair(status, body, secrets)?;
+        if let Some(endpoint) = value.get("client_endpoint").and_then(Value::as_str) {
             self.check_endpoint(endpoint);
         }
-        Ok(Tokens {
-            access_token: Secret::new(access),
-            refresh_token: Secret::new(refresh),
-            expires_at,
-        })
+        Ok(tokens)
     }
 
     /// Tokens go only to the portal the user configured: a `client_endpoint` elsewhere is noted
@@ -109,6 +72,56 @@ impl OAuthSession {
             Err(_) => warn!("the token server sent an unreadable client_endpoint; ignoring it"),
         }
     }
+}
+
+/// The token server's answer (to a refresh or a code exchange), and the pair in it: its error
+/// body as an [`ApiError`], scrubbed and bounded; anything but a JSON object with both tokens as
+/// an unexpected answer that quotes no secret.
+pub(super) fn read_pair(
+    status: u16,
+    body: &[u8],
+    secrets: &[String],
+) -> Result<(Value, Tokens), CallError> {
+    let unexpected = |detail: String| CallError::UnexpectedResponse { status, detail };
+    let value: Value = serde_json::from_slice(body).map_err(|_| {
+        unexpected(format!(
+            "the token server's answer is not JSON: \"{}\"",
+            untrusted::excerpt(&String::from_utf8_lossy(body), secrets)
+        ))
+    })?;
+    if let Some(code) = value.get("error") {
+        let code = code
+            .as_str()
+            .map_or_else(|| code.to_string(), str::to_owned);
+        let description = value
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return Err(CallError::Api(ApiError::new(
+            untrusted::sanitize(&code, secrets, untrusted::MAX_CODE_CHARS),
+            untrusted::sanitize(description, secrets, untrusted::MAX_DESCRIPTION_CHARS),
+            status,
+        )));
+    }
+    let text = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let (Some(access), Some(refresh)) = (text("access_token"), text("refresh_token")) else {
+        return Err(unexpected(
+            "the token server's answer lacks access_token or refresh_token".into(),
+        ));
+    };
+    let number = |name: &str| value.get(name).and_then(response::lenient_integer);
+    let expires_at = plausible_expiry(number("expires"), number("expires_in"), unix_now());
+    let tokens = Tokens {
+        access_token: Secret::new(access),
+        refresh_token: Secret::new(refresh),
+        expires_at,
+    };
+    Ok((value, tokens))
 }
 
 /// The access token's expiry from a refresh answer: `expires` (absolute) when it lies in the

@@ -20,11 +20,14 @@ use super::state::Shared;
 use super::state::tokens::SharedTokens;
 use super::token_store::{LockError, StoreError, StoredTokens, TokenStore, Tokens, fingerprint};
 
+mod exchange;
 mod file;
 mod grant;
 mod lineage;
 mod shared;
+mod signed_in;
 
+pub use exchange::{CodeGrant, exchange_code};
 use lineage::Standing;
 
 /// How the client authenticates.
@@ -140,6 +143,12 @@ pub struct OAuthSession {
     /// A refreshed pair could not be saved (the store was down, the file unwritable): the next
     /// call writes it back, so other processes are not left with a spent pair.
     unsaved: AtomicBool,
+    /// The pair is a signed-in user's (sign-in mode), not the configured app's: its record gone
+    /// from the store means the grant was revoked, not that a save was lost.
+    grant: bool,
+    /// The token server refused the pair or the app for good (`invalid_grant`, `invalid_client`,
+    /// `PAYMENT_REQUIRED`), or the grant's record was removed: no refresh can help.
+    ended: AtomicBool,
 }
 
 impl OAuthSession {
@@ -256,6 +265,8 @@ impl OAuthSession {
             attempts: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             unsaved: AtomicBool::new(false),
+            grant: false,
+            ended: AtomicBool::new(false),
         };
         if save_now && session.shared.is_none() {
             // Durable from the start: a crash before the first refresh must not lose the seed.
@@ -287,6 +298,10 @@ impl OAuthSession {
         exchange: &Exchange<'_>,
         observer: Observer<'_>,
     ) -> Result<Arc<Generation>, CallError> {
+        if self.grant && self.ended() {
+            // A signed-in user's ended pair is not sent again: the sign-in is over.
+            return Err(self.ended_error());
+        }
         if let Some(shared) = self.shared.as_ref().filter(|s| !s.is_synced()) {
             self.sync(shared).await?;
         }
@@ -424,6 +439,9 @@ impl OAuthSession {
             }
             Err(err) => {
                 warn!(error = %err, "oauth token refresh failed");
+                if signed_in::is_final(&err) {
+                    self.ended.store(true, Ordering::Release);
+                }
                 let err = CallError::TokenRefresh(Box::new(err));
                 *self
                     .last_failure

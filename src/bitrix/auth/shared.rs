@@ -48,6 +48,8 @@ impl OAuthSession {
                 }
             }
             Some(Standing::Same) => {}
+            // A signed-in user's record is removed only with their grant: nothing to write back.
+            None if self.grant => return Err(self.revoked_elsewhere()),
             Some(Standing::Older) | None => {
                 // The store lost a save (restarted between a refresh and its save, or emptied):
                 // its refresh token is spent, and an instance that took it up would be locked

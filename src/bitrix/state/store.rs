@@ -91,11 +91,16 @@ end
 return 0
 ";
 
-/// The fence: sets KEYS[1] to ARGV[2] only if it still holds ARGV[1] (`''`: only if absent).
+/// The fence: sets KEYS[1] to ARGV[2] only if it still holds ARGV[1] (`''`: only if absent),
+/// to live ARGV[3] ms when given (else for ever).
 const REPLACE: &str = r"
 local now = redis.call('GET', KEYS[1])
 if (now == false and ARGV[1] == '') or now == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
+  if ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  else
+    redis.call('SET', KEYS[1], ARGV[2])
+  end
   return 1
 end
 return 0
@@ -348,19 +353,24 @@ impl RedisStore {
         }
     }
 
-    /// Sets `key` to `new` only if it still holds `expected` (`None`: only if absent). Repeating
-    /// it after a lost answer is harmless: the second try finds `new` and answers `false`, and
-    /// the caller then reads what is there.
+    /// Sets `key` to `new` only if it still holds `expected` (`None`: only if absent), to live
+    /// `ttl` when given. Repeating it after a lost answer is harmless: the second try finds
+    /// `new` and answers `false`, and the caller then reads what is there.
     pub async fn replace(
         &self,
         key: &str,
         expected: Option<&[u8]>,
         new: &str,
+        ttl: Option<Duration>,
     ) -> Result<bool, CallError> {
+        let ttl_ms = ttl.map(|ttl| ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
         let replaced: i64 = self
             .run("replace", |mut conn| {
                 let mut invocation = self.replace.key(key);
                 invocation.arg(expected.unwrap_or_default()).arg(new);
+                if let Some(ms) = ttl_ms {
+                    invocation.arg(ms);
+                }
                 async move { invocation.invoke_async(&mut conn).await }
             })
             .await?;

@@ -1,6 +1,7 @@
-//! OAuth tokens in the shared store: one sealed record per portal and app, replaced only through
-//! a fence (the record must still be the one the refresh started from), refreshed under one lock
-//! for all instances. The session in `auth` decides what to do; this says how it is stored.
+//! OAuth tokens in the shared store: one sealed record per portal and app (or, with sign-in, per
+//! signed-in user's grant), replaced only through a fence (the record must still be the one the
+//! refresh started from), refreshed under one lock for all instances. The session in `auth`
+//! decides what to do; this says how it is stored.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,12 +20,14 @@ const MAX_RECORD_BYTES: usize = 16 * 1024;
 /// that died leaves the lock until it expires.
 const LOCK_WAIT_MARGIN: Duration = Duration::from_secs(5);
 
-/// The token record of one portal and app.
+/// The token record of one portal and app, or of one grant.
 #[derive(Debug)]
 pub struct SharedTokens {
-    shared: Shared,
+    store: Arc<RedisStore>,
     record: String,
     lock: String,
+    /// How long a written record lives (`None`: for ever, the app's own record).
+    ttl: Option<Duration>,
     /// Whether the store's record has been read (and seeded, if it had none) since start.
     synced: AtomicBool,
 }
@@ -41,14 +44,28 @@ impl SharedTokens {
         Self {
             record: shared.tokens(),
             lock: shared.refresh_lock(),
-            shared,
+            store: shared.store,
+            ttl: None,
             synced: AtomicBool::new(false),
+        }
+    }
+
+    /// The record at `record`, refreshed under the lock `lock`, each write living `ttl`: a
+    /// signed-in user's pair (the sign-in names the keys, so that revoking a grant deletes them).
+    /// Already in sync: there is no configured pair to reconcile with.
+    pub fn at(store: Arc<RedisStore>, record: String, lock: String, ttl: Duration) -> Self {
+        Self {
+            store,
+            record,
+            lock,
+            ttl: Some(ttl),
+            synced: AtomicBool::new(true),
         }
     }
 
     /// The store, as shown to users.
     pub fn describe(&self) -> String {
-        self.shared.store.describe()
+        self.store.describe()
     }
 
     pub fn is_synced(&self) -> bool {
@@ -62,7 +79,7 @@ impl SharedTokens {
     /// The record, if there is one. One that does not open with the key is an error naming the
     /// key, not a missing record: treating it as missing would overwrite another key's tokens.
     pub async fn load(&self) -> Result<Option<Record>, CallError> {
-        let store = &self.shared.store;
+        let store = &self.store;
         let Some(raw) = store.get(&self.record, MAX_RECORD_BYTES).await? else {
             return Ok(None);
         };
@@ -94,7 +111,7 @@ impl SharedTokens {
         expected: Option<&Record>,
         stored: &StoredTokens,
     ) -> Result<bool, CallError> {
-        let store = &self.shared.store;
+        let store = &self.store;
         let key = store
             .sealing_key()
             .ok_or_else(|| store.unavailable("no BITRIX24_STATE_KEY to seal the tokens with"))?;
@@ -102,13 +119,18 @@ impl SharedTokens {
             .seal(&encode(stored), self.record.as_bytes())
             .map_err(|err| store.unavailable(&err.to_string()))?;
         store
-            .replace(&self.record, expected.map(|r| r.raw.as_slice()), &sealed)
+            .replace(
+                &self.record,
+                expected.map(|r| r.raw.as_slice()),
+                &sealed,
+                self.ttl,
+            )
             .await
     }
 
     /// Takes the refresh lock shared by every instance.
     pub async fn lock(&self, waiting: impl Fn()) -> Result<LockGuard, CallError> {
-        let store = &self.shared.store;
+        let store = &self.store;
         let lock = store
             .lock(&self.lock, store.lock_ttl() + LOCK_WAIT_MARGIN, waiting)
             .await?;
