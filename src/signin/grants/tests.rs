@@ -1,0 +1,1 @@
+//! Unit tests of grants, codes and tokens, in memory with paused time.
