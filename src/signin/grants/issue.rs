@@ -296,7 +296,7 @@ impl Grants {
 
     /// Keeps a refreshed grant for another [`REFRESH_TTL`]. A revocation that deleted the record
     /// meanwhile left its mark first, so a rewrite that lands after it is undone here.
-    async fn extend(&self, grant: &Grant) -> Result<(), TokenError> {
+    pub(super) async fn extend(&self, grant: &Grant) -> Result<(), TokenError> {
         let key = self.grant_key(&grant.grant_id);
         let mut stored = grant.clone();
         // The last use lives beside the record (see `touch`).
