@@ -268,11 +268,13 @@ impl Grants {
     /// The tokens' resource must be this server's canonical one, and so must any the client
     /// names now.
     fn check_audience(&self, bound: &str, asked: Option<&str>) -> Result<(), TokenError> {
-        let canonical = self.public.resource();
+        let (Some(public), Some(canonical)) = (&self.public, self.canonical()) else {
+            return Err(TokenError::InvalidTarget(OTHER_AUDIENCE));
+        };
         if bound != canonical {
             return Err(TokenError::InvalidTarget(OTHER_AUDIENCE));
         }
-        if !self.public.accepts_resource(asked) {
+        if !public.accepts_resource(asked) {
             return Err(TokenError::InvalidTarget(
                 "resource must name this server's MCP endpoint",
             ));

@@ -64,7 +64,8 @@ pub struct NewGrant {
 #[derive(Debug)]
 pub struct Grants {
     store: SigninStore,
-    public: PublicUrl,
+    /// `None` for [`Grants::in_store`]: such a handle accepts no token and exchanges no code.
+    public: Option<PublicUrl>,
     cache_ttl: Duration,
     /// Accepted tokens (by hash) and the grant each belongs to, with when that was last checked
     /// in the store. A std mutex: it is held for a lookup or an insert, never across an await.
@@ -76,8 +77,17 @@ pub struct Grants {
 impl Grants {
     pub fn new(store: SigninStore, public: PublicUrl) -> Self {
         Self {
+            public: Some(public),
+            ..Self::in_store(store)
+        }
+    }
+
+    /// The grants kept in `store`, to list and revoke them (`bitrix24-mcp grants`), without a
+    /// server: no token is accepted and no code exchanged through this handle.
+    pub fn in_store(store: SigninStore) -> Self {
+        Self {
             store,
-            public,
+            public: None,
             cache_ttl: DEFAULT_CACHE_TTL,
             cache: Mutex::default(),
             touched: Mutex::default(),
@@ -95,8 +105,14 @@ impl Grants {
         &self.store
     }
 
-    pub fn public(&self) -> &PublicUrl {
-        &self.public
+    /// The server's public URL (`None` for [`Grants::in_store`]).
+    pub fn public(&self) -> Option<&PublicUrl> {
+        self.public.as_ref()
+    }
+
+    /// The canonical resource every token must be for; `None` accepts nothing.
+    fn canonical(&self) -> Option<String> {
+        self.public.as_ref().map(PublicUrl::resource)
     }
 
     /// Records a new grant and returns its ID (random, not a secret: it opens nothing by

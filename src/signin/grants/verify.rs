@@ -108,7 +108,9 @@ impl Grants {
             trace!("bearer token unknown or expired");
             return Ok(None);
         };
-        let canonical = self.public.resource();
+        let Some(canonical) = self.canonical() else {
+            return Ok(None);
+        };
         if access.resource != canonical || access.expires_at <= now() {
             trace!("bearer token for another resource, or expired");
             return Ok(None);
