@@ -9,6 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::*;
 
+/// A token request's fields.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 #[tokio::test]
 async fn both_grant_types_answer_tokens_that_no_cache_keeps() {
     let server = Server::start(SigninStore::memory()).await;
@@ -100,7 +103,7 @@ async fn a_replayed_code_is_invalid_grant_and_ends_the_first_exchanges_tokens() 
 async fn bad_token_requests_get_the_oauth_error_for_each_fault() {
     let server = Server::start(SigninStore::memory()).await;
     let other = "https://elsewhere.example.com/mcp";
-    let cases: Vec<(Vec<(&str, &str)>, StatusCode, Value)> = vec![
+    let cases: Vec<(Form, StatusCode, Value)> = vec![
         (
             vec![("code", "x")],
             StatusCode::BAD_REQUEST,
