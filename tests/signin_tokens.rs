@@ -353,3 +353,51 @@ async fn revoke_ends_the_grant_of_an_access_or_refresh_token_and_always_answers_
         )
     );
 }
+
+/// Some clients name themselves with HTTP Basic (RFC 6749 §2.3.1: the ID form-encoded): that
+/// name counts, its secret is ignored; a form naming another client is refused.
+#[tokio::test]
+async fn a_client_named_by_http_basic_is_accepted_and_its_secret_ignored() {
+    use base64::Engine;
+    let server = Server::start(SigninStore::memory()).await;
+    let encoded: String = url::form_urlencoded::byte_serialize(CLIENT.as_bytes()).collect();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{encoded}:whatever"));
+    let send = |form: Vec<(&'static str, String)>| {
+        let request = server
+            .http
+            .post(format!("{}/token", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", format!("Basic {basic}"))
+            .body(serde_urlencoded::to_string(form).unwrap());
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let code = server.code(None).await;
+    let form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", REDIRECT.to_owned()),
+        ("code_verifier", VERIFIER.to_owned()),
+    ];
+    let (status, body) = send(form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = send(vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh),
+        ("client_id", "another-client".to_owned()),
+    ])
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            oauth_error(
+                "invalid_request",
+                "client_id differs from the client named in the Authorization header"
+            )
+        )
+    );
+}

@@ -250,6 +250,11 @@ fn refused(err: &TokenError) -> Response {
         | TokenError::InvalidGrant(_)
         | TokenError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
     };
+    debug!(
+        error = err.code(),
+        reason = err.description(),
+        "token request refused"
+    );
     let body = json!({"error": err.code(), "error_description": err.description()});
     with_cors(status, body).into_response()
 }

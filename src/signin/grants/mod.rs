@@ -44,6 +44,8 @@ const REVOKED_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(2);
 /// How many accepted tokens, and last-use marks, one instance remembers.
 pub const CACHE_CAPACITY: usize = 10_000;
+/// The longest user or client name kept with a grant.
+const MAX_NAME: usize = 200;
 /// Last use is written at most this often per grant and instance.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -122,10 +124,10 @@ impl Grants {
         let grant = Grant {
             grant_id: grant_id.clone(),
             user_id: new.user_id,
-            user_name: new.user_name,
+            user_name: bounded(&new.user_name),
             member_id: new.member_id,
             client_id: new.client_id,
-            client_name: new.client_name,
+            client_name: bounded(&new.client_name),
             resource: new.resource,
             scope: new.scope,
             created_at: super::now(),
@@ -298,6 +300,12 @@ fn grant_id_in(raw: &[u8]) -> Option<String> {
         );
         None
     }
+}
+
+/// A name from outside (the portal's profile, a client's registration), at most
+/// [`MAX_NAME`] characters.
+fn bounded(name: &str) -> String {
+    name.chars().take(MAX_NAME).collect()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {

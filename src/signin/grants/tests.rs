@@ -388,3 +388,15 @@ async fn malformed_records_count_as_absent() {
         .unwrap();
     assert!(invalid(grants.authenticate(&pair.access_token).await));
 }
+
+#[tokio::test]
+async fn names_from_outside_are_kept_bounded() {
+    let grants = grants();
+    let mut new = new_grant(7);
+    new.user_name = "ж".repeat(500);
+    new.client_name = "c".repeat(500);
+    let grant_id = grants.create(new).await.unwrap();
+    let grant = grants.get(&grant_id).await.unwrap().unwrap();
+    assert_eq!(grant.user_name, "ж".repeat(200));
+    assert_eq!(grant.client_name, "c".repeat(200));
+}
