@@ -102,6 +102,10 @@ async fn execute(
         // The definitions need no portal: nothing is started, nothing is warned about.
         return Ok(print_tools(&config.tools));
     }
+    if let Command::Grants { action } = &command {
+        // Grants live in the state store: no portal is needed.
+        return Ok(cli::grants::run(action, config.state.as_ref()).await);
+    }
     // Kept alive for the whole run: dropping it stops the sample portal.
     let (client, _demo) = connect(&config, matches!(command, Command::Serve)).await?;
     let tools = Bitrix24Tools::new(client).serving(config.tools.clone());
@@ -138,6 +142,7 @@ async fn execute(
             Ok(cli::print(&outcome))
         }
         Command::Tools => Ok(print_tools(&config.tools)),
+        Command::Grants { action } => Ok(cli::grants::run(&action, config.state.as_ref()).await),
         Command::Check { json } => {
             let report = cli::check::run(&configured, tools.client()).await;
             let text = if json {
