@@ -1,0 +1,110 @@
+//! Who may sign in through this server: clients registered dynamically (`/register`, RFC 7591)
+//! or named by a client ID metadata document (an https `client_id` whose document we fetch), and
+//! which redirect URIs each may use.
+//!
+//! - [`register`]: `POST /register`, its limits and rate limit, the stored registrations;
+//! - [`cimd`]: fetching metadata documents safely, their cache, pinned copies;
+//! - [`redirect`]: what a redirect URI may be, and how a requested one is matched.
+
+pub mod cimd;
+pub mod redirect;
+pub mod register;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+
+use super::Signin;
+use super::settings::SigninSettings;
+use super::store::SigninStore;
+use crate::bitrix::CallError;
+
+/// How long a dynamic registration lives after its last use.
+pub const REGISTRATION_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// A client that may sign in, as the consent page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    pub client_id: String,
+    /// Cleaned for display (no control or direction characters, capped).
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    pub known_by: KnownBy,
+}
+
+/// How the server knows a client, which is how far the consent page can vouch for its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KnownBy {
+    /// It registered itself here: anyone can register any name ("unverified").
+    Registered,
+    /// Its metadata document is published at `https://<host>/...`: the host vouches for it.
+    MetadataDocument { host: String },
+}
+
+/// What looking a client up found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Known(ClientInfo),
+    /// Never registered, or its registration expired.
+    Unknown,
+    /// A metadata-document `client_id` whose document could not be used; says why.
+    Unusable(String),
+}
+
+/// Registered clients and fetched metadata documents.
+#[derive(Debug)]
+pub struct Clients {
+    store: SigninStore,
+    fetcher: cimd::Fetcher,
+    limiter: register::RateLimiter,
+}
+
+impl Clients {
+    pub fn new(store: SigninStore, settings: &SigninSettings) -> Self {
+        Self {
+            store,
+            fetcher: cimd::Fetcher::new(settings.allow_private_metadata),
+            limiter: register::RateLimiter::default(),
+        }
+    }
+
+    pub fn store(&self) -> &SigninStore {
+        &self.store
+    }
+
+    /// The metadata-document fetcher (to trust a private CA's certificate, or pin a host).
+    pub fn fetcher(&self) -> &cimd::Fetcher {
+        &self.fetcher
+    }
+
+    /// The client with this `client_id`, if it may sign in. `Err` only when the store cannot be
+    /// reached; a metadata document that cannot be fetched (and has no pinned copy) is `None`.
+    pub async fn find(&self, client_id: &str) -> Result<Option<ClientInfo>, CallError> {
+        Ok(match self.lookup(client_id).await? {
+            Lookup::Known(info) => Some(info),
+            Lookup::Unknown | Lookup::Unusable(_) => None,
+        })
+    }
+
+    /// Like [`Clients::find`], saying why a metadata document could not be used.
+    pub async fn lookup(&self, client_id: &str) -> Result<Lookup, CallError> {
+        if client_id.starts_with("https://") {
+            return cimd::lookup(&self.store, &self.fetcher, client_id).await;
+        }
+        register::find(&self.store, client_id).await
+    }
+
+    /// Whether `uri` is one of `client`'s redirect URIs (loopback ones on any port).
+    pub fn redirect_allowed(&self, client: &ClientInfo, uri: &str) -> bool {
+        redirect::matches(&client.redirect_uris, uri)
+    }
+}
+
+pub fn routes() -> Router<Signin> {
+    Router::new().route(
+        "/register",
+        post(register::register).options(register::preflight),
+    )
+}
