@@ -168,9 +168,9 @@ impl Fetcher {
         Ok(())
     }
 
-    /// Sends requests for `host` to `address` instead of resolving it (the address still has
-    /// to be public unless private addresses are allowed).
-    pub fn pin_host(&self, host: &str, address: IpAddr) {
+    /// Sends requests for `host` to `address` instead of resolving it (port 0: the URL's port);
+    /// the address still has to be public unless private addresses are allowed.
+    pub fn pin_host(&self, host: &str, address: SocketAddr) {
         self.resolver
             .pinned_hosts
             .lock()
@@ -318,7 +318,7 @@ fn describe(err: &reqwest::Error) -> String {
 #[derive(Debug)]
 struct PublicResolver {
     allow_private: bool,
-    pinned_hosts: Mutex<HashMap<String, IpAddr>>,
+    pinned_hosts: Mutex<HashMap<String, SocketAddr>>,
 }
 
 #[derive(Debug)]
@@ -344,7 +344,7 @@ impl Resolve for PublicResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let found: Vec<SocketAddr> = match pinned {
-                Some(ip) => vec![SocketAddr::new(ip, 0)],
+                Some(address) => vec![address],
                 None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
             };
             let usable: Vec<SocketAddr> = found

@@ -228,12 +228,15 @@ fn is_s256_challenge(challenge: &str) -> bool {
 /// The host a redirect URI returns to, as the user should read it.
 fn redirect_host(uri: &str) -> String {
     match Url::parse(uri) {
-        Ok(url) => match url.host_str() {
-            Some(host) if is_loopback_host(host) => {
+        Ok(url) => match (url.scheme(), url.host_str()) {
+            ("http" | "https", Some(host)) if is_loopback_host(host) => {
                 format!("an application on this computer ({host})")
             }
-            Some(host) => host.to_owned(),
-            None => format!("the application registered for {}:", url.scheme()),
+            ("http" | "https", Some(host)) => host.to_owned(),
+            (scheme, Some(host)) if !host.is_empty() => {
+                format!("the application that opens {scheme}: links ({host})")
+            }
+            (scheme, _) => format!("the application that opens {scheme}: links"),
         },
         Err(_) => uri.to_owned(),
     }
