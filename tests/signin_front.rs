@@ -420,6 +420,25 @@ async fn registrations_from_one_address_are_rate_limited() {
 }
 
 #[tokio::test]
+async fn consent_pages_opened_from_one_address_are_rate_limited() {
+    let front = Front::start(false).await;
+    let client = front.register(&["http://localhost/callback"]).await;
+    for _ in 0..30 {
+        front
+            .consent(&client, "http://localhost/callback", "s")
+            .await;
+    }
+    let url = authorize_url(
+        &front.base,
+        &front::params(&client, "http://localhost/callback", "s"),
+    );
+    let response = front.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("location").is_none());
+    assert_eq!(front.keys("pending:").await.len(), 30);
+}
+
+#[tokio::test]
 async fn a_metadata_document_client_signs_in_and_its_document_is_cached() {
     let host = MetadataHost::start().await;
     let front = Front::start(true).await;

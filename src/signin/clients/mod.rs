@@ -10,6 +10,7 @@ pub mod cimd;
 pub mod redirect;
 pub mod register;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -59,7 +60,15 @@ pub struct Clients {
     store: SigninStore,
     fetcher: cimd::Fetcher,
     limiter: register::RateLimiter,
+    /// Consent pages shown: each leaves a 10-minute record, so their rate bounds how many live
+    /// (at most 10 × [`PAGES_PER_MINUTE`]).
+    pages: register::RateLimiter,
 }
+
+/// Consent pages one source address may open a minute.
+pub const PAGES_PER_SOURCE_PER_MINUTE: u32 = 30;
+/// Consent pages the whole process shows a minute.
+pub const PAGES_PER_MINUTE: u32 = 600;
 
 impl Clients {
     pub fn new(store: SigninStore, settings: &SigninSettings) -> Self {
@@ -67,6 +76,11 @@ impl Clients {
             store,
             fetcher: cimd::Fetcher::new(settings.allow_private_metadata),
             limiter: register::RateLimiter::default(),
+            pages: register::RateLimiter::new(
+                PAGES_PER_SOURCE_PER_MINUTE,
+                PAGES_PER_MINUTE,
+                Duration::from_secs(60),
+            ),
         }
     }
 
@@ -94,6 +108,11 @@ impl Clients {
             return cimd::lookup(&self.store, &self.fetcher, client_id).await;
         }
         register::find(&self.store, client_id).await
+    }
+
+    /// Counts one consent page shown to `source`, or says how long until another may be.
+    pub fn admit_page(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        self.pages.admit(source)
     }
 
     /// Whether `uri` is one of `client`'s redirect URIs (loopback ones on any port).

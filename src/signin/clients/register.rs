@@ -405,6 +405,38 @@ mod tests {
         assert!(limiter.admit(a).is_ok());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn registrations_live_thirty_days_after_their_last_use() {
+        let store = SigninStore::memory();
+        let client = RegisteredClient {
+            client_id: "abc".to_owned(),
+            client_id_issued_at: 0,
+            client_name: Some("Cursor".to_owned()),
+            redirect_uris: vec!["cursor://anysphere.cursor-mcp/oauth/callback".to_owned()],
+            grant_types: vec!["authorization_code".to_owned()],
+            response_types: vec!["code".to_owned()],
+            application_type: None,
+            scope: None,
+        };
+        let key = store.key(&["client", "abc"]);
+        let bytes = serde_json::to_vec(&client).unwrap();
+        store.put(&key, &bytes, REGISTRATION_TTL).await.unwrap();
+        let day = Duration::from_secs(86_400);
+        tokio::time::advance(day * 29).await;
+        let Lookup::Known(info) = find(&store, "abc").await.unwrap() else {
+            panic!("used within 30 days");
+        };
+        assert_eq!(info.known_by, KnownBy::Registered);
+        assert_eq!(info.client_name, "Cursor");
+        tokio::time::advance(day * 29).await;
+        assert!(matches!(
+            find(&store, "abc").await.unwrap(),
+            Lookup::Known(_)
+        ));
+        tokio::time::advance(day * 31).await;
+        assert_eq!(find(&store, "abc").await.unwrap(), Lookup::Unknown);
+    }
+
     #[test]
     fn registrations_are_checked_field_by_field() {
         let ask = |v: Value| checked(v.as_object().unwrap()).map_err(|(code, _)| code);

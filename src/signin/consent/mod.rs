@@ -11,10 +11,11 @@
 pub mod cookies;
 pub mod decision;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -87,7 +88,22 @@ fn bad(problem: &str) -> Response {
 }
 
 /// `GET /authorize`: checks the request, in this order, then shows the consent page.
-async fn show(State(signin): State<Signin>, RawQuery(query): RawQuery) -> Response {
+async fn show(
+    State(signin): State<Signin>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    let source = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    if signin.clients().admit_page(source).is_err() {
+        return page::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-ins were started from here in the last minute.",
+            "Wait a minute, then start the sign-in again from your MCP client.",
+        );
+    }
     let params = match parameters(query.as_deref().unwrap_or("")) {
         Ok(params) => params,
         Err(problem) => return bad(&problem),
