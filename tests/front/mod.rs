@@ -1,6 +1,8 @@
 //! The pieces `signin_front.rs` drives: the sign-in routes served on loopback (`Front`), a
 //! browser's steps through the consent page, and a real https server publishing client metadata
 //! documents (`MetadataHost`) under a test certificate the fetcher is told to trust.
+// Each test binary uses part of this.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

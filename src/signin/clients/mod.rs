@@ -3,10 +3,14 @@
 //! which redirect URIs each may use.
 //!
 //! - [`register`]: `POST /register`, its limits and rate limit, the stored registrations;
-//! - [`cimd`]: fetching metadata documents safely, their cache, pinned copies;
+//! - [`cimd`]: metadata documents: what they must say, their cache, pinned copies;
+//! - [`fetch`]: fetching one safely;
+//! - [`limiter`]: how often registrations and sign-ins may be started;
 //! - [`redirect`]: what a redirect URI may be, and how a requested one is matched.
 
 pub mod cimd;
+pub mod fetch;
+pub mod limiter;
 pub mod redirect;
 pub mod register;
 
@@ -58,11 +62,12 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct Clients {
     store: SigninStore,
-    fetcher: cimd::Fetcher,
-    limiter: register::RateLimiter,
+    fetcher: fetch::Fetcher,
+    /// Dynamic registrations.
+    registrations: limiter::RateLimiter,
     /// Consent pages shown: each leaves a 10-minute record, so their rate bounds how many live
     /// (at most 10 × [`PAGES_PER_MINUTE`]).
-    pages: register::RateLimiter,
+    pages: limiter::RateLimiter,
 }
 
 /// Consent pages one source address may open a minute.
@@ -74,9 +79,13 @@ impl Clients {
     pub fn new(store: SigninStore, settings: &SigninSettings) -> Self {
         Self {
             store,
-            fetcher: cimd::Fetcher::new(settings.allow_private_metadata),
-            limiter: register::RateLimiter::default(),
-            pages: register::RateLimiter::new(
+            fetcher: fetch::Fetcher::new(settings.allow_private_metadata),
+            registrations: limiter::RateLimiter::new(
+                register::PER_SOURCE_PER_MINUTE,
+                register::GLOBAL_PER_MINUTE,
+                Duration::from_secs(60),
+            ),
+            pages: limiter::RateLimiter::new(
                 PAGES_PER_SOURCE_PER_MINUTE,
                 PAGES_PER_MINUTE,
                 Duration::from_secs(60),
@@ -89,7 +98,7 @@ impl Clients {
     }
 
     /// The metadata-document fetcher (to trust a private CA's certificate, or pin a host).
-    pub fn fetcher(&self) -> &cimd::Fetcher {
+    pub fn fetcher(&self) -> &fetch::Fetcher {
         &self.fetcher
     }
 
@@ -113,6 +122,11 @@ impl Clients {
     /// Counts one consent page shown to `source`, or says how long until another may be.
     pub fn admit_page(&self, source: Option<IpAddr>) -> Result<(), Duration> {
         self.pages.admit(source)
+    }
+
+    /// Counts one registration from `source`, or says how long until another may be made.
+    pub fn admit_registration(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        self.registrations.admit(source)
     }
 
     /// Whether `uri` is one of `client`'s redirect URIs (loopback ones on any port).

@@ -2,10 +2,7 @@
 //! document (Cursor, older clients): public clients only (`none`), bounded in size, rate-limited
 //! per process, expiring 30 days after last use.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
@@ -13,7 +10,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
 
 use super::{ClientInfo, KnownBy, Lookup, REGISTRATION_TTL, redirect};
 use crate::bitrix::CallError;
@@ -105,7 +101,7 @@ pub(super) async fn register(State(signin): State<Signin>, request: Request) -> 
         Ok(client) => client,
         Err((code, detail)) => return refuse(StatusCode::BAD_REQUEST, code, &detail),
     };
-    if let Err(wait) = signin.clients().limiter.admit(source) {
+    if let Err(wait) = signin.clients().admit_registration(source) {
         let mut response = refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "invalid_request",
@@ -318,92 +314,11 @@ fn unavailable() -> Response {
     )
 }
 
-/// Registrations admitted per one-minute window: per source address (when the server passes
-/// `ConnectInfo`), and for the whole process. The map holds only sources admitted this window, so
-/// it never outgrows the global limit.
-#[derive(Debug)]
-pub struct RateLimiter {
-    per_source: u32,
-    global: u32,
-    window: Duration,
-    state: Mutex<Window>,
-}
-
-#[derive(Debug)]
-struct Window {
-    started: Instant,
-    total: u32,
-    sources: HashMap<IpAddr, u32>,
-}
-
-impl Default for RateLimiter {
-    fn default() -> Self {
-        Self::new(
-            PER_SOURCE_PER_MINUTE,
-            GLOBAL_PER_MINUTE,
-            Duration::from_secs(60),
-        )
-    }
-}
-
-impl RateLimiter {
-    pub fn new(per_source: u32, global: u32, window: Duration) -> Self {
-        Self {
-            per_source,
-            global,
-            window,
-            state: Mutex::new(Window {
-                started: Instant::now(),
-                total: 0,
-                sources: HashMap::new(),
-            }),
-        }
-    }
-
-    /// Counts one registration from `source`, or says how long until the window reopens.
-    pub fn admit(&self, source: Option<IpAddr>) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.duration_since(state.started) >= self.window {
-            state.started = now;
-            state.total = 0;
-            state.sources.clear();
-        }
-        let wait = self
-            .window
-            .saturating_sub(now.duration_since(state.started));
-        if state.total >= self.global {
-            return Err(wait);
-        }
-        if let Some(source) = source {
-            let count = state.sources.entry(source).or_insert(0);
-            if *count >= self.per_source {
-                return Err(wait);
-            }
-            *count += 1;
-        }
-        state.total += 1;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    #[tokio::test(start_paused = true)]
-    async fn the_limiter_caps_each_source_and_the_process_per_window() {
-        let limiter = RateLimiter::new(2, 3, Duration::from_secs(60));
-        let a = Some(IpAddr::from([10, 0, 0, 1]));
-        let b = Some(IpAddr::from([10, 0, 0, 2]));
-        assert!(limiter.admit(a).is_ok());
-        assert!(limiter.admit(a).is_ok());
-        assert!(limiter.admit(a).is_err(), "per source");
-        assert!(limiter.admit(b).is_ok());
-        assert!(limiter.admit(None).is_err(), "global");
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(limiter.admit(a).is_ok());
-    }
+    use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn registrations_live_thirty_days_after_their_last_use() {
