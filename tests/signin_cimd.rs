@@ -137,3 +137,27 @@ async fn well_known_clients_fall_back_to_pinned_documents_when_their_host_refuse
         .await;
     assert_eq!(host.hits("/oauth/client-metadata.json"), 1);
 }
+
+#[tokio::test]
+async fn a_metadata_host_that_never_answers_is_given_up_on() {
+    // Accepts connections and says nothing, not even the TLS handshake.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let front = Front::start(true).await;
+    let client_id = format!("https://localhost:{port}/client.json");
+    let url = authorize_url(
+        &front.base,
+        &front::params(&client_id, "http://localhost/callback", "s"),
+    );
+    let response = front.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("did not answer within 5 s"), "{page}");
+    holder.abort();
+}
