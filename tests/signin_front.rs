@@ -3,11 +3,17 @@
 //! redirects, carrying cookies by hand so every cookie attribute is seen. (Client ID metadata
 //! documents: `signin_cimd.rs`.)
 
+mod common;
 mod front;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitrix24_mcp::bitrix::state::{RedisStore, StateSettings, StateUrl};
 use bitrix24_mcp::signin::consent::upstream_key;
-use bitrix24_mcp::signin::digest;
 use bitrix24_mcp::signin::records::UpstreamState;
+use bitrix24_mcp::signin::{SigninStore, digest};
+use common::redis_server::RedisServer;
 use front::{CHALLENGE, Front, authorize_url};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -434,4 +440,48 @@ async fn consent_pages_opened_from_one_address_are_rate_limited() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().get("location").is_none());
     assert_eq!(front.keys("pending:").await.len(), 30);
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_a_503_page_and_never_a_redirect() {
+    let Some(mut redis) = RedisServer::start("signin-front-503") else {
+        return;
+    };
+    let store = RedisStore::new(&StateSettings {
+        url: StateUrl::parse(&redis.url(), None).unwrap(),
+        prefix: "bitrix24-mcp".into(),
+        key: None,
+        lock_ttl: Duration::from_secs(60),
+    })
+    .unwrap();
+    let front = Front::start_with(false, SigninStore::redis(Arc::new(store))).await;
+    let client = front.register(&["http://localhost/callback"]).await;
+    let shown = front
+        .consent(&client, "http://localhost:1/callback", "s")
+        .await;
+    redis.stop();
+    let url = authorize_url(
+        &front.base,
+        &front::params(&client, "http://localhost/callback", "s"),
+    );
+    let response = front.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("location").is_none());
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("could not reach its sign-in records")
+    );
+    let response = front.answer(&shown, "approve", &[]).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("location").is_none());
+    let response = front
+        .post_json(
+            "/register",
+            &json!({"redirect_uris": ["http://localhost/cb"]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -54,6 +54,11 @@ pub struct Shown {
 
 impl Front {
     pub async fn start(allow_private_metadata: bool) -> Self {
+        Self::start_with(allow_private_metadata, SigninStore::memory()).await
+    }
+
+    /// [`Front::start`] keeping the sign-in's records in `store`.
+    pub async fn start_with(allow_private_metadata: bool, store: SigninStore) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let settings = SigninSettings {
@@ -69,7 +74,6 @@ impl Front {
             client_secret: Secret::new("app-secret"),
             allow_private_metadata,
         };
-        let store = SigninStore::memory();
         let users = Users::new(&settings, ClientOptions::default(), None, store.clone()).unwrap();
         let signin = Signin::new(settings, store, users);
         let app = signin
