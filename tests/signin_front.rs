@@ -450,7 +450,7 @@ async fn an_unreachable_store_is_a_503_page_and_never_a_redirect() {
     let store = RedisStore::new(&StateSettings {
         url: StateUrl::parse(&redis.url(), None).unwrap(),
         prefix: "bitrix24-mcp".into(),
-        key: None,
+        key: Some(bitrix24_mcp::bitrix::state::StateKey::parse(&"7".repeat(64)).unwrap()),
         lock_ttl: Duration::from_secs(60),
     })
     .unwrap();

@@ -28,7 +28,7 @@ fn store(redis: &RedisServer) -> SigninStore {
     let settings = StateSettings {
         url: StateUrl::parse(&redis.url(), None).unwrap(),
         prefix: "bitrix24-mcp".into(),
-        key: None,
+        key: Some(bitrix24_mcp::bitrix::state::StateKey::parse(&"7".repeat(64)).unwrap()),
         lock_ttl: Duration::from_secs(5),
     };
     SigninStore::redis(Arc::new(RedisStore::new(&settings).unwrap()))

@@ -50,7 +50,7 @@ async fn at_trace_level_no_code_or_token_is_logged() {
     let settings = StateSettings {
         url: StateUrl::parse(&redis.url(), None).unwrap(),
         prefix: "bitrix24-mcp".into(),
-        key: None,
+        key: Some(bitrix24_mcp::bitrix::state::StateKey::parse(&"7".repeat(64)).unwrap()),
         lock_ttl: Duration::from_secs(5),
     };
     let store = SigninStore::redis(Arc::new(RedisStore::new(&settings).unwrap()));
