@@ -110,6 +110,10 @@ async fn execute(
         // The definitions need no portal: nothing is started, nothing is warned about.
         return Ok(print_tools(&config.tools));
     }
+    if let Command::Grants { action } = &command {
+        // Grants live in the state store: no portal is needed.
+        return Ok(cli::grants::run(action, config.state.as_ref()).await);
+    }
     if let Some(signin) = config.signin.clone() {
         match command {
             Command::Serve => return team::serve_signed_in(config, signin, shutdown).await,
@@ -154,6 +158,7 @@ async fn execute(
             Ok(cli::print(&outcome))
         }
         Command::Tools => Ok(print_tools(&config.tools)),
+        Command::Grants { action } => Ok(cli::grants::run(&action, config.state.as_ref()).await),
         Command::Check { json } => {
             let report = cli::check::run(&configured, tools.client()).await;
             let text = if json {

@@ -26,7 +26,9 @@ async fn main() {
     // One-shot commands print JSON on stdout; keep their stderr quiet unless RUST_LOG asks.
     let default_level = match command {
         Command::Serve => "info",
-        Command::Call { .. } | Command::Tools | Command::Check { .. } => "warn",
+        Command::Call { .. } | Command::Tools | Command::Check { .. } | Command::Grants { .. } => {
+            "warn"
+        }
     };
     logging::init(config.log_format, default_level);
     let code = match run(command, config, shutdown).await {

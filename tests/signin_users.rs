@@ -334,7 +334,6 @@ async fn a_method_blocked_for_one_user_is_blocked_for_every_user() {
 
 #[tokio::test]
 async fn in_memory_the_number_of_signed_in_users_is_capped_and_revoking_makes_room() {
-    use bitrix24_mcp::signin::standin::GrantsStandIn;
     use bitrix24_mcp::signin::users::MAX_MEMORY_GRANTS;
     let signin = instance(
         "http://127.0.0.1:9/rest/",
@@ -362,7 +361,6 @@ async fn in_memory_the_number_of_signed_in_users_is_capped_and_revoking_makes_ro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_revoked_on_one_instance_ends_at_the_next_refresh_on_another() {
-    use bitrix24_mcp::signin::standin::GrantsStandIn;
     let Some(redis) = RedisServer::start("signin-users-revoked-elsewhere") else {
         return;
     };

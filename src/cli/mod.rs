@@ -1,8 +1,10 @@
 //! One-shot commands: `call` runs a tool through the same path as an MCP `tools/call` and prints
 //! the result; `tools` prints the definitions as `tools/list` shows them; `check` (in its own
-//! module) tells whether the configuration works.
+//! module) tells whether the configuration works; `grants` (in its own module) lists and ends
+//! users' sign-ins.
 
 pub mod check;
+pub mod grants;
 
 use std::io::Write;
 

@@ -109,6 +109,31 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show who is signed in (`--auth oauth`), or sign users out; grants live in the state store.
+    Grants {
+        #[command(subcommand)]
+        action: GrantsAction,
+    },
+}
+
+/// What `grants` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum GrantsAction {
+    /// List who is signed in: user, client, since, last use (no secret).
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a Bitrix24 user out of every client, or everyone with --all.
+    Revoke {
+        /// The Bitrix24 user ID, as `grants list` shows it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        user_id: Option<u64>,
+        /// Sign everyone out.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Settings shared by every command. Each flag also reads an environment variable.

@@ -21,7 +21,6 @@ pub mod page;
 pub mod records;
 pub mod settings;
 // Stand-ins for H1's and H2's exports until they land (see the file); delete on merge.
-pub mod standin;
 pub mod store;
 pub mod token;
 pub mod upstream;
@@ -33,9 +32,6 @@ use axum::Router;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
-
-// Stand-in until H1's `Grants::revoke` lands (then delete this import).
-use standin::GrantsStandIn;
 
 pub use records::{Grant, PendingAuthorization};
 pub use settings::{PublicUrl, SigninSettings};

@@ -11,32 +11,24 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
+use super::consent::{binding_cookie, client_redirect, upstream_key};
+use super::grants::NewGrant;
 use super::records::{PendingAuthorization, UpstreamState};
-use super::standin::{GrantsStandIn, NewGrant, binding_cookie, client_redirect, error_page};
-use super::store::SigninStore;
 use super::{Signin, digest};
 use crate::bitrix::auth::exchange_code;
 use crate::bitrix::{Auth, CallError, Client, Secret, response, untrusted};
-
-/// How long an upstream state lives: the consent's approval writes it, the callback takes it.
-pub const STATE_TTL: Duration = Duration::from_secs(600);
 
 /// The code exchange may take this long: the code itself lives 30 seconds.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A callback's query is a few hundred bytes; a longer one is not Bitrix24's.
 const MAX_QUERY_BYTES: usize = 8 * 1024;
-
-/// The store key of an upstream state: by its digest, so the store never holds the state itself.
-pub fn state_key(store: &SigninStore, state: &str) -> String {
-    store.key(&["upstream", &digest(state)])
-}
 
 pub fn routes() -> Router<Signin> {
     Router::new().route("/oauth/callback", get(callback))
@@ -151,7 +143,7 @@ async fn callback(
 /// Takes the upstream state: of any number of concurrent callbacks with it, one gets it.
 async fn take_state(signin: &Signin, state: &str) -> Result<Option<UpstreamState>, CallError> {
     let store = signin.store();
-    let Some(bytes) = store.take(&state_key(store, state)).await? else {
+    let Some(bytes) = store.take(&upstream_key(store, state)).await? else {
         return Ok(None);
     };
     // A record this server did not write is as good as none.
@@ -339,12 +331,17 @@ fn redirect(location: &str) -> Response {
         .into_response()
 }
 
-fn unavailable_page() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Html("<!doctype html><title>Sign-in unavailable</title><p>The sign-in cannot be checked right now; try again in a minute.</p>"),
+/// A local 400 page for a callback that cannot go on (never a redirect).
+fn error_page(problem: &str) -> Response {
+    super::page::error(
+        StatusCode::BAD_REQUEST,
+        problem,
+        "Start the sign-in again from your assistant.",
     )
-        .into_response()
+}
+
+fn unavailable_page() -> Response {
+    super::page::unavailable()
 }
 
 #[cfg(test)]

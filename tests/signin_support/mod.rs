@@ -9,9 +9,9 @@ use std::time::Duration;
 use bitrix24_mcp::bitrix::state::{RedisStore, Shared, StateKey, StateSettings, StateUrl};
 use bitrix24_mcp::bitrix::token_store::Tokens;
 use bitrix24_mcp::bitrix::{ClientOptions, HttpPolicy, Secret, ServiceUrl};
+use bitrix24_mcp::signin::consent::{STEP_TTL as STATE_TTL, upstream_key as state_key};
+use bitrix24_mcp::signin::grants::NewGrant;
 use bitrix24_mcp::signin::records::{PendingAuthorization, UpstreamState};
-use bitrix24_mcp::signin::standin::{GrantsStandIn, NewGrant};
-use bitrix24_mcp::signin::upstream::{STATE_TTL, state_key};
 use bitrix24_mcp::signin::users::Users;
 use bitrix24_mcp::signin::{Grant, PublicUrl, Signin, SigninSettings, SigninStore, digest};
 use tokio::net::TcpListener;
@@ -151,7 +151,7 @@ pub async fn callback(served: &Served, query: &str, cookie: Option<&str>) -> req
     let mut request = browser().get(format!("{}/oauth/callback?{query}", served.base));
     if let Some(cookie) = cookie {
         // The cookie name over plain-http loopback (no `__Host-` prefix).
-        let name = bitrix24_mcp::signin::standin::BINDING_COOKIE;
+        let name = "b24mcp-binding";
         request = request.header("cookie", format!("{name}={cookie}"));
     }
     request.send().await.unwrap()
