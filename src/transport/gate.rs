@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::{
     Router,
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -82,30 +82,10 @@ impl Callers for Signin {
     }
 }
 
-/// The 401 of the MCP authorization spec: `WWW-Authenticate: Bearer error="invalid_token",
-/// resource_metadata="<public>/.well-known/oauth-protected-resource/mcp"` (same origin), which
-/// clients follow to the protected-resource metadata and on to sign-in.
-// Built here until the sign-in's metadata module provides the same answer.
+/// The 401 of the MCP authorization spec, which clients follow to the protected-resource
+/// metadata and on to sign-in: the sign-in's own ([`crate::signin::metadata::challenge`]).
 pub fn challenge(public: &PublicUrl) -> Response {
-    let value = format!(
-        r#"Bearer error="invalid_token", resource_metadata="{}""#,
-        public.join("/.well-known/oauth-protected-resource/mcp")
-    );
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        axum::Json(json!({
-            "error": "invalid_token",
-            "error_description": "sign in to use this server: a valid access token for it is required",
-        })),
-    )
-        .into_response();
-    // The public URL is an origin checked at start: always a valid header value.
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
+    crate::signin::metadata::challenge(public)
 }
 
 /// The gate's state: who calls, and who owns each streamable HTTP session.
