@@ -194,3 +194,35 @@ fn call_and_check_have_nobody_to_act_as_when_each_person_signs_in() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_public_url_s_host_is_allowed_and_other_hosts_are_not_even_for_the_sign_in() {
+    let (mut child, base, _) =
+        demo_signin_process(&["--public-url", "https://MCP.example.com"]).await;
+    let document = |host: &'static str| {
+        browser()
+            .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
+            .header("host", host)
+            .send()
+    };
+    let allowed = document("mcp.example.com").await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let body: Value = allowed.json().await.unwrap();
+    assert_eq!(body["resource"], "https://mcp.example.com/mcp");
+    assert_eq!(
+        document("evil.example").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    // The MCP endpoint behind the public name asks for sign-in with the public URL.
+    let response = post_json(&format!("{base}/mcp"), None, &initialize())
+        .header("host", "mcp.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["www-authenticate"].to_str().unwrap(),
+        r#"Bearer error="invalid_token", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+    );
+    child.kill().await.unwrap();
+}
