@@ -221,11 +221,13 @@ def reply(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:
 
 def metadata_document_server(directory: str) -> tuple[ThreadingHTTPServer, str, str]:
     """An https server on loopback serving one client ID metadata document; the certificate it
-    uses is returned so the MCP server can be told to trust it (SSL_CERT_FILE)."""
+    uses is returned so the MCP server can be told to trust it (SSL_CERT_FILE). The certificate is
+    a leaf (CA:FALSE): rustls refuses a CA certificate presented as the server's own."""
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE",
+         "-addext", "extendedKeyUsage=serverAuth", "-keyout", key, "-out", cert],
         check=True, capture_output=True,
     )
     port = free_port()
@@ -250,6 +252,7 @@ def metadata_document_server(directory: str) -> tuple[ThreadingHTTPServer, str, 
             self.send_response(200 if self.path == urllib.parse.urlsplit(url).path else 404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Cache-Control", "max-age=600")
+            self.send_header("Content-Length", str(len(document)))
             self.end_headers()
             self.wfile.write(document)
 
@@ -296,7 +299,8 @@ class Browser:
         async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as web:
             page = await web.get(url)
             if page.status_code != 200:
-                raise RuntimeError(f"/authorize answered {page.status_code}: {page.text[:300]}")
+                text = " ".join(re.findall(r"<p[^>]*>(.*?)</p>", page.text, re.S))[:600]
+                raise RuntimeError(f"/authorize answered {page.status_code}: {text}")
             self.consent_pages.append(page.text)
             fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
             form = {k: html.unescape(v) for k, v in fields.items() if k != "decision"}

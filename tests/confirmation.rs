@@ -566,7 +566,7 @@ async fn a_write_cancelled_while_the_portal_is_slow_is_logged_with_outcome_unkno
     .await
     .expect("a write line within 30 s of the cancellation");
     assert_eq!(write["tool"], "im_chat_leave");
-    assert_eq!(write["change"], "the webhook's user leaves chat 42");
+    assert_eq!(write["change"], "the acting user leaves chat 42");
     assert_eq!(write["confirmed"], "typed confirmation (elicitation)");
     assert!(
         write["outcome"].as_str().unwrap().starts_with("unknown ("),

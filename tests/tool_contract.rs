@@ -103,10 +103,7 @@ async fn every_tool_is_listed_read_only_with_plain_input_and_output_schemas() {
             }
         }
         let description = tool["description"].as_str().unwrap();
-        assert!(
-            description.contains("webhook's user"),
-            "{name}: {description}"
-        );
+        assert!(description.contains("acting user"), "{name}: {description}");
         if name != "bitrix24_call" {
             assert!(description.contains("(REST im."), "{name}: {description}");
         }

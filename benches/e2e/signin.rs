@@ -142,12 +142,14 @@ async fn spawn(portal: &DemoPortal, extra: &[(&str, String)], mode: Mode) -> (Ch
                 .env("BITRIX24_PORTAL_URL", portal.rest_root())
                 .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
                 .env("BITRIX24_CLIENT_ID", OAuthApp::DEMO_CLIENT_ID)
-                .env("BITRIX24_CLIENT_SECRET", SECRET)
-                .env("BITRIX24_STATE_KEY", STATE_KEY);
+                .env("BITRIX24_CLIENT_SECRET", SECRET);
         }
     }
     for (name, value) in extra {
         command.env(name, value);
+    }
+    if extra.iter().any(|(name, _)| *name == "BITRIX24_STATE_URL") {
+        command.env("BITRIX24_STATE_KEY", STATE_KEY);
     }
     (command.spawn().expect("spawn the HTTP server"), base)
 }

@@ -20,7 +20,7 @@ const METHOD: &str = "im.chat.get";
 const TITLE: &str = "Find the chat of an entity";
 
 const DESCRIPTION: &str = "\
-The ID of the chat linked to an entity (REST im.chat.get), as the webhook's user sees it: e.g. \
+The ID of the chat linked to an entity (REST im.chat.get), as the acting user sees it: e.g. \
 ENTITY_TYPE CRM with ENTITY_ID DEAL|1663 gives the deal's discussion chat; SONET_GROUP with a \
 workgroup ID its chat. found is false when nothing is linked. For CRM only the discussion chat is \
 linked, not the item's open-line chats.";
@@ -42,7 +42,7 @@ pub const ENTITY_TYPES: [&str; 12] = [
 ];
 
 /// Said when nothing is linked, in the result itself.
-pub const NOT_FOUND_NOTE: &str = "No chat is linked to this entity as the webhook's user sees \
+pub const NOT_FOUND_NOTE: &str = "No chat is linked to this entity as the acting user sees \
 it. For CRM, only the item's discussion chat is linked (open-line chats of a CRM item come from \
 imopenlines.crm.chat.get, scope imopenlines); im_search_chat_list finds chats by name.";
 

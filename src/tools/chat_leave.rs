@@ -1,4 +1,4 @@
-//! `im_chat_leave` (a write, served with `--allow-writes`): the webhook's own user leaves a chat.
+//! `im_chat_leave` (a write, served with `--allow-writes`): the acting user leaves a chat.
 //! Destructive and not idempotent — only another member can bring the user back — so the user
 //! must type the chat ID to confirm before anything is sent.
 
@@ -24,7 +24,7 @@ const ACCESS: Access = Access::Write {
 };
 
 const DESCRIPTION: &str = "\
-The webhook's (or token's) own user leaves a chat (REST im.chat.leave); only another member can \
+The acting user leaves a chat (REST im.chat.leave); only another member can \
 add them back. Destructive: the user is asked to type the chat ID to confirm, and nothing is sent \
 otherwise.";
 
@@ -73,12 +73,12 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
 fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     let Input { chat_id } = parse(arguments)?;
     Ok(Some(Intent {
-        summary: format!("the webhook's user leaves chat {chat_id}"),
+        summary: format!("the acting user leaves chat {chat_id}"),
         chat: Some(chat_id),
         user: None,
         confirm: Some(Question {
             message: format!(
-                "Your Bitrix24 user (the webhook's) leaves chat {chat_id} (im.chat.leave); only \
+                "Your Bitrix24 user leaves chat {chat_id} (im.chat.leave); only \
                  another member can add it back. To confirm, type the chat ID: {chat_id}"
             ),
             expected: chat_id.to_string(),

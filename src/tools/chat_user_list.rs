@@ -18,7 +18,7 @@ pub const NAME: &str = "im_chat_user_list";
 const TITLE: &str = "List chat participant IDs";
 
 const DESCRIPTION: &str = "\
-Participant user IDs of a chat, in the portal's order (REST im.chat.user.list), as the webhook's \
+Participant user IDs of a chat, in the portal's order (REST im.chat.user.list), as the acting \
 user sees them: that user must be in the chat. An empty list does not prove the chat is empty: \
 Bitrix24 answers one when the caller may not see the members or the chat does not exist. For \
 names, use im_dialog_users_list; for a chat's ID, im_search_chat_list or im_chat_get.";
@@ -26,7 +26,7 @@ names, use im_dialog_users_list; for a chat's ID, im_search_chat_list or im_chat
 const CHAT_ID_DESCRIPTION: &str = "The chat's ID, e.g. 2935 (\"chat2935\" is accepted too).";
 
 /// Added to an empty answer, in the result itself, because an empty list is ambiguous.
-pub const EMPTY_NOTE: &str = "The list is empty: per Bitrix24 this can mean that the webhook's \
+pub const EMPTY_NOTE: &str = "The list is empty: per Bitrix24 this can mean that the acting \
 user may not see this chat's participants (e.g. is not a participant) or that the chat does not \
 exist, not that the chat has no members.";
 

@@ -46,21 +46,21 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         Permission,
         false,
         "Action unavailable",
-        "The webhook's user may not do this in this chat: it is not a member, the chat hides its members, or Bitrix24 refuses it for this chat (as for the portal's general chat); do not retry with the same chat.",
+        "The acting user may not do this in this chat: it is not a member, the chat hides its members, or Bitrix24 refuses it for this chat (as for the portal's general chat); do not retry with the same chat.",
     ),
     code(
         "ACCESS_DENIED_EXTEND",
         Permission,
         false,
         "No right to add participants to this chat",
-        "The webhook's user may not add members to this chat (the chat's manage_users_add permission, see im_dialog_get); a chat manager or owner can; do not retry.",
+        "The acting user may not add members to this chat (the chat's manage_users_add permission, see im_dialog_get); a chat manager or owner can; do not retry.",
     ),
     code(
         "ACCESS_DENIED_KICK",
         Permission,
         false,
         "No right to remove participants, or to leave, this chat",
-        "The webhook's user may not remove members from this chat, or is not in it, or cannot leave it; do not retry.",
+        "The acting user may not remove members from this chat, or is not in it, or cannot leave it; do not retry.",
     ),
     code(
         "USER_NOT_FOUND",
@@ -109,7 +109,7 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         InvalidInput,
         false,
         "User does not exist",
-        "No user has this ID on the portal (or the webhook's user may not see them); check the ID, do not retry it.",
+        "No user has this ID on the portal (or the acting user may not see them); check the ID, do not retry it.",
     ),
     code(
         "INTERNAL_SERVER_ERROR",

@@ -19,7 +19,7 @@ const METHOD: &str = "im.dialog.get";
 const TITLE: &str = "Describe a chat";
 
 const DESCRIPTION: &str = "\
-What a chat is (REST im.dialog.get), as the webhook's user sees it; that user must be in the chat. \
+What a chat is (REST im.dialog.get), as the acting user sees it; that user must be in the chat. \
 Give CHAT_ID (sent as DIALOG_ID chat<ID>) or DIALOG_ID. members_visible false explains an empty \
 member list.";
 

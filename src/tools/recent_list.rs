@@ -1,4 +1,4 @@
-//! `im_recent_list`: the webhook's user's recent dialogs, one page. Bitrix24 pages this list by
+//! `im_recent_list`: the acting user's recent dialogs, one page. Bitrix24 pages this list by
 //! `OFFSET` and `hasMore` (no `next`), and its pages can repeat a dialog: each appears once here.
 
 use std::collections::HashSet;
@@ -21,7 +21,7 @@ const METHOD: &str = "im.recent.list";
 const TITLE: &str = "List my recent dialogs";
 
 const DESCRIPTION: &str = "\
-The webhook's user's recent chats and private dialogs, newest first (REST im.recent.list): that \
+The acting user's recent chats and private dialogs, newest first (REST im.recent.list): that \
 user's own list, not the portal's. Page with OFFSET = next_offset while has_more; Bitrix24's \
 pages may repeat a dialog from an earlier page.";
 

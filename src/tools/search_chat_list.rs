@@ -1,5 +1,5 @@
 //! `im_search_chat_list`: chats whose title (or a member's name) starts with the words of `FIND`,
-//! among the chats the webhook's user can access — the way from a name to a chat ID.
+//! among the chats the acting user can access — the way from a name to a chat ID.
 
 use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
@@ -19,7 +19,7 @@ const METHOD: &str = "im.search.chat.list";
 const TITLE: &str = "Find chats by name";
 
 const DESCRIPTION: &str = "\
-Chats found by name (REST im.search.chat.list) among those the webhook's user can access; there \
+Chats found by name (REST im.search.chat.list) among those the acting user can access; there \
 is no way to list every chat of a portal. Matching is by word prefix (\"Market\" finds \"Marketing \
 team\", \"arket\" does not) on chat titles and members' names. Newest chats first; page with \
 OFFSET = next.";

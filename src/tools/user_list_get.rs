@@ -23,7 +23,7 @@ const TITLE: &str = "Names of users by ID";
 
 const DESCRIPTION: &str = "\
 Names, positions and bot/extranet flags of users by ID (REST im.user.list.get), bots included, as \
-the webhook's user may see them. Up to 500 IDs, sent 50 per request; missing lists IDs the portal \
+the acting user may see them. Up to 500 IDs, sent 50 per request; missing lists IDs the portal \
 did not return (unknown, or hidden from an extranet user).";
 
 const MAX_IDS: usize = 500;

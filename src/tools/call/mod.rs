@@ -28,7 +28,7 @@ const NAME: &str = "bitrix24_call";
 const TITLE: &str = "Call any Bitrix24 REST method";
 
 const DESCRIPTION: &str = "\
-Calls any Bitrix24 REST method (e.g. crm.deal.fields, user.get) as the webhook's user, with the \
+Calls any Bitrix24 REST method (e.g. crm.deal.fields, user.get) as the acting user, with the \
 server's limits and errors; prefer a typed im_* tool where one fits. Reads (last segment get, \
 list, fields, search, count, getXxx; scope, methods, user.current, app.info, server.time, \
 profile) always work, except known writers named like reads (event.offline.get, \
