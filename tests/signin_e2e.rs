@@ -132,3 +132,37 @@ async fn each_person_signed_in_calls_as_themselves_and_keeps_their_session() {
     }
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn when_bitrix24_ends_a_sign_in_the_call_says_sign_in_again_and_the_next_request_gets_401() {
+    let app = OAuthApp::signin(OAuthApp::DEMO_CLIENT_ID, SECRET);
+    let portal = DemoPortal::start(PortalData::sample_with_signin(CODE, app))
+        .await
+        .unwrap();
+    let (mut child, base) = serve(&portal).await;
+    let anna = sign_in(&portal, &base, 99).await;
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(&anna);
+    let as_anna = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
+    // The app is uninstalled: Anna's Bitrix24 tokens stop working, and so does a refresh.
+    portal.uninstall_app();
+    let answer = error_object(&chat_users(&as_anna, 2935).await);
+    assert_eq!(answer["category"], "authentication", "{answer}");
+    assert_eq!(
+        answer["hint"],
+        "Your Bitrix24 sign-in has ended (the application was uninstalled, its payment lapsed, \
+         or the authorization expired): the next request asks you to sign in again through the \
+         browser; do that, then retry."
+    );
+    // The grant is over: the next request (the same session) gets the challenge.
+    let next = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&anna)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 401);
+    child.kill().await.unwrap();
+}

@@ -50,6 +50,11 @@ pub use acting::Acting;
 pub use error::{Category, ToolError};
 pub use registry::Selection;
 
+/// The hint of an authentication failure when a signed-in person's Bitrix24 tokens stop working.
+const SIGN_IN_AGAIN: &str = "Your Bitrix24 sign-in has ended (the application was uninstalled, \
+its payment lapsed, or the authorization expired): the next request asks you to sign in again \
+through the browser; do that, then retry.";
+
 /// MCP methods rmcp knows: one arriving as a custom request had params of the wrong shape.
 const KNOWN_METHODS: &[&str] = &[
     "initialize",
@@ -313,6 +318,15 @@ impl Bitrix24Tools {
                 ..ToolError::internal()
             })
         });
+        // A signed-in person whose Bitrix24 tokens stopped working does not configure tokens:
+        // they sign in again, which their client offers at the next request (it gets 401).
+        let outcome = match (acting, outcome) {
+            (Some(_), Err(error)) if error.category == Category::Authentication => Err(ToolError {
+                hint: SIGN_IN_AGAIN.to_owned(),
+                ..error
+            }),
+            (_, outcome) => outcome,
+        };
         debug!(
             tool = name,
             is_error = outcome.is_err(),
