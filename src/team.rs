@@ -42,7 +42,7 @@ pub(crate) async fn serve_signed_in(
     }
     let handler = signin.public.join("/oauth/callback");
     // Kept alive for the whole run: dropping it stops the sample portal.
-    let (app, _demo) = match &config.portal {
+    let (app, demo) = match &config.portal {
         Portal::OAuth(app) => (app.clone(), None),
         Portal::Demo => {
             let (app, demo) = demo_application(&config, &handler).await?;
@@ -79,14 +79,26 @@ pub(crate) async fn serve_signed_in(
     let users = signin::users::Users::new(&settings, config.client, shared.clone(), store.clone())?;
     let callers = Signin::new(settings, store, users);
     options.callers = Some(Arc::new(callers));
-    info!(
-        auth = "oauth",
-        public_url = %signin.public.issuer(),
-        handler_url = %handler,
-        portal = %app.portal.host(),
-        grants = %grants_live,
-        "each person signs in with their own Bitrix24 account; set the application's handler URL to handler_url"
-    );
+    if demo.is_some() {
+        info!(
+            auth = "oauth",
+            mcp_url = %signin.public.resource(),
+            grants = %grants_live,
+            "each person signs in with their own account of the sample portal: add mcp_url to your \
+             assistant (claude mcp add --transport http bitrix24-demo-sample-data {}), sign in as \
+             Anna or as Maria, and ask who is in chat 2937",
+            signin.public.resource()
+        );
+    } else {
+        info!(
+            auth = "oauth",
+            public_url = %signin.public.issuer(),
+            handler_url = %handler,
+            portal = %app.portal.host(),
+            grants = %grants_live,
+            "each person signs in with their own Bitrix24 account; set the application's handler URL to handler_url"
+        );
+    }
     if signin.allow_private_metadata {
         warn!(
             "--signin-allow-private-metadata: client metadata documents are fetched from private \
