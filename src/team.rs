@@ -82,6 +82,7 @@ pub(crate) async fn serve_signed_in(
     if demo.is_some() {
         info!(
             auth = "oauth",
+            public_url = %signin.public.issuer(),
             mcp_url = %signin.public.resource(),
             grants = %grants_live,
             "each person signs in with their own account of the sample portal: add mcp_url to your \

@@ -142,10 +142,7 @@ async fn the_demo_serves_sign_in_on_loopback_with_no_other_setting() {
         .find(|entry| entry["fields"]["auth"] == "oauth")
         .expect("the start-up log names the mode");
     assert_eq!(started["fields"]["public_url"], base);
-    assert_eq!(
-        started["fields"]["handler_url"],
-        format!("{base}/oauth/callback")
-    );
+    assert_eq!(started["fields"]["mcp_url"], format!("{base}/mcp"));
     assert!(
         started["fields"]["grants"]
             .as_str()
