@@ -2,8 +2,8 @@
 //! tests/interop): against the binary (`serve --transport http --auth oauth`) and the sample
 //! portal, rmcp connects without a token, takes the 401's challenge, discovers the metadata from
 //! it, registers itself, builds the authorization URL; a headless browser approves the consent and
-//! follows the portal's sign-in and the callback; rmcp exchanges the code (PKCE, `iss` checked) and
-//! connects its streamable HTTP client with the tokens it got. Two people sign in this way; each
+//! follows the portal's sign-in and the callback; rmcp exchanges the code (PKCE, `iss` checked),
+//! refreshes once (rotation), and connects its streamable HTTP client with the tokens it got. Two people sign in this way; each
 //! gets their own answer, and the portal sees each call with that person's own Bitrix24 token.
 
 mod common;
@@ -144,7 +144,16 @@ async fn sign_in_with_rmcp(base: &str) -> SignedIn {
     let OAuthState::Authorized(manager) = state else {
         panic!("rmcp is authorized after the callback");
     };
+    // rmcp's refresh is accepted too: a new pair (rotation), which the client then uses.
+    let (_, first) = manager.get_credentials().await.unwrap();
+    let first = serde_json::to_value(first.expect("tokens after the callback")).unwrap();
+    let renewed = serde_json::to_value(manager.refresh_token().await.unwrap()).unwrap();
+    for name in ["access_token", "refresh_token"] {
+        assert!(renewed[name].is_string(), "{renewed}");
+        assert_ne!(renewed[name], first[name], "{name} rotated");
+    }
     let access_token = manager.get_access_token().await.unwrap();
+    assert_eq!(renewed["access_token"], access_token);
     let client = connect(base, manager).await.unwrap();
     SignedIn {
         client,
