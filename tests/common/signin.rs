@@ -32,6 +32,11 @@ pub struct Browser {
     cookies: BTreeMap<String, String>,
     /// Every consent page shown, for assertions.
     pub pages: Vec<String>,
+    /// Every address a redirect sent the browser to, in order (the portal's sign-in with the
+    /// upstream state, the callback with Bitrix24's code, the client's redirect URI).
+    pub visited: Vec<String>,
+    /// Every cookie any response set (name, value), in order, cleared ones included.
+    pub cookies_set: Vec<(String, String)>,
 }
 
 /// A PKCE pair: the verifier and its S256 challenge.
@@ -52,6 +57,8 @@ impl Browser {
                 .expect("http client"),
             cookies: BTreeMap::new(),
             pages: Vec::new(),
+            visited: Vec::new(),
+            cookies_set: Vec::new(),
         }
     }
 
@@ -86,6 +93,17 @@ impl Browser {
     pub async fn sign_in_as_client(&mut self, base: &str, client_id: &str) -> Tokens {
         let (verifier, challenge) = pkce();
         let code = self.authorize(base, client_id, &challenge).await;
+        self.exchange(base, client_id, &code, &verifier).await
+    }
+
+    /// Exchanges a code at `/token` (with the PKCE verifier), as the client does.
+    pub async fn exchange(
+        &self,
+        base: &str,
+        client_id: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Tokens {
         let answer = self
             .http
             .post(format!("{base}/token"))
@@ -93,10 +111,10 @@ impl Browser {
             .body(
                 serde_urlencoded::to_string([
                     ("grant_type", "authorization_code"),
-                    ("code", code.as_str()),
+                    ("code", code),
                     ("redirect_uri", REDIRECT),
                     ("client_id", client_id),
-                    ("code_verifier", verifier.as_str()),
+                    ("code_verifier", verifier),
                     ("resource", &format!("{base}/mcp")),
                 ])
                 .expect("form"),
@@ -126,7 +144,21 @@ impl Browser {
             ("resource", &format!("{base}/mcp")),
         ])
         .expect("query");
-        let page = self.get(&format!("{base}/authorize?{query}")).await;
+        let redirect = self
+            .approve(base, &format!("{base}/authorize?{query}"))
+            .await;
+        let params: BTreeMap<String, String> =
+            serde_urlencoded::from_str(redirect.split_once('?').map_or("", |(_, q)| q))
+                .expect("redirect query");
+        assert_eq!(params["state"], "client-state");
+        params.get("code").expect("code").clone()
+    }
+
+    /// From an authorization URL (built by whichever client) to the address the browser is sent
+    /// back to at [`REDIRECT`]: opens the consent page, approves it, follows the portal's sign-in
+    /// and the callback. Checks `iss`; returns the whole address (code, state, iss).
+    pub async fn approve(&mut self, base: &str, authorization_url: &str) -> String {
+        let page = self.get(authorization_url).await;
         assert_eq!(page.status(), 200, "consent page");
         let html = page.text().await.expect("page");
         let form = hidden_fields(&html);
@@ -155,12 +187,12 @@ impl Browser {
                 step.status(),
                 step.text().await.unwrap_or_default()
             );
+            self.visited.push(location.clone());
             if let Some(query) = location.strip_prefix(&format!("{REDIRECT}?")) {
                 let params: BTreeMap<String, String> =
                     serde_urlencoded::from_str(query).expect("redirect query");
                 assert_eq!(params.get("iss").map(String::as_str), Some(base), "iss");
-                assert_eq!(params["state"], "client-state");
-                return params.get("code").expect("code").clone();
+                return location;
             }
             let next = if location.starts_with("http") {
                 location
@@ -222,8 +254,9 @@ impl Browser {
                 continue;
             };
             if let Some((name, value)) = pair.split_once('=') {
-                self.cookies
-                    .insert(name.trim().to_owned(), value.trim().to_owned());
+                let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+                self.cookies_set.push((name.clone(), value.clone()));
+                self.cookies.insert(name, value);
             }
         }
     }
