@@ -1,0 +1,88 @@
+//! The sign-in attacked over real HTTP on loopback, as a hostile MCP client, a hostile page in the
+//! user's browser, or a hostile co-tenant would: each test is an attack that once worked (or one
+//! that must keep failing), with the exact answer the server gives.
+
+#[path = "signin/server.rs"]
+mod server;
+
+use bitrix24_mcp::signin::SigninStore;
+use reqwest::StatusCode;
+use serde_json::Value;
+use server::*;
+
+/// Live records of one kind (`"access"`, `"refresh-used"`...).
+async fn count(server: &Server, kind: &str) -> usize {
+    let store = server.signin.store();
+    store.scan(&store.key(&[kind, ""])).await.unwrap().len()
+}
+
+async fn refresh(server: &Server, refresh_token: &str) -> (StatusCode, Value) {
+    let (status, _, body) = server
+        .post(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", CLIENT),
+            ],
+        )
+        .await;
+    (status, body)
+}
+
+async fn authenticates(server: &Server, access_token: &str) -> bool {
+    server
+        .signin
+        .grants()
+        .authenticate(access_token)
+        .await
+        .is_ok()
+}
+
+/// A client holding one grant refreshes in a loop, as fast as it can: before, every refresh left
+/// a live access token (an hour) and a spent-token mark (30 days) behind, so one token holder
+/// could fill the memory store (100 000 records, shared by every user's sign-in) within a
+/// minute, or grow Redis without end. Now rotation ends the previous access token, and a grant
+/// keeps marks of only its last few spent refresh tokens: the records of a grant stay bounded
+/// however often it refreshes, and reusing a recently spent token still revokes the grant.
+#[tokio::test]
+async fn a_refresh_loop_leaves_a_bounded_number_of_records_behind() {
+    let server = Server::start(SigninStore::memory()).await;
+    let code = server.code(None).await;
+    let (status, _, first) = server.exchange(&code).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let mut access = first["access_token"].as_str().unwrap().to_owned();
+    let mut current = first["refresh_token"].as_str().unwrap().to_owned();
+    let mut spent = Vec::new();
+    for _ in 0..60 {
+        let (status, body) = refresh(&server, &current).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        spent.push(std::mem::replace(
+            &mut current,
+            body["refresh_token"].as_str().unwrap().to_owned(),
+        ));
+        let old_access = std::mem::replace(
+            &mut access,
+            body["access_token"].as_str().unwrap().to_owned(),
+        );
+        assert!(
+            !authenticates(&server, &old_access).await,
+            "a rotated-away access token still works"
+        );
+    }
+    assert!(authenticates(&server, &access).await);
+    assert_eq!(count(&server, "access").await, 1);
+    assert_eq!(count(&server, "refresh").await, 1);
+    let marks = count(&server, "refresh-used").await;
+    assert!(
+        (1..=20).contains(&marks),
+        "{marks} spent-token marks kept for one grant"
+    );
+    // The most recently spent token is still recognised: its reuse revokes the grant.
+    let (status, body) = refresh(&server, spent.last().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(!authenticates(&server, &access).await);
+    let (status, _) = refresh(&server, &current).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
