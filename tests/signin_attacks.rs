@@ -86,3 +86,38 @@ async fn a_refresh_loop_leaves_a_bounded_number_of_records_behind() {
     let (status, _) = refresh(&server, &current).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Anyone may register a client (100 a minute) or open consent pages, each leaving a record for
+/// up to 30 days; the memory store's 100 000 records were one pool for those and for every
+/// signed-in user's tokens. Seventeen hours of registrations (simulated here by writing them into
+/// the store) filled it, and then no signed-in user could refresh and no one could sign in. Now
+/// each kind of record anyone can create has its own share: when registrations are at theirs, a
+/// new one is refused (503), and signed-in users go on.
+#[tokio::test]
+async fn anonymous_records_cannot_take_the_room_of_signed_in_users() {
+    use bitrix24_mcp::signin::store::MEMORY_CAPACITY;
+    let server = Server::start(SigninStore::memory()).await;
+    let code = server.code(None).await;
+    let (status, _, first) = server.exchange(&code).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let store = server.signin.store();
+    let day = std::time::Duration::from_secs(86_400);
+    for i in 0..MEMORY_CAPACITY {
+        let key = store.key(&["client", &format!("junk-{i}")]);
+        // Refusals are the point: the registrations' share fills, the rest stays free.
+        let _ = store.put(&key, b"{}", day).await;
+    }
+    let refreshed = refresh(&server, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.0, StatusCode::OK, "{}", refreshed.1);
+    let (status, _, second) = server.exchange(&server.code(None).await).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let response = server
+        .http
+        .post(format!("{}/register", server.base))
+        .header("content-type", "application/json")
+        .body(r#"{"client_name":"x","redirect_uris":["http://localhost/cb"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
