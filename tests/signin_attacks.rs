@@ -121,3 +121,73 @@ async fn anonymous_records_cannot_take_the_room_of_signed_in_users() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// Tokens and codes used where another belongs, or by another client: each is refused with the
+/// exact OAuth error, and none works as a bearer but an access token.
+#[tokio::test]
+async fn substituted_tokens_and_borrowed_codes_are_refused() {
+    let server = Server::start(SigninStore::memory()).await;
+    // A code redeemed by another client, or with another flow's verifier, is spent and refused.
+    for (client, verifier) in [
+        ("https://evil.example/client.json", VERIFIER),
+        (CLIENT, "another-flows-verifier-0123456789abcdefghijklmnopq"),
+    ] {
+        let code = server.code(None).await;
+        let (status, _, body) = server
+            .post(
+                "/token",
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("client_id", client),
+                    ("code_verifier", verifier),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant");
+    }
+    // A code for this server's MCP endpoint cannot be turned into a token for another resource.
+    let code = server.code(None).await;
+    let (status, _, body) = server
+        .post(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("client_id", CLIENT),
+                ("code_verifier", VERIFIER),
+                ("resource", "https://other.example/mcp"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_target");
+
+    let (status, _, pair) = server.exchange(&server.code(None).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let access = pair["access_token"].as_str().unwrap();
+    let refresh_token = pair["refresh_token"].as_str().unwrap();
+    // A refresh token or a code is no bearer; an access token is no refresh token.
+    assert!(!authenticates(&server, refresh_token).await);
+    assert!(!authenticates(&server, &code).await);
+    let (status, body) = refresh(&server, access).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    // Another client cannot refresh it (the attempt spends the token; the grant lives on).
+    let (status, _, body) = server
+        .post(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", "https://evil.example/client.json"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(authenticates(&server, access).await);
+}
