@@ -121,3 +121,25 @@ async fn markup_in_a_client_name_is_shown_as_text() {
     assert!(!shown.page.contains('\u{202E}'));
     assert!(!shown.page.contains("<b>s</b>"));
 }
+
+/// A metadata document's `client_id` with a line break: URL parsing drops it when fetching, so
+/// the document at the cleaned URL could name itself with the break and be accepted; the raw ID
+/// then went into the logs as text at approval ("client_id=https://…\nINFO forged line"). Such
+/// an ID is refused before anything is fetched.
+#[tokio::test]
+async fn a_client_id_with_a_line_break_names_no_metadata_document() {
+    let host = front::MetadataHost::start().await;
+    let front = Front::start(true).await;
+    front.trust(&host);
+    let client_id = format!("https://localhost:{}/new\nline.json", host.port);
+    let url = authorize_url(
+        &front.base,
+        &params(&client_id, "http://localhost:4000/callback", "s"),
+    );
+    let response = front.http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("cannot name a metadata document"), "{page}");
+    assert_eq!(host.hits("/newline.json"), 0);
+    assert!(front.keys("pending:").await.is_empty());
+}
