@@ -117,7 +117,7 @@ async fn callback(
         || !upstream.portal_host.eq_ignore_ascii_case(&configured)
     {
         warn!(
-            domain = %untrusted::bounded(domain, 260),
+            domain = %untrusted::sanitize(domain, &[], 260),
             "a sign-in came back from another portal than the configured one; refused"
         );
         return error_page("This sign-in came back from another portal than this server's.");
