@@ -143,3 +143,35 @@ async fn a_client_id_with_a_line_break_names_no_metadata_document() {
     assert_eq!(host.hits("/newline.json"), 0);
     assert!(front.keys("pending:").await.is_empty());
 }
+
+/// Loopback spelt as decimal, octal, hex, short or IPv4-mapped IPv6 in a metadata document's
+/// URL: each is refused as not public before any connection.
+#[tokio::test]
+async fn loopback_in_disguise_is_not_fetched_from() {
+    let host = front::MetadataHost::start().await;
+    let front = Front::start(false).await;
+    front.trust(&host);
+    let port = host.port;
+    for authority in [
+        format!("2130706433:{port}"),
+        format!("0177.0.0.1:{port}"),
+        format!("0x7f.1:{port}"),
+        format!("127.1:{port}"),
+        format!("[::ffff:127.0.0.1]:{port}"),
+        format!("[::ffff:7f00:1]:{port}"),
+        format!("[::1]:{port}"),
+        format!("[::]:{port}"),
+        format!("0.0.0.0:{port}"),
+    ] {
+        let client_id = format!("https://{authority}/client.json");
+        let url = authorize_url(
+            &front.base,
+            &params(&client_id, "http://localhost/callback", "s"),
+        );
+        let response = front.http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{client_id}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("public addresses"), "{client_id}: {page}");
+    }
+    assert_eq!(host.hits("/client.json"), 0);
+}
