@@ -188,7 +188,7 @@ async fn the_store_read_raw_holds_no_code_or_token() {
         format!("bitrix24-mcp:signin:grant:{grant_id}"),
         format!("bitrix24-mcp:signin:code:{}", digest(&unused_code)),
         format!("bitrix24-mcp:signin:code-used:{}", digest(&first_code)),
-        format!("bitrix24-mcp:signin:access:{}", digest(&first.access_token)),
+        // Rotation ended the first access token; the grant lists its spent refresh tokens.
         format!(
             "bitrix24-mcp:signin:access:{}",
             digest(&second.access_token)
@@ -202,6 +202,7 @@ async fn the_store_read_raw_holds_no_code_or_token() {
             digest(&first.refresh_token)
         ),
         format!("bitrix24-mcp:signin:last-use:{grant_id}"),
+        format!("bitrix24-mcp:signin:spent:{grant_id}"),
     ];
     let expected: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
     assert_eq!(keys, expected);

@@ -28,7 +28,68 @@ pub enum SigninStore {
 /// Records in this process, each with its expiry.
 #[derive(Debug, Default)]
 pub struct Memory {
-    entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    entries: Mutex<Records>,
+}
+
+/// The records, and how many of each kind anyone can make there are (expired ones included until
+/// dropped).
+#[derive(Debug, Default)]
+struct Records {
+    map: HashMap<String, (Vec<u8>, Instant)>,
+    open: HashMap<&'static str, usize>,
+    /// When the expired records were last dropped: a walk over all of them, done at most once a
+    /// second however many writes are refused meanwhile.
+    swept_at: Option<Instant>,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn get(&self, key: &str) -> Option<&(Vec<u8>, Instant)> {
+        self.map.get(key)
+    }
+
+    fn insert(&mut self, key: &str, record: (Vec<u8>, Instant)) {
+        if self.map.insert(key.to_owned(), record).is_none()
+            && let Some((kind, _)) = open_share(key)
+        {
+            *self.open.entry(kind).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<(Vec<u8>, Instant)> {
+        let removed = self.map.remove(key)?;
+        if let Some((kind, _)) = open_share(key)
+            && let Some(count) = self.open.get_mut(kind)
+        {
+            *count = count.saturating_sub(1);
+        }
+        Some(removed)
+    }
+
+    fn count(&self, kind: &str) -> usize {
+        self.open.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Drops the expired records (unless that was done less than a second ago).
+    fn retain_live(&mut self, now: Instant) {
+        if self
+            .swept_at
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.swept_at = Some(now);
+        self.map.retain(|_, (_, expiry)| *expiry > now);
+        self.open.clear();
+        for key in self.map.keys() {
+            if let Some((kind, _)) = open_share(key) {
+                *self.open.entry(kind).or_default() += 1;
+            }
+        }
+    }
 }
 
 impl SigninStore {
@@ -107,6 +168,7 @@ impl SigninStore {
                 let now = Instant::now();
                 let entries = lock(&memory.entries);
                 Ok(entries
+                    .map
                     .iter()
                     .filter(|(k, (_, expiry))| k.starts_with(prefix) && *expiry > now)
                     .map(|(k, _)| k.clone())
@@ -140,8 +202,34 @@ impl Memory {
         if only_new && live {
             return Ok(false);
         }
+        if !live
+            && let Some((kind, share)) = open_share(key)
+            && entries.count(kind) >= share
+        {
+            entries.retain_live(now);
+            if entries.count(kind) >= share {
+                if kind != "cimd" {
+                    return Err(CallError::StateUnavailable {
+                        detail: format!(
+                            "the sign-in records in memory hold {share} {kind} records, their \
+                             share; set BITRIX24_STATE_URL to keep them in a state store"
+                        ),
+                    });
+                }
+                // Fetched documents are a cache: the one closest to expiry makes room.
+                let oldest = entries
+                    .map
+                    .iter()
+                    .filter(|(k, _)| kind_of(k) == Some(kind))
+                    .min_by_key(|(_, (_, expiry))| *expiry)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    entries.remove(&oldest);
+                }
+            }
+        }
         if !live && entries.len() >= MEMORY_CAPACITY {
-            entries.retain(|_, (_, expiry)| *expiry > now);
+            entries.retain_live(now);
             if entries.len() >= MEMORY_CAPACITY {
                 return Err(CallError::StateUnavailable {
                     detail: format!(
@@ -154,7 +242,7 @@ impl Memory {
         let expiry = now
             .checked_add(ttl)
             .unwrap_or(now + Duration::from_secs(86_400 * 365));
-        entries.insert(key.to_owned(), (value.to_vec(), expiry));
+        entries.insert(key, (value.to_vec(), expiry));
         Ok(true)
     }
 
@@ -172,6 +260,28 @@ impl Memory {
             entries.get(key).map(|(value, _)| value.clone())
         }
     }
+}
+
+/// The records anyone can make this server keep without signing in (a registration, a fetched
+/// metadata document, a consent page, an approval on its way through Bitrix24), and how many of
+/// each the memory store holds at most: together half of [`MEMORY_CAPACITY`], so that however
+/// many are made, the grants and tokens of signed-in users always have room.
+const OPEN_SHARES: [(&str, usize); 4] = [
+    ("client", MEMORY_CAPACITY / 5),
+    ("cimd", MEMORY_CAPACITY / 10),
+    ("pending", MEMORY_CAPACITY / 10),
+    ("upstream", MEMORY_CAPACITY / 10),
+];
+
+/// The kind of a memory key (`signin:<kind>:...`).
+fn kind_of(key: &str) -> Option<&str> {
+    key.strip_prefix("signin:")?.split(':').next()
+}
+
+/// The kind of `key` and its share, if anyone can make records of that kind.
+fn open_share(key: &str) -> Option<(&'static str, usize)> {
+    let kind = kind_of(key)?;
+    OPEN_SHARES.iter().copied().find(|(open, _)| *open == kind)
 }
 
 fn check_size(key: &str, value: &[u8]) -> Result<(), CallError> {

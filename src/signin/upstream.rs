@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::consent::{binding_cookie, client_redirect, upstream_key};
-use super::grants::NewGrant;
+use super::grants::{NewGrant, REFRESH_TTL};
 use super::records::{PendingAuthorization, UpstreamState};
 use super::{Signin, digest};
 use crate::bitrix::auth::exchange_code;
@@ -26,6 +26,10 @@ use crate::bitrix::{Auth, CallError, Client, Secret, response, untrusted};
 
 /// The code exchange may take this long: the code itself lives 30 seconds.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most grants one user keeps (one per client and machine they sign in from); a new sign-in
+/// beyond ends their oldest.
+pub const MAX_GRANTS_PER_USER: usize = 10;
 
 /// A callback's query is a few hundred bytes; a longer one is not Bitrix24's.
 const MAX_QUERY_BYTES: usize = 8 * 1024;
@@ -113,7 +117,7 @@ async fn callback(
         || !upstream.portal_host.eq_ignore_ascii_case(&configured)
     {
         warn!(
-            domain = %untrusted::bounded(domain, 260),
+            domain = %untrusted::sanitize(domain, &[], 260),
             "a sign-in came back from another portal than the configured one; refused"
         );
         return error_page("This sign-in came back from another portal than this server's.");
@@ -210,6 +214,9 @@ async fn finish(
     match issued {
         Ok(code) => {
             info!(user_id, "a user signed in");
+            if let Err(err) = keep_newest_grants(signin, user_id, &grant_id).await {
+                warn!(error = %err, "cannot end a user's oldest sign-ins");
+            }
             Ok(code)
         }
         Err(err) => {
@@ -221,6 +228,42 @@ async fn finish(
             Err(SERVER_ERROR)
         }
     }
+}
+
+/// Adds `grant_id` to `user_id`'s grants and ends their oldest beyond [`MAX_GRANTS_PER_USER`]:
+/// Bitrix24 approves a signed-in user silently, so without this one user signing in again and
+/// again would pile up grants (and Bitrix24 pairs) until the server could take no one else's.
+/// Concurrent sign-ins of one user may lose an entry of the list; that grant then just lives out
+/// its time.
+async fn keep_newest_grants(
+    signin: &Signin,
+    user_id: u64,
+    grant_id: &str,
+) -> Result<(), CallError> {
+    let store = signin.store();
+    let key = store.key(&["user-grants", &user_id.to_string()]);
+    let listed: Vec<String> = match store.get(&key).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut live = Vec::with_capacity(listed.len() + 1);
+    for id in listed.into_iter().filter(|id| id != grant_id) {
+        if signin.grants().get(&id).await?.is_some() {
+            live.push(id);
+        }
+    }
+    live.push(grant_id.to_owned());
+    let excess = live.len().saturating_sub(MAX_GRANTS_PER_USER);
+    for old in live.drain(..excess) {
+        signin.grants().revoke(&old).await?;
+        signin.users().forget(&old);
+        info!(
+            user_id,
+            "a user's oldest sign-in ended: they keep at most {MAX_GRANTS_PER_USER}"
+        );
+    }
+    let bytes = serde_json::to_vec(&live).unwrap_or_default();
+    store.put(&key, &bytes, REFRESH_TTL).await
 }
 
 /// What the client is told when the token server refused or could not be reached.

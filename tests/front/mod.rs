@@ -294,6 +294,13 @@ async fn publish(State((hits, port)): State<HostState>, uri: Uri) -> Response {
             "client_name": "Metadata Tool",
             "redirect_uris": ["http://localhost/callback", "http://127.0.0.1/callback", "javascript:alert(1)"],
         })),
+        // Its own URL with a line break, which URL parsing drops when fetching: the document
+        // names itself exactly as the client_id was given.
+        "/newline.json" => document(json!({
+            "client_id": format!("https://localhost:{port}/new\nline.json"),
+            "client_name": "Newline",
+            "redirect_uris": ["http://localhost/callback"],
+        })),
         "/mismatch.json" => document(json!({
             "client_id": "https://elsewhere.example/client.json",
             "redirect_uris": ["http://localhost/callback"],

@@ -87,6 +87,14 @@ fn document_url(client_id: &str) -> Result<Url, String> {
     if client_id.len() > 2_000 {
         return Err(refuse("longer than 2000 characters"));
     }
+    // URL parsing drops tabs and line breaks, so such an ID would fetch a cleaned URL while the
+    // raw one, break and all, went on into records and logs.
+    if client_id
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(refuse("it contains spaces or control characters"));
+    }
     let url = Url::parse(client_id).map_err(|e| refuse(&e.to_string()))?;
     if url.scheme() != "https" || url.host_str().is_none() {
         return Err(refuse("it must be an https URL"));
@@ -176,6 +184,9 @@ mod tests {
             "https://user@example.com/c.json",
             "https://example.com/c.json#x",
             "https://example.com/a/../c.json",
+            "https://example.com/c\n.json",
+            "https://example.com/c\t.json",
+            "https://example.com/c .json",
         ] {
             assert!(document_url(bad).is_err(), "{bad}");
         }

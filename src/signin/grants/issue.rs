@@ -41,6 +41,10 @@ struct RefreshRecord {
     grant_id: String,
     resource: String,
     scope: Option<String>,
+    /// The hash of the access token issued with it: rotation ends that token, so a grant has
+    /// one live access token however often it refreshes (absent in records written before).
+    #[serde(default)]
+    access: Option<String>,
 }
 
 /// Tokens just issued: shown once to the client, never stored or logged.
@@ -118,6 +122,9 @@ const CODE_REUSED: &str =
 const REFRESH_UNKNOWN: &str = "the refresh token is unknown or expired; sign in again";
 const REFRESH_REUSED: &str = "the refresh token was already used (refresh tokens rotate); the \
                               sign-in is revoked: sign in again";
+/// How many of a grant's spent refresh tokens are remembered (their reuse revokes the grant).
+const MAX_SPENT_MARKS: usize = 10;
+
 const REVOKED: &str = "the sign-in was revoked; sign in again";
 const OTHER_AUDIENCE: &str =
     "the grant is for another resource than this server's MCP endpoint; sign in again";
@@ -215,14 +222,35 @@ impl Grants {
                 REFRESH_TTL,
             )
             .await?;
+        self.remember_spent(&record.grant_id, &hash).await?;
         self.check_audience(&record.resource, resource)?;
         let grant = self.live_grant(&record.grant_id, client_id).await?;
+        if let Some(previous) = &record.access {
+            self.store.delete(&self.key("access", previous)).await?;
+            super::lock(&self.cache).remove(previous);
+        }
         self.extend(&grant).await?;
         let pair = self
             .issue_pair(&grant.grant_id, &record.resource, record.scope)
             .await?;
         debug!(user_id = grant.user_id, "tokens rotated");
         Ok(pair)
+    }
+
+    /// Notes `hash` as the newest spent refresh token of `grant_id`, and drops the mark of the
+    /// oldest beyond [`MAX_SPENT_MARKS`]: a client refreshing in a loop cannot fill the store with
+    /// 30-day marks. (A token spent that many rotations ago is then merely unknown.) Concurrent
+    /// rotations of one grant may lose an entry of the list; its mark then just expires.
+    async fn remember_spent(&self, grant_id: &str, hash: &str) -> Result<(), CallError> {
+        let key = self.key("spent", grant_id);
+        let mut spent: Vec<String> = self.read("spent", &key).await?.unwrap_or_default();
+        spent.retain(|h| h != hash);
+        spent.push(hash.to_owned());
+        let excess = spent.len().saturating_sub(MAX_SPENT_MARKS);
+        for old in spent.drain(..excess) {
+            self.store.delete(&self.key("refresh-used", &old)).await?;
+        }
+        self.store.put(&key, &json(&spent), REFRESH_TTL).await
     }
 
     /// The grant an access or refresh token belongs to, if it is one of ours and still
@@ -328,6 +356,7 @@ impl Grants {
             grant_id: grant_id.to_owned(),
             resource: resource.to_owned(),
             scope: scope.clone(),
+            access: Some(digest(&access_token)),
         };
         self.store
             .put(

@@ -178,6 +178,7 @@ impl Grants {
             .await?;
         self.store.delete(&self.grant_key(grant_id)).await?;
         self.store.delete(&self.key("last-use", grant_id)).await?;
+        self.store.delete(&self.key("spent", grant_id)).await?;
         for key in super::users::pair_keys(&self.store, grant_id) {
             self.store.delete(&key).await?;
         }
