@@ -116,6 +116,13 @@ async fn run(plan: Plan, committed: bool) {
         println!("{}", render(&plan, &rows, (load_before, load_average())));
         return;
     }
+    // `BENCH_ONLY=signin` measures the sign-in rows alone, printed and not written.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("signin") {
+        let load_before = load_average();
+        let rows = signin_rows(&signin::measure(&plan).await);
+        println!("{}", render(&plan, &rows, (load_before, load_average())));
+        return;
+    }
     let load_before = load_average();
     let portal = DemoPortal::start(PortalData::sample("benchmarkcode0001"))
         .await
@@ -287,7 +294,33 @@ async fn run(plan: Plan, committed: bool) {
         "",
         true,
     ));
-    let signin = signin::measure(&plan).await;
+    rows.extend(signin_rows(&signin::measure(&plan).await));
+    rows.extend(large_answer_memory().await);
+    let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
+    rows.push(Row::new(
+        "binary size (as built for the bench)",
+        mib(size),
+        "",
+        true,
+    ));
+
+    let report = render(&plan, &rows, (load_before, load_average()));
+    println!("{report}");
+    let path = report_path(plan.short, committed);
+    match std::fs::write(&path, report) {
+        Ok(()) if committed => println!("The committed report was updated: {}", path.display()),
+        Ok(()) => println!(
+            "The report is in {} (BENCHMARKS.md is left as committed; a maintainer updates it \
+             with `cargo bench --bench e2e -- --write-benchmarks-md`).",
+            path.display()
+        ),
+        Err(err) => eprintln!("could not write {}: {err}", path.display()),
+    }
+}
+
+/// The sign-in's rows: the added cost of a signed-in call, and throughput with Redis.
+fn signin_rows(signin: &signin::Signin) -> Vec<Row> {
+    let mut rows = Vec::new();
     rows.push(Row::new(
         "sign-in: the same call over streamable HTTP, p50, static token (--auth token)",
         us(median(&signin.token)),
@@ -320,27 +353,7 @@ async fn run(plan: Plan, committed: bool) {
             true,
         )),
     }
-    rows.extend(large_answer_memory().await);
-    let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
-    rows.push(Row::new(
-        "binary size (as built for the bench)",
-        mib(size),
-        "",
-        true,
-    ));
-
-    let report = render(&plan, &rows, (load_before, load_average()));
-    println!("{report}");
-    let path = report_path(plan.short, committed);
-    match std::fs::write(&path, report) {
-        Ok(()) if committed => println!("The committed report was updated: {}", path.display()),
-        Ok(()) => println!(
-            "The report is in {} (BENCHMARKS.md is left as committed; a maintainer updates it \
-             with `cargo bench --bench e2e -- --write-benchmarks-md`).",
-            path.display()
-        ),
-        Err(err) => eprintln!("could not write {}: {err}", path.display()),
-    }
+    rows
 }
 
 /// Where the report goes: the committed BENCHMARKS.md only when asked; otherwise the target
@@ -1063,6 +1076,15 @@ const NOTES: &str = "
   call, another gets 32 at once (each for another chat, so none is shared); peak is `VmHWM` less
   the `VmRSS` after `initialize`, kept is `VmRSS` once every answer has been read and the server
   has had 0.3 s to settle. `BENCH_ONLY=memory cargo bench --bench e2e` prints these rows alone.
+- **Sign-in**: two stateless streamable HTTP servers against one sample portal, one with a static
+  token (`--auth token`, a webhook), one where the caller signed in (`--auth oauth`: the headless
+  browser of the tests registers, approves, passes the portal's sign-in and gets a token). The same
+  `im_chat_user_list` call goes to each in turn, one after another, so both see the same machine;
+  the added cost is the difference of the two medians: the bearer check (a SHA-256 and a cache
+  hit), finding the person's client, and the portal's answer by token rather than by webhook. The
+  throughput row signs in to a third server whose sign-ins, grants and rate bucket live in a real
+  redis-server, and drives it with 64 concurrent callers for the load window.
+  `BENCH_ONLY=signin cargo bench --bench e2e` prints these rows alone.
 - **Binary size**: the bench builds the binary together with the test-only features of its
   dependencies (rmcp's client side among them); `cargo build --release` leaves those out and is
   smaller. To measure a binary as shipped, build it and pass it:
