@@ -14,6 +14,7 @@ use axum::response::Response;
 use bitrix24_mcp::demo::{DemoPortal, OAuthApp, PortalData};
 use common::redis_server::{RedisServer, STATE_KEY};
 use common::signin::{Browser, mcp};
+use common::signin_server;
 use common::*;
 use serde_json::{Value, json};
 
@@ -58,40 +59,14 @@ async fn instance(
     public: &str,
     redis: &str,
 ) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "serve",
-            "--transport",
-            "http",
-            "--auth",
-            "oauth",
-            "--stateless",
-        ])
-        .args(["--bind", "127.0.0.1:0", "--public-url", public])
-        .env_remove("BITRIX24_WEBHOOK_URL")
-        .env_remove("BITRIX24_REFRESH_TOKEN")
-        .env_remove("BITRIX24_TOKEN_FILE")
-        .env_remove("MCP_HTTP_TOKEN")
+    let mut command =
+        signin_server::command(&portal.rest_root(), &portal.token_url(), SECRET, "info");
+    command
+        .args(["--stateless", "--public-url", public])
         .env("BITRIX24_STATE_URL", redis)
-        .env("BITRIX24_STATE_KEY", STATE_KEY)
-        .env("BITRIX24_PORTAL_URL", portal.rest_root())
-        .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
-        .env("BITRIX24_CLIENT_ID", OAuthApp::DEMO_CLIENT_ID)
-        .env("BITRIX24_CLIENT_SECRET", SECRET)
-        .env("BITRIX24_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
-    let (address, _) = listening_address(&mut lines).await;
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{address}"))
+        .env("BITRIX24_STATE_KEY", STATE_KEY);
+    let (child, base, _) = signin_server::start(command, None).await;
+    (child, base)
 }
 
 fn call(chat_id: i64, id: u64) -> Value {

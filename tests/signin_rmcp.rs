@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use bitrix24_mcp::demo::{DemoPortal, OAuthApp, PortalData};
 use common::signin::{Browser, REDIRECT};
+use common::signin_server;
 use common::*;
 use rmcp::ServiceExt;
 use rmcp::service::{RoleClient, RunningService};
@@ -24,33 +25,8 @@ const SECRET: &str = "rmcp-app-s3cret-0001";
 
 /// The binary serving sign-in for the portal's application on a free loopback port; its base URL.
 async fn serve(portal: &DemoPortal) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--transport", "http", "--auth", "oauth"])
-        .args(["--bind", "127.0.0.1:0"])
-        .env_remove("BITRIX24_WEBHOOK_URL")
-        .env_remove("BITRIX24_REFRESH_TOKEN")
-        .env_remove("BITRIX24_TOKEN_FILE")
-        .env_remove("BITRIX24_STATE_URL")
-        .env_remove("MCP_HTTP_TOKEN")
-        .env_remove("MCP_PUBLIC_URL")
-        .env("BITRIX24_PORTAL_URL", portal.rest_root())
-        .env("BITRIX24_OAUTH_TOKEN_URL", portal.token_url())
-        .env("BITRIX24_CLIENT_ID", OAuthApp::DEMO_CLIENT_ID)
-        .env("BITRIX24_CLIENT_SECRET", SECRET)
-        .env("BITRIX24_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
-    let (address, _) = listening_address(&mut lines).await;
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let base = format!("http://{address}");
+    let command = signin_server::command(&portal.rest_root(), &portal.token_url(), SECRET, "info");
+    let (child, base, _) = signin_server::start(command, None).await;
     portal.set_redirect_uri(format!("{base}/oauth/callback"));
     (child, base)
 }

@@ -18,6 +18,7 @@ use axum::response::Response;
 use bitrix24_mcp::demo::{DemoPortal, OAuthApp, PortalData};
 use common::redis_server::{RedisServer, STATE_KEY};
 use common::signin::{Browser, Tokens, hidden_fields, mcp, pkce};
+use common::signin_server;
 use common::*;
 use serde_json::{Value, json};
 
@@ -184,47 +185,12 @@ async fn instance(
     token_url: &str,
     log: Arc<Mutex<String>>,
 ) -> (tokio::process::Child, String, tokio::task::JoinHandle<()>) {
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "serve",
-            "--transport",
-            "http",
-            "--auth",
-            "oauth",
-            "--stateless",
-        ])
-        .args(["--bind", "127.0.0.1:0", "--public-url", public])
-        .env_remove("BITRIX24_WEBHOOK_URL")
-        .env_remove("BITRIX24_REFRESH_TOKEN")
-        .env_remove("BITRIX24_TOKEN_FILE")
-        .env_remove("BITRIX24_STATE_PREFIX")
-        .env_remove("MCP_HTTP_TOKEN")
+    let mut command = signin_server::command(&portal.rest_root(), token_url, SECRET, "trace");
+    command
+        .args(["--stateless", "--public-url", public])
         .env("BITRIX24_STATE_URL", redis)
-        .env("BITRIX24_STATE_KEY", STATE_KEY)
-        .env("BITRIX24_PORTAL_URL", portal.rest_root())
-        .env("BITRIX24_OAUTH_TOKEN_URL", token_url)
-        .env("BITRIX24_CLIENT_ID", OAuthApp::DEMO_CLIENT_ID)
-        .env("BITRIX24_CLIENT_SECRET", SECRET)
-        .env("BITRIX24_LOG_FORMAT", "json")
-        .env("RUST_LOG", "trace")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
-    let (address, so_far) = listening_address(&mut lines).await;
-    log.lock().unwrap().push_str(&so_far);
-    let drain = tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let mut log = log.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    (child, format!("http://{address}"), drain)
+        .env("BITRIX24_STATE_KEY", STATE_KEY);
+    signin_server::start(command, Some(log)).await
 }
 
 fn call(chat_id: i64, id: u64) -> Value {

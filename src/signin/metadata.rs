@@ -75,7 +75,12 @@ async fn preflight() -> Response {
 
 /// Lets browser-based clients (MCP Inspector) read a sign-in answer. None of these endpoints uses
 /// cookies or ambient credentials, so any origin may read them.
-pub fn with_cors(mut response: Response) -> Response {
+pub fn with_cors(response: Response) -> Response {
+    cors_for(response, "GET, POST, OPTIONS")
+}
+
+/// [`with_cors`] for endpoints that take only the given `methods`.
+pub fn cors_for(mut response: Response, methods: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -83,7 +88,7 @@ pub fn with_cors(mut response: Response) -> Response {
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
+        HeaderValue::from_static(methods),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -4,6 +4,7 @@
 pub mod elicit;
 pub mod redis_server;
 pub mod signin;
+pub mod signin_server;
 
 use std::time::Duration;
 
