@@ -15,6 +15,10 @@ pub fn init(format: LogFormat, default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr's reader went away) is dropped: the default
+        // reports the failure with eprintln!, which panics on that same closed stderr, inside
+        // whatever request was logging.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     let _already_set = match format {
         LogFormat::Text => builder.try_init(),

@@ -79,3 +79,41 @@ async fn sigterm_with_open_sessions_and_streams_exits_0_promptly() {
     // The stream was closed, not left hanging.
     assert!(matches!(stream.chunk().await, Ok(None) | Err(_)));
 }
+
+#[tokio::test]
+async fn a_closed_log_pipe_costs_the_log_lines_not_the_calls() {
+    let (mut child, address, _, lines) = spawn_http_server("t0ken", "info").await;
+    // Whoever read the server's stderr went away: every log line now meets a broken pipe.
+    drop(lines);
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        http.post(format!("http://{address}/mcp"))
+            .bearer_auth("t0ken")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&body)
+    };
+    for id in 1..=3 {
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "im_chat_user_list", "arguments": {"CHAT_ID": 2935}}});
+        let answer = post(initialize()).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let session = answer.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let answer = post(call)
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .expect("the server answers with its log pipe closed");
+        assert_eq!(answer.status(), 200);
+        let text = answer.text().await.unwrap();
+        assert!(text.contains(r#"\"user_ids\":[99,1269,1271]"#), "{text}");
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    child.kill().await.unwrap();
+}
