@@ -191,12 +191,30 @@ impl Grants {
 
     /// Ends every grant of one Bitrix24 user; returns how many there were.
     pub async fn revoke_user(&self, user_id: u64) -> Result<usize, CallError> {
+        // The user's own list (kept by each sign-in) as well as a scan of every grant: the scan
+        // stops at MAX_SCAN keys, the list may miss a grant two sign-ins wrote at once.
+        let index = self.key("user-grants", &user_id.to_string());
+        let mut ids: std::collections::BTreeSet<String> = match self.store.get(&index).await? {
+            Some(bytes) => serde_json::from_slice::<Vec<String>>(&bytes)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            None => Default::default(),
+        };
+        ids.extend(
+            self.list()
+                .await?
+                .into_iter()
+                .filter(|grant| grant.user_id == user_id)
+                .map(|grant| grant.grant_id),
+        );
         let mut count = 0;
-        for grant in self.list().await? {
-            if grant.user_id == user_id && self.revoke(&grant.grant_id).await?.is_some() {
+        for id in ids {
+            if self.revoke(&id).await?.is_some() {
                 count += 1;
             }
         }
+        self.store.delete(&index).await?;
         Ok(count)
     }
 

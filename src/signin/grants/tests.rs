@@ -400,3 +400,22 @@ async fn names_from_outside_are_kept_bounded() {
     assert_eq!(grant.user_name, "ж".repeat(200));
     assert_eq!(grant.client_name, "c".repeat(200));
 }
+
+#[tokio::test]
+async fn revoking_a_user_ends_the_grants_in_their_own_list_too_and_drops_the_list() {
+    let grants = grants();
+    let (listed, _) = signed_in(&grants, 8).await;
+    let (other, _) = signed_in(&grants, 9).await;
+    let index = grants.key("user-grants", "8");
+    // The user's list names a grant the scan also finds, and one whose record is already gone.
+    let names = serde_json::to_vec(&[listed.as_str(), "gone"]).unwrap();
+    grants
+        .store()
+        .put(&index, &names, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(grants.revoke_user(8).await.unwrap(), 1);
+    assert_eq!(grants.get(&listed).await.unwrap(), None);
+    assert_eq!(grants.store().get(&index).await.unwrap(), None);
+    assert!(grants.get(&other).await.unwrap().is_some());
+}
