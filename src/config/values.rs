@@ -217,3 +217,51 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(secs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0").unwrap_err().contains("out of range"));
+        assert!(parse_duration("-1s").unwrap_err().contains("out of range"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+    }
+
+    /// An unexpanded placeholder has two causes that look the same here; the message says both,
+    /// leading with the one the environment points to.
+    #[test]
+    fn an_unexpanded_placeholder_says_unset_and_unexpanded() {
+        let unset = unexpanded_because("${BITRIX24_WEBHOOK_URL}", |_| false);
+        assert!(
+            unset.starts_with("BITRIX24_WEBHOOK_URL is not set where the MCP client started"),
+            "{unset}"
+        );
+        assert!(unset.contains("does not expand this form"), "{unset}");
+        let set = unexpanded_because("${env:BITRIX24_WEBHOOK_URL}", |var| {
+            var == "BITRIX24_WEBHOOK_URL"
+        });
+        assert!(
+            set.starts_with(
+                "BITRIX24_WEBHOOK_URL is set, but the MCP client did not substitute it"
+            ),
+            "{set}"
+        );
+        let unnamed = unexpanded_because("${s3cr3t value}", |_| true);
+        assert!(
+            unnamed.contains("not set where the MCP client started"),
+            "{unnamed}"
+        );
+        assert!(unnamed.contains("does not expand this form"), "{unnamed}");
+        assert!(!unnamed.contains("s3cr3t"), "{unnamed}");
+    }
+}
