@@ -76,9 +76,12 @@ impl Front {
         };
         let users = Users::new(&settings, ClientOptions::default(), None, store.clone()).unwrap();
         let signin = Signin::new(settings, store, users);
+        // Every request as if from one remote address (a loopback peer is taken for a reverse
+        // proxy on this machine, which the per-address limits leave alone).
+        let remote = SocketAddr::from(([192, 0, 2, 7], 40_000));
         let app = signin
             .routes()
-            .into_make_service_with_connect_info::<SocketAddr>();
+            .layer(axum::Extension(axum::extract::ConnectInfo(remote)));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

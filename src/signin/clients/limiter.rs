@@ -42,8 +42,11 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one registration from `source`, or says how long until the window reopens.
+    /// Counts one registration from `source`, or says how long until the window reopens. A
+    /// loopback source is a reverse proxy on this machine speaking for many people: only the
+    /// process's limit applies to it.
     pub fn admit(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        let source = source.filter(|ip| !ip.is_loopback());
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if now.duration_since(state.started) >= self.window {
@@ -72,6 +75,16 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loopback_source_counts_only_against_the_process() {
+        let limiter = RateLimiter::new(1, 3, Duration::from_secs(60));
+        let proxy = Some(IpAddr::from([127, 0, 0, 1]));
+        for _ in 0..3 {
+            assert!(limiter.admit(proxy).is_ok());
+        }
+        assert!(limiter.admit(proxy).is_err());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_limiter_caps_each_source_and_the_process_per_window() {
