@@ -386,3 +386,108 @@ async fn a_revoked_sign_in_can_no_longer_use_its_open_session_or_stream() {
     assert!(portal.requests_to("/rest/im.chat.user.list").is_empty());
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn at_trace_level_the_mcp_traffic_logs_no_token_of_either_side() {
+    let app = OAuthApp::signin(OAuthApp::DEMO_CLIENT_ID, SECRET);
+    let portal = DemoPortal::start(PortalData::sample_with_signin(CODE, app))
+        .await
+        .unwrap();
+    let command =
+        common::signin_server::command(&portal.rest_root(), &portal.token_url(), SECRET, "trace");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (mut child, base, drain) = common::signin_server::start(command, Some(log.clone())).await;
+    portal.set_redirect_uri(format!("{base}/oauth/callback"));
+    portal.sign_in_browser_as(99);
+    let anna = Browser::new().sign_in(&base).await;
+    let http = browser();
+
+    // A session, a call in it, the same on legacy SSE, and tokens in odd places.
+    let session = {
+        let opened = post_json(
+            &format!("{base}/mcp"),
+            Some(&anna.access_token),
+            &initialize(),
+        )
+        .send()
+        .await
+        .unwrap();
+        opened.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "im_chat_user_list", "arguments": {"CHAT_ID": 2935}}});
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    for body in [&initialized, &call] {
+        let answer = post_json(&format!("{base}/mcp"), Some(&anna.access_token), body)
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap();
+        let text = answer.text().await.unwrap();
+        if body == &call {
+            assert!(text.contains("[99,1269,1271]"), "{text}");
+        }
+    }
+    let mut events = http
+        .get(format!("{base}/sse"))
+        .bearer_auth(&anna.access_token)
+        .send()
+        .await
+        .unwrap();
+    let mut buffer = String::new();
+    let endpoint = next_event(&mut events, &mut buffer, "endpoint").await;
+    for body in [initialize(), initialized.clone(), call.clone()] {
+        let sent = http
+            .post(format!("{base}{endpoint}"))
+            .bearer_auth(&anna.access_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 202);
+        if body.get("id").is_some() {
+            next_event(&mut events, &mut buffer, "message").await;
+        }
+    }
+    let queried = post_json(
+        &format!("{base}/mcp?access_token={}", anna.access_token),
+        None,
+        &initialize(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(queried.status(), 401);
+    let doubled = post_json(
+        &format!("{base}/mcp"),
+        Some(&anna.access_token),
+        &initialize(),
+    )
+    .header("authorization", format!("Bearer {}", anna.refresh_token))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(doubled.status(), 400);
+
+    let mut secrets = vec![anna.access_token.clone(), anna.refresh_token.clone()];
+    for request in portal.requests_to("/rest/") {
+        let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+        if let Some(token) = body["auth"].as_str() {
+            secrets.push(token.to_owned());
+        }
+    }
+    assert!(secrets.len() > 2, "the portal was called with Anna's token");
+    drop(events);
+    child.kill().await.unwrap();
+    drain.await.unwrap();
+    let text = log.lock().unwrap().clone();
+    assert!(text.contains("TRACE"), "trace logs were on");
+    // rmcp's own log of each request it received, arguments and all, was on too.
+    assert!(text.contains("received request"), "{text}");
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "a token was logged");
+    }
+}
