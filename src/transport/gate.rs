@@ -88,6 +88,23 @@ pub fn challenge(public: &PublicUrl) -> Response {
     crate::signin::metadata::challenge(public)
 }
 
+/// The 400 for a request carrying more than one credential: `invalid_request` of RFC 6750, not
+/// the 401 challenge (signing in again would not make the request well-formed).
+fn ambiguous_credentials() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(
+            header::WWW_AUTHENTICATE,
+            r#"Bearer error="invalid_request", error_description="more than one Authorization header""#,
+        )],
+        axum::Json(json!({
+            "error": "invalid_request",
+            "error_description": "send one Authorization header with one bearer token"
+        })),
+    )
+        .into_response()
+}
+
 /// The gate's state: who calls, and who owns each streamable HTTP session.
 #[derive(Debug)]
 pub struct Gate {
@@ -137,6 +154,18 @@ impl Owners {
 
 /// The axum middleware in front of `/mcp`, `/mcp/`, `/sse` and `/message`.
 pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+    // Two `Authorization` headers name two credentials: which one counts would be this server's
+    // guess (a proxy in front may well guess the other), so neither does (RFC 6750 3.1).
+    if request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        debug!(path = %request.uri().path(), "refused: more than one Authorization header");
+        return ambiguous_credentials();
+    }
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
