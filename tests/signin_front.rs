@@ -22,9 +22,11 @@ use serde_json::{Value, json};
 async fn discovery_documents_name_this_server_field_by_field() {
     let front = Front::start(false).await;
     let base = &front.base;
-    for path in [
-        "/.well-known/oauth-protected-resource/mcp",
-        "/.well-known/oauth-protected-resource",
+    for (path, endpoint) in [
+        ("/.well-known/oauth-protected-resource/mcp", "/mcp"),
+        ("/.well-known/oauth-protected-resource", "/mcp"),
+        // The legacy SSE endpoint's own: its clients check the resource against `…/sse`.
+        ("/.well-known/oauth-protected-resource/sse", "/sse"),
     ] {
         let response = front.get(path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -33,7 +35,7 @@ async fn discovery_documents_name_this_server_field_by_field() {
         assert_eq!(
             body,
             json!({
-                "resource": format!("{base}/mcp"),
+                "resource": format!("{base}{endpoint}"),
                 "authorization_servers": [base],
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Bitrix24 MCP server",

@@ -214,7 +214,7 @@ async fn no_path_or_method_reaches_rmcp_around_the_gate() {
                 "{method} {path}: {answer}"
             );
             if status == 401 {
-                assert!(answer.contains(&server.challenge()), "{answer}");
+                assert!(answer.contains(&server.challenge(path)), "{answer}");
             }
         }
     }

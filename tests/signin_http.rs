@@ -28,7 +28,6 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn every_mcp_endpoint_without_a_valid_token_answers_the_challenge_and_never_redirects() {
     let server = Server::start(false).await;
-    let expected = server.challenge();
     let headers: [Option<&str>; 5] = [
         None,
         Some("Bearer unknown-token"),
@@ -52,7 +51,7 @@ async fn every_mcp_endpoint_without_a_valid_token_answers_the_challenge_and_neve
                 assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
                 assert_eq!(
                     response.headers()["www-authenticate"].to_str().unwrap(),
-                    expected,
+                    server.challenge(path),
                     "{what}"
                 );
                 assert!(response.headers().get("location").is_none(), "{what}");

@@ -16,6 +16,10 @@ use super::settings::PublicUrl;
 /// Where the protected-resource document lives, relative to the public URL.
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 
+/// The same for the legacy SSE endpoint: clients check that a document's `resource` is the URL
+/// they were given, and an SSE client was given `…/sse`.
+pub const SSE_RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/sse";
+
 pub fn routes() -> Router<Signin> {
     Router::new()
         .route(
@@ -27,6 +31,10 @@ pub fn routes() -> Router<Signin> {
             get(protected_resource).options(preflight),
         )
         .route(
+            SSE_RESOURCE_METADATA_PATH,
+            get(sse_protected_resource).options(preflight),
+        )
+        .route(
             "/.well-known/oauth-authorization-server",
             get(authorization_server).options(preflight),
         )
@@ -34,8 +42,14 @@ pub fn routes() -> Router<Signin> {
 
 /// The protected-resource document: this server's `/mcp`, signed in through itself.
 pub fn protected_resource_document(public: &PublicUrl) -> Value {
+    resource_document(public, public.resource())
+}
+
+/// The protected-resource document naming `resource` (`/mcp`, or the legacy `/sse`): the same
+/// server, the same tokens.
+fn resource_document(public: &PublicUrl, resource: String) -> Value {
     json!({
-        "resource": public.resource(),
+        "resource": resource,
         "authorization_servers": [public.issuer()],
         "bearer_methods_supported": ["header"],
         "resource_name": "Bitrix24 MCP server",
@@ -63,6 +77,11 @@ pub fn authorization_server_document(public: &PublicUrl) -> Value {
 
 async fn protected_resource(State(signin): State<Signin>) -> Response {
     with_cors(Json(protected_resource_document(&signin.settings().public)).into_response())
+}
+
+async fn sse_protected_resource(State(signin): State<Signin>) -> Response {
+    let public = &signin.settings().public;
+    with_cors(Json(resource_document(public, public.join("/sse"))).into_response())
 }
 
 async fn authorization_server(State(signin): State<Signin>) -> Response {
@@ -104,9 +123,14 @@ pub fn cors_for(mut response: Response, methods: &'static str) -> Response {
 /// The answer to a request for `/mcp` without a valid access token: 401, with the
 /// protected-resource document's URL so the client can start signing in.
 pub fn challenge(public: &PublicUrl) -> Response {
+    challenge_for(public, RESOURCE_METADATA_PATH)
+}
+
+/// [`challenge`] naming the document at `metadata_path` (the legacy SSE endpoints name theirs).
+pub fn challenge_for(public: &PublicUrl, metadata_path: &str) -> Response {
     let value = format!(
         "Bearer error=\"invalid_token\", resource_metadata=\"{}\"",
-        public.join(RESOURCE_METADATA_PATH)
+        public.join(metadata_path)
     );
     let body = json!({
         "error": "invalid_token",

@@ -75,7 +75,8 @@ impl PublicUrl {
     }
 
     /// Whether a client's `resource` names this server's MCP endpoint: absent, `/mcp`, `/mcp/`,
-    /// the origin alone (some clients send it), any case of host and scheme.
+    /// the legacy `/sse`, the origin alone (some clients send it), any case of host and scheme.
+    /// The tokens are bound to the canonical `/mcp` either way: one server, one audience.
     pub fn accepts_resource(&self, given: Option<&str>) -> bool {
         let Some(given) = given.filter(|g| !g.is_empty()) else {
             return true;
@@ -87,7 +88,7 @@ impl PublicUrl {
             return false;
         }
         let origin = url.origin().ascii_serialization().to_ascii_lowercase();
-        origin == self.origin && matches!(url.path(), "/" | "/mcp" | "/mcp/")
+        origin == self.origin && matches!(url.path(), "/" | "/mcp" | "/mcp/" | "/sse" | "/sse/")
     }
 }
 
@@ -149,6 +150,7 @@ mod tests {
             Some("https://MCP.EXAMPLE.COM/mcp"),
             Some("https://mcp.example.com/"),
             Some("https://mcp.example.com:443/mcp"),
+            Some("https://mcp.example.com/sse"),
         ] {
             assert!(url.accepts_resource(ok), "{ok:?}");
         }

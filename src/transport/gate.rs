@@ -43,8 +43,8 @@ pub trait Callers: Send + Sync + fmt::Debug + 'static {
     fn routes(&self) -> Router;
     /// The user an `Authorization: Bearer` token (`None`: no such header) acts as.
     fn caller<'a>(&'a self, bearer: Option<&'a str>) -> BoxFuture<'a, Result<Acting, Refusal>>;
-    /// The 401 answer that sends a client to sign in.
-    fn challenge(&self) -> Response;
+    /// The 401 answer that sends a client to sign in, for a request to `path`.
+    fn challenge(&self, path: &str) -> Response;
     /// Whether the store the sign-in keeps its grants in answers (`/healthz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), String>>;
 }
@@ -68,8 +68,8 @@ impl Callers for Signin {
         })
     }
 
-    fn challenge(&self) -> Response {
-        challenge(&self.settings().public)
+    fn challenge(&self, path: &str) -> Response {
+        challenge(&self.settings().public, path)
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), String>> {
@@ -84,8 +84,15 @@ impl Callers for Signin {
 
 /// The 401 of the MCP authorization spec, which clients follow to the protected-resource
 /// metadata and on to sign-in: the sign-in's own ([`crate::signin::metadata::challenge`]).
-pub fn challenge(public: &PublicUrl) -> Response {
-    crate::signin::metadata::challenge(public)
+pub fn challenge(public: &PublicUrl, path: &str) -> Response {
+    use crate::signin::metadata::{SSE_RESOURCE_METADATA_PATH, challenge_for};
+    if path.starts_with("/sse") || path.starts_with("/message") {
+        // The legacy SSE endpoints name their own document: an SSE client checks that the
+        // document's resource is the URL it was given.
+        challenge_for(public, SSE_RESOURCE_METADATA_PATH)
+    } else {
+        crate::signin::metadata::challenge(public)
+    }
 }
 
 /// The 400 for a request carrying more than one credential: `invalid_request` of RFC 6750, not
@@ -176,7 +183,7 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
         Ok(acting) => acting,
         Err(Refusal::Unauthenticated) => {
             debug!(path = %request.uri().path(), "refused: no valid access token");
-            return gate.callers.challenge();
+            return gate.callers.challenge(request.uri().path());
         }
         Err(Refusal::Unavailable(reason)) => {
             warn!(error = %reason, "cannot check an access token: the sign-in store is unavailable");

@@ -62,8 +62,8 @@ impl Callers for People {
         })
     }
 
-    fn challenge(&self) -> Response {
-        gate::challenge(&self.public)
+    fn challenge(&self, path: &str) -> Response {
+        gate::challenge(&self.public, path)
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), String>> {
@@ -208,10 +208,16 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    /// The exact challenge for this server.
-    pub fn challenge(&self) -> String {
+    /// The exact challenge for a request to `path` on this server: the legacy SSE endpoints name
+    /// their own protected-resource document.
+    pub fn challenge(&self, path: &str) -> String {
+        let endpoint = if path.starts_with("/sse") || path.starts_with("/message") {
+            "sse"
+        } else {
+            "mcp"
+        };
         format!(
-            r#"Bearer error="invalid_token", resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+            r#"Bearer error="invalid_token", resource_metadata="{}/.well-known/oauth-protected-resource/{endpoint}""#,
             self.base
         )
     }
