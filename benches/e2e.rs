@@ -829,20 +829,7 @@ async fn load(
                 let mut id = (worker as u64) << 32;
                 while Instant::now() < deadline {
                     id += 1;
-                    let sent = Instant::now();
-                    let response = client
-                        .post(url.as_str())
-                        .bearer_auth(&token)
-                        .header("accept", "application/json, text/event-stream")
-                        .header("content-type", "application/json")
-                        .header("mcp-protocol-version", "2025-06-18")
-                        .body(distinct_call_message(id).to_string())
-                        .send()
-                        .await
-                        .expect("server answers");
-                    let body: Value = response.json().await.expect("JSON");
-                    assert_eq!(body["result"]["isError"], false, "{body}");
-                    latencies.push(sent.elapsed().as_secs_f64());
+                    latencies.push(timed_call(&client, &url, &token, id).await);
                 }
                 latencies
             })
@@ -854,6 +841,25 @@ async fn load(
     }
     let elapsed = started.elapsed().as_secs_f64();
     (all.len(), all, elapsed)
+}
+
+/// One distinct `im_chat_user_list` call over streamable HTTP with `token`, checked to succeed;
+/// how long it took, in seconds.
+async fn timed_call(client: &reqwest::Client, url: &str, token: &str, id: u64) -> f64 {
+    let sent = Instant::now();
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(distinct_call_message(id).to_string())
+        .send()
+        .await
+        .expect("server answers");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+    sent.elapsed().as_secs_f64()
 }
 
 /// Requests per second straight to the portal at `concurrency`, with the same window and the

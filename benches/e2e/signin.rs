@@ -5,15 +5,13 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitrix24_mcp::demo::{DemoPortal, OAuthApp, PortalData};
-use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use super::{
-    BIN, Plan, UNLIMITED, distinct_call_message, free_port, load, median, redis_server,
-    wait_for_health,
+    BIN, Plan, UNLIMITED, free_port, load, median, redis_server, timed_call, wait_for_health,
 };
 
 /// The headless browser the sign-in tests use, included as it is.
@@ -52,8 +50,8 @@ pub async fn measure(plan: &Plan) -> Signin {
     let calls = plan.calls / 2;
     let (mut token, mut signed_in) = (Vec::new(), Vec::new());
     for id in 0..(calls as u64 + 50) {
-        let a = timed_call(&http, &token_base, "bench-token", id).await;
-        let b = timed_call(&http, &signin_base, &access, id).await;
+        let a = timed_call(&http, &format!("{token_base}/mcp"), "bench-token", id).await;
+        let b = timed_call(&http, &format!("{signin_base}/mcp"), &access, id).await;
         // The first calls warm connections and caches up.
         if id >= 50 {
             token.push(a);
@@ -158,23 +156,6 @@ async fn sign_in(portal: &DemoPortal, base: &str) -> String {
     portal.set_redirect_uri(format!("{base}/oauth/callback"));
     let mut browser = browser::Browser::new();
     browser.sign_in(base).await.access_token
-}
-
-async fn timed_call(http: &reqwest::Client, base: &str, token: &str, id: u64) -> f64 {
-    let sent = Instant::now();
-    let response = http
-        .post(format!("{base}/mcp"))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-06-18")
-        .body(distinct_call_message(id).to_string())
-        .send()
-        .await
-        .expect("server answers");
-    let body: Value = response.json().await.expect("JSON");
-    assert_eq!(body["result"]["isError"], false, "{body}");
-    sent.elapsed().as_secs_f64()
 }
 
 async fn stop(child: &mut Child) {

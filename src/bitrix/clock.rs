@@ -22,6 +22,21 @@ pub fn unix_now_f64() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Days since 1970-01-01 to a proleptic Gregorian date `(year, month, day)` (Howard Hinnant's
+/// civil-from-days algorithm), for showing Unix times without a date crate.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Rounds a wait up to whole seconds, for `retry_after_secs`.
 pub fn whole_seconds(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)

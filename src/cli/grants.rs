@@ -179,16 +179,7 @@ fn utc(unix: i64, separator: char) -> Option<String> {
         return None;
     }
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    // Days since 1970-01-01 to a Gregorian date (the civil-from-days algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::bitrix::clock::civil_from_days(days);
     Some(format!(
         "{year:04}-{month:02}-{day:02}{separator}{:02}:{:02}:{:02}",
         secs / 3600,

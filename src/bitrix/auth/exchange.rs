@@ -13,7 +13,7 @@ use super::super::secret::Secret;
 use super::super::token_store::Tokens;
 use super::super::untrusted;
 use super::OAuthSettings;
-use super::grant::read_pair;
+use super::grant::{read_pair, token_form};
 
 /// The token server's answer to a code is a few hundred bytes; this is plenty.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -36,15 +36,12 @@ pub async fn exchange_code(
     code: &Secret,
     timeout: Duration,
 ) -> Result<CodeGrant, CallError> {
-    let form = serde_urlencoded::to_string([
-        ("grant_type", "authorization_code"),
-        ("client_id", app.client_id.as_str()),
-        ("client_secret", app.client_secret.expose()),
-        ("code", code.expose()),
-    ])
-    .map_err(|e| CallError::Network {
-        detail: format!("cannot encode the code exchange: {e}"),
-    })?;
+    let form = token_form(
+        "authorization_code",
+        &app.client_id,
+        &app.client_secret,
+        code,
+    )?;
     let mut options = *link.options();
     options.request_timeout = options.request_timeout.min(timeout);
     options.connect_timeout = options.connect_timeout.min(timeout);

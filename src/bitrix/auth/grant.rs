@@ -20,15 +20,12 @@ impl OAuthSession {
         exchange: &Exchange<'_>,
         refresh_token: &Secret,
     ) -> Result<Tokens, CallError> {
-        let form = serde_urlencoded::to_string([
-            ("grant_type", "refresh_token"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose()),
-            ("refresh_token", refresh_token.expose()),
-        ])
-        .map_err(|e| CallError::Network {
-            detail: format!("cannot encode the refresh request: {e}"),
-        })?;
+        let form = token_form(
+            "refresh_token",
+            &self.client_id,
+            &self.client_secret,
+            refresh_token,
+        )?;
         let secrets = self.secrets();
         let exchange = exchange.for_host(self.token_server.host(), &secrets);
         let builder = exchange
@@ -77,6 +74,30 @@ impl OAuthSession {
 /// The token server's answer (to a refresh or a code exchange), and the pair in it: its error
 /// body as an [`ApiError`], scrubbed and bounded; anything but a JSON object with both tokens as
 /// an unexpected answer that quotes no secret.
+/// The form a token-server request sends: the grant, the app's credentials, and the grant's own
+/// secret: `code` for `authorization_code`, else `refresh_token`.
+pub(super) fn token_form(
+    grant_type: &str,
+    client_id: &str,
+    client_secret: &Secret,
+    grant: &Secret,
+) -> Result<String, CallError> {
+    let field = if grant_type == "authorization_code" {
+        "code"
+    } else {
+        "refresh_token"
+    };
+    serde_urlencoded::to_string([
+        ("grant_type", grant_type),
+        ("client_id", client_id),
+        ("client_secret", client_secret.expose()),
+        (field, grant.expose()),
+    ])
+    .map_err(|e| CallError::Network {
+        detail: format!("cannot encode the {grant_type} request: {e}"),
+    })
+}
+
 pub(super) fn read_pair(
     status: u16,
     body: &[u8],
