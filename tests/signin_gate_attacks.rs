@@ -138,27 +138,6 @@ async fn tokens_count_only_in_the_authorization_header_with_the_bearer_scheme() 
     assert_eq!(status(head).await, 200);
 }
 
-/// Opens a streamable HTTP session as `token`: its ID.
-async fn open_session(server: &Server, token: &str) -> String {
-    let response = post_json(&server.url("/mcp"), Some(token), &initialize())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let id = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let response = post_json(&server.url("/mcp"), Some(token), &initialized)
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    id
-}
-
 #[tokio::test]
 async fn no_path_or_method_reaches_rmcp_around_the_gate() {
     let server = Server::start(false).await;

@@ -105,27 +105,6 @@ async fn each_user_s_call_reaches_the_portal_with_their_own_token_and_answer() {
     maria.cancel().await.unwrap();
 }
 
-/// Opens a streamable HTTP session as `token`: its ID.
-async fn open_session(server: &Server, token: &str) -> String {
-    let response = post_json(&server.url("/mcp"), Some(token), &initialize())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let id = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let response = post_json(&server.url("/mcp"), Some(token), &initialized)
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    id
-}
-
 #[tokio::test]
 async fn a_session_answers_only_the_user_who_opened_it() {
     let server = Server::start(false).await;

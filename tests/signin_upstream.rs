@@ -55,6 +55,11 @@ impl Portal {
         self.server.address().to_string()
     }
 
+    /// Our sign-in, its records in memory, in front of this portal.
+    async fn serve_in_memory(&self) -> Served {
+        serve(&self.rest_root(), &self.token_url(), SigninStore::memory()).await
+    }
+
     /// The token server answers the code with a pair, naming the evil server as REST root.
     async fn exchange_answers(&self) {
         Mock::given(method("POST"))
@@ -120,12 +125,7 @@ async fn the_code_is_exchanged_once_by_post_at_the_configured_server_and_the_cli
             json!({"ID": "99", "NAME": "Anna", "LAST_NAME": "Petrova", "ADMIN": false}),
         )
         .await;
-    let served = serve(
-        &portal.rest_root(),
-        &portal.token_url(),
-        SigninStore::memory(),
-    )
-    .await;
+    let served = portal.serve_in_memory().await;
     seed_state(&served, "st4te-one", &portal.host()).await;
     let evil = format!("&server_domain={}", portal.evil.address());
     let response = callback(
@@ -217,12 +217,7 @@ async fn a_missing_or_wrong_binding_cookie_is_a_local_400_and_spends_the_state()
     let portal = Portal::start().await;
     portal.exchange_answers().await;
     portal.profile_answers(json!({"ID": "99"})).await;
-    let served = serve(
-        &portal.rest_root(),
-        &portal.token_url(),
-        SigninStore::memory(),
-    )
-    .await;
+    let served = portal.serve_in_memory().await;
     for (state, cookie) in [
         ("st-none", None),
         ("st-wrong", Some("another-browsers-cookie")),
@@ -258,12 +253,7 @@ async fn a_missing_or_wrong_binding_cookie_is_a_local_400_and_spends_the_state()
 async fn a_foreign_domain_or_unknown_state_is_a_local_400_and_no_token_request() {
     let portal = Portal::start().await;
     portal.exchange_answers().await;
-    let served = serve(
-        &portal.rest_root(),
-        &portal.token_url(),
-        SigninStore::memory(),
-    )
-    .await;
+    let served = portal.serve_in_memory().await;
     seed_state(&served, "st-foreign", &portal.host()).await;
     let foreign = callback(
         &served,
@@ -306,19 +296,8 @@ async fn a_refused_exchange_sends_the_client_a_safe_error_and_creates_nothing() 
         .expect(1)
         .mount(&portal.server)
         .await;
-    let served = serve(
-        &portal.rest_root(),
-        &portal.token_url(),
-        SigninStore::memory(),
-    )
-    .await;
-    seed_state(&served, "st-refused", &portal.host()).await;
-    let response = callback(
-        &served,
-        &query(BITRIX_CODE, "st-refused", &portal.host(), ""),
-        Some(BINDING),
-    )
-    .await;
+    let served = portal.serve_in_memory().await;
+    let response = come_back(&served, &portal, "st-refused").await;
     assert_eq!(response.status(), 302);
     let back = location(&response);
     assert!(back.as_str().starts_with(REDIRECT_URI));
@@ -352,19 +331,8 @@ async fn profile_refused_falls_back_to_user_current_and_member_ids_must_agree() 
         })))
         .mount(&portal.server)
         .await;
-    let served = serve(
-        &portal.rest_root(),
-        &portal.token_url(),
-        SigninStore::memory(),
-    )
-    .await;
-    seed_state(&served, "st-current", &portal.host()).await;
-    let response = callback(
-        &served,
-        &query(BITRIX_CODE, "st-current", &portal.host(), ""),
-        Some(BINDING),
-    )
-    .await;
+    let served = portal.serve_in_memory().await;
+    let response = come_back(&served, &portal, "st-current").await;
     assert!(param(&location(&response), "code").is_some());
     let grants_now = grants(&served.signin).await;
     assert_eq!(
@@ -406,13 +374,7 @@ async fn with_redis_the_pair_is_stored_sealed_and_another_instance_calls_with_it
         SigninStore::redis(redis_store(&redis.url())),
     )
     .await;
-    seed_state(&served, "st-redis", &portal.host()).await;
-    let response = callback(
-        &served,
-        &query(BITRIX_CODE, "st-redis", &portal.host(), ""),
-        Some(BINDING),
-    )
-    .await;
+    let response = come_back(&served, &portal, "st-redis").await;
     let code = param(&location(&response), "code").unwrap();
     let grant = grants(&served.signin).await.remove(0);
 
@@ -451,12 +413,7 @@ async fn of_two_concurrent_callbacks_with_one_state_one_finishes_and_one_is_refu
     let portal = Portal::start().await;
     portal.exchange_answers().await;
     portal.profile_answers(json!({"ID": "99"})).await;
-    let served = serve(
-        &portal.rest_root(),
-        &portal.token_url(),
-        SigninStore::memory(),
-    )
-    .await;
+    let served = portal.serve_in_memory().await;
     seed_state(&served, "st-race", &portal.host()).await;
     let query = query(BITRIX_CODE, "st-race", &portal.host(), "");
     let (first, second) = tokio::join!(
@@ -468,4 +425,16 @@ async fn of_two_concurrent_callbacks_with_one_state_one_finishes_and_one_is_refu
     assert_eq!(statuses, [302, 400]);
     assert_eq!(portal.requests_to("/oauth/token").await.len(), 1);
     assert_eq!(grants(&served.signin).await.len(), 1);
+}
+
+/// The callback of a sign-in approved with `state`, coming back from `portal` with its code and
+/// the browser's binding cookie.
+async fn come_back(served: &Served, portal: &Portal, state: &str) -> reqwest::Response {
+    seed_state(served, state, &portal.host()).await;
+    callback(
+        served,
+        &query(BITRIX_CODE, state, &portal.host(), ""),
+        Some(BINDING),
+    )
+    .await
 }

@@ -268,3 +268,28 @@ pub fn post_json(url: &str, token: Option<&str>, body: &Value) -> reqwest::Reque
     }
     request
 }
+
+/// Opens a streamable HTTP session as `token`: its ID.
+pub async fn open_session(server: &Server, token: &str) -> String {
+    let response = post_json(
+        &server.url("/mcp"),
+        Some(token),
+        &super::common::initialize(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let id = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = post_json(&server.url("/mcp"), Some(token), &initialized)
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    id
+}
