@@ -17,14 +17,14 @@ Environment: BITRIX24_MCP_BIN (required), CLAUDE_CODE_VERSION, CLAUDE_CODE_CACHE
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from support import check, finish, free_port, npm_install, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = os.environ["BITRIX24_MCP_BIN"]
@@ -33,36 +33,8 @@ CACHE = Path(os.environ.get("CLAUDE_CODE_CACHE", REPO / "target" / "interop" / "
 INSTALL_TIMEOUT = 600
 CLAUDE_TIMEOUT = 120
 
-results: list[tuple[str, bool, str]] = []
-
-
-def check(name: str, passed: bool, detail: str) -> None:
-    results.append((name, passed, detail))
-    print(f"{'ok  ' if passed else 'FAIL'} {name}" + ("" if passed else f": {detail[:2000]}"), flush=True)
-
-
 def install() -> Path:
-    claude = CACHE / "node_modules" / ".bin" / "claude"
-    if claude.exists():
-        return claude
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed: Claude Code needs Node.js 18 or later with npm")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--loglevel=error",
-         f"@anthropic-ai/claude-code@{VERSION}"],
-        check=True, timeout=INSTALL_TIMEOUT, stdout=subprocess.DEVNULL,
-    )
-    if not claude.exists():
-        raise RuntimeError(f"npm installed no claude launcher at {claude}")
-    return claude
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return npm_install("@anthropic-ai/claude-code", VERSION, CACHE, "claude", INSTALL_TIMEOUT)
 
 
 def start_server(log: Path) -> tuple[subprocess.Popen, str]:
@@ -72,17 +44,11 @@ def start_server(log: Path) -> tuple[subprocess.Popen, str]:
         [BIN, "--demo", "serve", "--transport", "http", "--bind", f"127.0.0.1:{port}", "--auth", "oauth"],
         env={**os.environ, "RUST_LOG": "info"}, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return process, base
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.1)
+    try:
+        wait_healthy(base, process, "the server")
+    except RuntimeError as err:
+        raise RuntimeError(f"{err}: {log.read_text(errors='replace')[-2000:]}") from err
+    return process, base
 
 
 def claude_code(base: str, work: Path) -> None:
@@ -166,6 +132,4 @@ if __name__ == "__main__":
         main()
     except Exception as err:  # noqa: BLE001 - reported as a failed check
         check("the run completed", False, repr(err))
-    failed = sum(1 for _, ok, _ in results if not ok)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(finish())

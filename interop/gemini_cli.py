@@ -15,7 +15,6 @@ GEMINI_CLI_CACHE (default target/interop/gemini-cli under the repository).
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from support import check, finish, free_port, npm_install
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = os.environ["BITRIX24_MCP_BIN"]
@@ -44,38 +45,10 @@ EXPECTED_TOOLS = [
 INSTALL_TIMEOUT = 600
 GEMINI_TIMEOUT = 240
 
-results: list[tuple[str, bool, str]] = []
-
-
-def check(name: str, passed: bool, detail: str) -> None:
-    results.append((name, passed, detail))
-    print(f"{'ok  ' if passed else 'FAIL'} {name}" + ("" if passed else f": {detail[:2000]}"), flush=True)
-
-
 def install() -> Path:
-    """The gemini launcher of the pinned version, installed once into the cache."""
-    gemini = CACHE / "node_modules" / ".bin" / "gemini"
-    if gemini.exists():
-        return gemini
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed: Gemini CLI needs Node.js 20 or later with npm")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    # Install scripts only build optional native modules (keychain, terminal) that -p does not use.
-    subprocess.run(
-        [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--ignore-scripts",
-         "--loglevel=error", f"@google/gemini-cli@{VERSION}"],
-        check=True, timeout=INSTALL_TIMEOUT, stdout=subprocess.DEVNULL,
-    )
-    if not gemini.exists():
-        raise RuntimeError(f"npm installed no gemini launcher at {gemini}")
-    return gemini
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """The gemini launcher of the pinned version, installed once into the cache. Install scripts
+    only build optional native modules (keychain, terminal) that -p does not use."""
+    return npm_install("@google/gemini-cli", VERSION, CACHE, "gemini", INSTALL_TIMEOUT, ignore_scripts=True)
 
 
 def wait_until(ready, process: subprocess.Popen, what: str) -> None:
@@ -217,12 +190,6 @@ def main() -> int:
     finally:
         stop(server)
     return finish()
-
-
-def finish() -> int:
-    failed = sum(1 for _, passed, _ in results if not passed)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ HTTP, in both protocol eras (the 2025-11-25 initialize handshake with elicitatio
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from support import check, finish, free_port
 
 BIN = os.environ["BITRIX24_MCP_BIN"]
 TOKEN = "interop-t0ken"
@@ -38,8 +38,6 @@ EXPECTED_TOOLS = [
     "im_recent_list",
     "bitrix24_call",
 ]
-
-results: list[tuple[str, bool, str]] = []
 
 
 async def exercise(name: str, session: ClientSession) -> None:
@@ -96,22 +94,11 @@ async def exercise(name: str, session: ClientSession) -> None:
     check(f"{name}: its members come with names", people == ["Anna Petrova", "Alexander Smith", "Maria Garcia"], str(people))
 
 
-def check(name: str, passed: bool, detail: str) -> None:
-    results.append((name, passed, detail))
-    print(f"{'ok  ' if passed else 'FAIL'} {name}" + ("" if passed else f": {detail}"), flush=True)
-
-
 async def over_stdio() -> None:
     params = StdioServerParameters(command=BIN, args=["--demo"], env={"RUST_LOG": "warn", "PATH": os.environ.get("PATH", "")})
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await exercise("stdio", session)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_http_server(extra: list[str], token: bool = True) -> tuple[subprocess.Popen, str]:
@@ -231,9 +218,7 @@ async def main() -> int:
             await asyncio.wait_for(run(), timeout=60)
         except Exception as error:  # a transport that fails outright is one failed check
             check(f"{name}: session completes", False, f"{type(error).__name__}: {error}")
-    failed = sum(1 for _, passed, _ in results if not passed)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import ssl
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from support import check, finish, free_port, wait_healthy
 
 BIN = os.environ["BITRIX24_MCP_BIN"]
 APP_ID = "local.interop0000000000.00000001"
@@ -49,20 +49,6 @@ MEMBER_ID = "0123456789abcdef0123456789abcdef"
 REDIRECT = "http://localhost:3030/callback"
 CHATS = {2935: [99, 1269, 1271], 2937: [99, 1269, 1300]}
 PEOPLE = {99: ("Anna", "Petrova"), 1271: ("Maria", "Garcia")}
-
-results: list[tuple[str, bool, str]] = []
-
-
-def check(name: str, ok: bool, detail: str = "") -> None:
-    results.append((name, ok, detail))
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok else f": {detail}"), flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Portal:
     """A fake Bitrix24: one portal, its OAuth server and the REST methods the test calls."""
@@ -367,17 +353,8 @@ def start_server(portal: Portal, cert: str, log_path: str) -> tuple[subprocess.P
          "--signin-allow-private-metadata"],
         env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return process, base
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start; see " + log_path)
-        time.sleep(0.1)
+    wait_healthy(base, process, f"the server (log: {log_path})")
+    return process, base
 
 
 async def main() -> None:
@@ -459,6 +436,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
-    failed = sum(1 for _, ok, _ in results if not ok)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(finish())
