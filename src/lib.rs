@@ -180,7 +180,7 @@ async fn execute(
 
 /// The start-up log says whether writes are possible, and warns when nothing but the client's
 /// own approval prompt guards the destructive ones.
-pub(crate) fn announce_writes(writes: tools::registry::Writes) {
+pub(crate) fn announce_writes(writes: &tools::registry::Writes) {
     if !writes.allowed {
         info!(
             writes = "off",
@@ -192,6 +192,10 @@ pub(crate) fn announce_writes(writes: tools::registry::Writes) {
         writes = "on",
         "writes allowed: destructive ones need the user's typed confirmation"
     );
+    match &writes.chats {
+        Some(chats) => info!(write_chats = %chats, "writes only to these chats (--write-chats)"),
+        None => info!("writes to any chat the acting user may change; --write-chats limits them"),
+    }
     if writes.skip_confirmation {
         warn!(
             "--skip-write-confirmation: destructive writes are made without a typed confirmation; \

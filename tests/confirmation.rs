@@ -31,6 +31,7 @@ fn writes_on() -> Selection {
     Selection::all().with_writes(Writes {
         allowed: true,
         skip_confirmation: false,
+        ..Writes::default()
     })
 }
 

@@ -25,6 +25,7 @@ fn writes(allowed: bool, skip_confirmation: bool) -> Selection {
     Selection::all().with_writes(Writes {
         allowed,
         skip_confirmation,
+        ..Writes::default()
     })
 }
 

@@ -23,6 +23,7 @@ async fn setup() -> (DemoPortal, RunningService<RoleClient, User>, User) {
         Selection::all().with_writes(Writes {
             allowed: true,
             skip_confirmation: false,
+            ..Writes::default()
         }),
     );
     let user = User::default();

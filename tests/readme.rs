@@ -153,6 +153,7 @@ fn own_codes() -> BTreeSet<String> {
             ToolError::not_configured().error,
             ToolError::internal().error,
             ToolError::writes_disabled("x").error,
+            ToolError::chat_not_allowed("x".into()).error,
             ToolError::not_confirmed("x").error,
             ToolError::confirmation_unavailable("x").error,
             ToolError::result_too_large("x".into()).error,

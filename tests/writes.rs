@@ -26,6 +26,7 @@ fn writes_on() -> Selection {
     Selection::all().with_writes(Writes {
         allowed: true,
         skip_confirmation: false,
+        ..Writes::default()
     })
 }
 
@@ -491,6 +492,7 @@ async fn without_form_elicitation_a_destructive_write_is_unavailable_unless_skip
     let skipping = Selection::all().with_writes(Writes {
         allowed: true,
         skip_confirmation: true,
+        ..Writes::default()
     });
     let tools = Bitrix24Tools::new(Some(demo_client(&portal))).serving(skipping);
     let client = connect(tools, Plain, Era::Classic).await;

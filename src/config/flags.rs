@@ -250,6 +250,21 @@ pub struct Settings {
           action = clap::ArgAction::SetTrue, value_parser = parse_bool)]
     pub skip_write_confirmation: bool,
 
+    /// With --allow-writes: the only chats writes may change (comma-separated: 2935 or chat2935,
+    /// sg17 for a workgroup's chat, user1269 for a private dialog); others answer CHAT_NOT_ALLOWED.
+    #[arg(
+        long,
+        env = "BITRIX24_WRITE_CHATS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub write_chats: Vec<String>,
+
+    /// A line added under every message the assistant posts (im_message_add), e.g. "Posted by an
+    /// AI assistant"; off by default.
+    #[arg(long, env = "BITRIX24_MESSAGE_FOOTER", global = true)]
+    pub message_footer: Option<String>,
+
     #[command(flatten)]
     pub http: HttpSettings,
 

@@ -94,6 +94,8 @@ pub enum ConfigError {
     Signin(String),
     #[error("{0}")]
     PublicUrl(String),
+    #[error("{0}")]
+    Writes(String),
 }
 
 /// What the tests of every part of the configuration share.

@@ -9,6 +9,10 @@ use crate::bitrix::{
     WebhookUrl,
 };
 use crate::tools::registry::{Selection, Writes};
+use crate::tools::write_chats::WriteChats;
+
+/// The longest `--message-footer`: one line under a message, not a second message.
+const MAX_FOOTER_CHARS: usize = 200;
 
 /// Where Bitrix24's OAuth server lives (east-region apps use https://oauth.bitrix24.tech/).
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth.bitrix.info/oauth/token/";
@@ -70,10 +74,34 @@ impl Settings {
             log_format: self.log_format,
             transport,
             tools: Selection::choose(&nonempty(&self.tools), &nonempty(&self.exclude_tools))?
-                .with_writes(Writes {
-                    allowed: self.allow_writes,
-                    skip_confirmation: self.skip_write_confirmation,
-                }),
+                .with_writes(self.writes()?),
+        })
+    }
+
+    /// The write switches, the chats writes may change and the footer of posted messages.
+    fn writes(&self) -> Result<Writes, ConfigError> {
+        let chats = nonempty(&self.write_chats);
+        let chats = if chats.is_empty() {
+            None
+        } else {
+            Some(WriteChats::parse(&chats).map_err(ConfigError::Writes)?)
+        };
+        let footer = match self.message_footer.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(footer) if footer.chars().count() > MAX_FOOTER_CHARS => {
+                return Err(ConfigError::Writes(format!(
+                    "BITRIX24_MESSAGE_FOOTER / --message-footer is {} characters; at most \
+                     {MAX_FOOTER_CHARS} are taken",
+                    footer.chars().count()
+                )));
+            }
+            Some(footer) => Some(footer.to_owned()),
+        };
+        Ok(Writes {
+            allowed: self.allow_writes,
+            skip_confirmation: self.skip_write_confirmation,
+            chats,
+            footer,
         })
     }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::args::{self, Args};
 use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, write_true};
+use super::registry::{Access, Intent, ToolEntry, Writes, write_true};
 use super::schema;
 use crate::bitrix::{Client, Observer};
 
@@ -75,6 +75,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     Ok(Some(Intent {
         summary: format!("the acting user leaves chat {chat_id}"),
         chat: Some(chat_id),
+        message: None,
+        writes_to: Some(vec![format!("chat{chat_id}")]),
         user: None,
         confirm: Some(Question {
             message: format!(
@@ -90,6 +92,7 @@ fn run<'a>(
     client: &'a Client,
     arguments: &'a JsonObject,
     observer: Observer<'a>,
+    _writes: &'a Writes,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let Input { chat_id } = parse(arguments)?;

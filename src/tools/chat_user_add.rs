@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, write_true};
+use super::registry::{Access, Intent, ToolEntry, Writes, write_true};
 use super::schema;
 use crate::bitrix::{Client, Observer};
 
@@ -90,6 +90,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     Ok(Some(Intent {
         summary: format!("add users {:?} to chat {}", input.users, input.chat_id),
         chat: Some(input.chat_id),
+        message: None,
+        writes_to: Some(vec![format!("chat{}", input.chat_id)]),
         user: None,
         confirm: None,
     }))
@@ -99,6 +101,7 @@ fn run<'a>(
     client: &'a Client,
     arguments: &'a JsonObject,
     observer: Observer<'a>,
+    _writes: &'a Writes,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let input = parse(arguments)?;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::args::{self, Args};
 use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, write_true};
+use super::registry::{Access, Intent, ToolEntry, Writes, write_true};
 use super::schema;
 use crate::bitrix::{Client, Observer};
 
@@ -81,6 +81,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     Ok(Some(Intent {
         summary: format!("remove user {user_id} from chat {chat_id}"),
         chat: Some(chat_id),
+        message: None,
+        writes_to: Some(vec![format!("chat{chat_id}")]),
         user: Some(user_id),
         confirm: Some(Question {
             message: format!(
@@ -96,6 +98,7 @@ fn run<'a>(
     client: &'a Client,
     arguments: &'a JsonObject,
     observer: Observer<'a>,
+    _writes: &'a Writes,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let Input { chat_id, user_id } = parse(arguments)?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::args::{self, Args, MAX_ID};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, reads_only};
+use super::registry::{Access, ToolEntry, Writes, reads_only};
 use super::schema;
 use crate::bitrix::{Client, Observer};
 
@@ -83,6 +83,7 @@ fn run<'a>(
     client: &'a Client,
     arguments: &'a JsonObject,
     observer: Observer<'a>,
+    _writes: &'a Writes,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let chat_id = parse_chat_id(Some(arguments))?;

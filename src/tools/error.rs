@@ -75,6 +75,19 @@ impl ToolError {
         )
     }
 
+    /// A write to a chat outside `--write-chats`, or one whose chat cannot be told. Nothing was
+    /// read or sent.
+    pub fn chat_not_allowed(description: String) -> Self {
+        Self::own(
+            "CHAT_NOT_ALLOWED",
+            description,
+            None,
+            Configuration,
+            false,
+            "This server writes only to the chats its operator listed in --write-chats (BITRIX24_WRITE_CHATS); reads work everywhere. Tell the user which chat you meant to change: only they can add it to the list and restart the server.",
+        )
+    }
+
     /// The user did not confirm a destructive write (declined, cancelled, typed something else, or
     /// the confirmation expired). Nothing was sent.
     pub fn not_confirmed(why: &str) -> Self {

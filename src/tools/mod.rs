@@ -17,14 +17,21 @@ pub mod chat_user_list;
 pub mod codes;
 pub mod confirm;
 pub mod dialog_get;
+pub mod dialog_messages_get;
+pub mod dialog_messages_search;
 pub mod dialog_users_list;
 pub mod error;
+pub mod message_add;
+pub mod message_delete;
+pub mod message_update;
+pub mod messages;
 pub mod recent_list;
 pub mod registry;
 pub mod schema;
 pub mod search_chat_list;
 pub mod shape;
 pub mod user_list_get;
+pub mod write_chats;
 pub mod write_log;
 
 use std::panic::AssertUnwindSafe;
@@ -233,6 +240,10 @@ impl Bitrix24Tools {
                 method_of(given)
             )));
         }
+        // Before anything is read or sent: a write outside --write-chats costs nothing.
+        if let Err(refused) = admit_chats(writes, name, intent.as_ref()) {
+            return done(refused);
+        }
         let acting = context.and_then(acting::of);
         let Some(client) = acting.map(|a| &a.client).or(self.client.as_ref()) else {
             info!(tool = name, "tool called without a configured portal");
@@ -267,6 +278,11 @@ impl Bitrix24Tools {
                         how,
                         arguments: sealed,
                     } => {
+                        // The sealed arguments are what runs: held to the list as they are now.
+                        let sealed_intent = (tool.intent)(&sealed).ok().flatten();
+                        if let Err(refused) = admit_chats(writes, name, sealed_intent.as_ref()) {
+                            return done(refused);
+                        }
                         confirmed = how;
                         arguments = sealed;
                     }
@@ -291,7 +307,7 @@ impl Bitrix24Tools {
         });
         // A bug in a tool must cost one call, not the session: the panic becomes an error result
         // and every lock and gate on the way uses poison-free access.
-        let outcome = AssertUnwindSafe((tool.run)(client, &arguments, observer))
+        let outcome = AssertUnwindSafe((tool.run)(client, &arguments, observer, writes))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
@@ -462,6 +478,18 @@ impl ServerHandler for Bitrix24Tools {
             }
             result = call => result.map_err(|unknown| ErrorData::invalid_params(unknown.to_string(), None)),
         }
+    }
+}
+
+/// Holds a write to `--write-chats`, when a list is set: see [`write_chats`].
+fn admit_chats(
+    writes: &registry::Writes,
+    tool: &str,
+    intent: Option<&registry::Intent>,
+) -> Result<(), ToolError> {
+    match (&writes.chats, intent) {
+        (Some(chats), Some(intent)) => chats.admit(tool, intent.writes_to.as_deref()),
+        _ => Ok(()),
     }
 }
 

@@ -10,17 +10,24 @@ use serde_json::Value;
 
 use super::confirm::Question;
 use super::error::ToolError;
+use super::write_chats::WriteChats;
 use super::{
     call, chat_get, chat_leave, chat_user_add, chat_user_delete, chat_user_list, dialog_get,
-    dialog_users_list, recent_list, search_chat_list, user_list_get,
+    dialog_messages_get, dialog_messages_search, dialog_users_list, message_add, message_delete,
+    message_update, recent_list, search_chat_list, user_list_get,
 };
 use crate::bitrix::retry::{WriteFate, write_fate};
 use crate::bitrix::{CallError, Client, Envelope, Observer, untrusted};
 
 /// Runs a tool whose arguments passed its check: the portal call(s) and the shaped answer, which
 /// becomes `structuredContent`.
-pub type Run =
-    for<'a> fn(&'a Client, &'a JsonObject, Observer<'a>) -> BoxFuture<'a, Result<Value, ToolError>>;
+/// `writes` carries the server's write settings a write may need (the message footer).
+pub type Run = for<'a> fn(
+    &'a Client,
+    &'a JsonObject,
+    Observer<'a>,
+    &'a Writes,
+) -> BoxFuture<'a, Result<Value, ToolError>>;
 
 /// Whether a tool reads or changes the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +54,13 @@ pub struct Intent {
     /// looked up (a confirmation of IDs alone is easy to get wrong): see `confirm::targets`.
     pub chat: Option<i64>,
     pub user: Option<i64>,
+    /// A message it changes or removes, in `chat` or `writes_to`'s one dialog: its first line is
+    /// quoted (as the portal's text) in the confirmation.
+    pub message: Option<i64>,
+    /// The dialogs it changes, in the portal's form (`chat2935`, `sg17`, `1269`), for
+    /// `--write-chats`; `None` when they cannot be told from the arguments (such a write is
+    /// refused while a list is set).
+    pub writes_to: Option<Vec<String>>,
 }
 
 /// Checks the arguments and says what a call would change: `None` for a read.
@@ -89,6 +103,11 @@ pub const TOOLS: &[ToolEntry] = &[
     chat_user_list::ENTRY,
     user_list_get::ENTRY,
     recent_list::ENTRY,
+    dialog_messages_get::ENTRY,
+    dialog_messages_search::ENTRY,
+    message_add::ENTRY,
+    message_update::ENTRY,
+    message_delete::ENTRY,
     chat_user_add::ENTRY,
     chat_user_delete::ENTRY,
     chat_leave::ENTRY,
@@ -203,12 +222,16 @@ pub struct Selection {
 }
 
 /// The write switches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Writes {
     /// `--allow-writes`: write tools are served, writes through `bitrix24_call` allowed.
     pub allowed: bool,
     /// `--skip-write-confirmation`: destructive writes go without the typed confirmation.
     pub skip_confirmation: bool,
+    /// `--write-chats`: the only chats writes may change; `None` for any.
+    pub chats: Option<WriteChats>,
+    /// `--message-footer`: a line added under every message the assistant posts; `None` for none.
+    pub footer: Option<String>,
 }
 
 /// A tool name given in `--tools` or `--exclude-tools` that does not exist.
@@ -240,8 +263,8 @@ impl Selection {
         Self { writes, ..self }
     }
 
-    pub fn writes(&self) -> Writes {
-        self.writes
+    pub fn writes(&self) -> &Writes {
+        &self.writes
     }
 
     /// `only` (all when empty), less `exclude`. Names are exact; an unknown one is an error.

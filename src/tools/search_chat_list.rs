@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, Writes, read, reads_only, unexpected};
 use super::schema::{self, no_default};
 use super::shape::{ChatSummary, Shaper};
 use crate::bitrix::{Client, Observer};
@@ -94,6 +94,7 @@ fn run<'a>(
     client: &'a Client,
     arguments: &'a JsonObject,
     observer: Observer<'a>,
+    _writes: &'a Writes,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let input = parse(arguments)?;

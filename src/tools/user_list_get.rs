@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, read, reads_only, unexpected};
+use super::registry::{Access, ToolEntry, Writes, read, reads_only, unexpected};
 use super::schema;
 use super::shape::{Shaper, User};
 use crate::bitrix::{Client, Observer};
@@ -79,6 +79,7 @@ fn run<'a>(
     client: &'a Client,
     arguments: &'a JsonObject,
     observer: Observer<'a>,
+    _writes: &'a Writes,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let ids = parse(arguments)?.ids;

@@ -191,6 +191,7 @@ impl Server {
         let tools = Bitrix24Tools::per_user(None).serving(Selection::all().with_writes(Writes {
             allowed: writes,
             skip_confirmation: false,
+            ..Writes::default()
         }));
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(http::serve(tools, listener, options, async {

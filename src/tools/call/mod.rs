@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::args::{self, Args};
 use super::error::ToolError;
-use super::registry::{Access, Intent, ToolEntry, read, write};
+use super::registry::{Access, Intent, ToolEntry, Writes, read, write};
 use super::schema;
 use crate::bitrix::{Client, Observer, bounded, untrusted};
 
@@ -151,6 +151,8 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
         summary: question::summary(&input.plan),
         chat: None,
         user: None,
+        message: None,
+        writes_to: plan::writes_to(&input.plan, &input.params),
         confirm: Some(question::question(
             &input.method,
             &input.params,
@@ -163,6 +165,7 @@ fn run<'a>(
     client: &'a Client,
     arguments: &'a JsonObject,
     observer: Observer<'a>,
+    _writes: &'a Writes,
 ) -> BoxFuture<'a, Result<Value, ToolError>> {
     Box::pin(async move {
         let input = parse(arguments)?;
