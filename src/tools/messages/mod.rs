@@ -81,15 +81,16 @@ pub struct Found {
 }
 
 /// Message `message_id` in `dialog` (`chat2935`, `sg17`, `1269`), if the acting user can see it
-/// there: one `im.dialog.messages.get` asking for the newest message older than `message_id + 1`.
-/// `None` when that is another message (so `message_id` is not in this chat) or there is none.
+/// there: one `im.dialog.messages.get` with `FIRST_ID = message_id`, which the portal answers
+/// with that message itself and the ones after it (a cursor naming no message of the chat gets an
+/// empty answer: reference §20). `None` when the message is not among them: not in this chat.
 pub async fn find(
     client: &Client,
     dialog: &str,
     message_id: i64,
     observer: Observer<'_>,
 ) -> Result<Option<Found>, ToolError> {
-    let params = json!({"DIALOG_ID": dialog, "LAST_ID": message_id.saturating_add(1), "LIMIT": 1});
+    let params = json!({"DIALOG_ID": dialog, "FIRST_ID": message_id, "LIMIT": 1});
     let envelope = read(client, "im.dialog.messages.get", &params, observer).await?;
     let messages = envelope
         .result

@@ -65,3 +65,11 @@ pub fn first_line(raw: &str, max_chars: usize, secrets: &[String]) -> String {
         .take(max_chars)
         .collect()
 }
+
+/// A name, title or file name from the portal: invisible and direction-changing characters
+/// stripped, line breaks and control characters flattened to spaces, secrets redacted, at most
+/// `max_chars` characters (cut with `…`).
+pub fn name(raw: &str, max_chars: usize, secrets: &[String]) -> String {
+    // Skeleton: replaced by the full rules.
+    crate::bitrix::untrusted::sanitize(raw, secrets, max_chars)
+}
