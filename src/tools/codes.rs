@@ -237,6 +237,62 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         "Method not found",
         "The portal does not offer this method (its Chat module may be off, or the portal is too old): the portal administrator can enable it; do not retry.",
     ),
+    code(
+        "FIRST_ID_STRING",
+        InvalidInput,
+        false,
+        "FIRST_ID must be a number",
+        "Pass FIRST_ID as a message ID from a previous answer's newer_than, e.g. {\"FIRST_ID\": 84877}.",
+    ),
+    code(
+        "LAST_ID_STRING",
+        InvalidInput,
+        false,
+        "LAST_ID must be a number",
+        "Pass LAST_ID as a message ID from a previous answer's older_than, e.g. {\"LAST_ID\": 84877}.",
+    ),
+    code(
+        "MESSAGE_EMPTY",
+        InvalidInput,
+        false,
+        "Message can't be empty",
+        "Pass MESSAGE with the text to post (BBCode); do not retry without it.",
+    ),
+    code(
+        "MESSAGE_ID_ERROR",
+        InvalidInput,
+        false,
+        "Message ID can't be empty or the message does not exist",
+        "The message does not exist (or was removed for good): take the ID from im_dialog_messages_get of its chat; do not retry with the same ID.",
+    ),
+    code(
+        "CANT_EDIT_MESSAGE",
+        Permission,
+        false,
+        "Time has expired for modification or you don't have access",
+        "Only the message's author may edit it (and its author or a chat manager delete it), and only within the portal's editing time; do not retry.",
+    ),
+    code(
+        "REPLY_ACCESS_ERROR",
+        Permission,
+        false,
+        "No access to the message replied to",
+        "REPLY_ID names a message the acting user cannot see: reply to a message of this chat from im_dialog_messages_get, or leave REPLY_ID out.",
+    ),
+    code(
+        "REPLY_FROM_OTHER_CHAT_ERROR",
+        InvalidInput,
+        false,
+        "The message replied to is in another chat",
+        "REPLY_ID must be a message of the same chat (from im_dialog_messages_get of that chat); do not retry with the same REPLY_ID.",
+    ),
+    code(
+        "PARAMS_ERROR",
+        InvalidInput,
+        false,
+        "Incorrect parameters",
+        "The portal refused the message's parameters; check MESSAGE and the other fields against the tool's schema, and do not retry unchanged.",
+    ),
 ];
 
 /// The OAuth server's codes for a failed refresh (reference section 4). Kept apart from
