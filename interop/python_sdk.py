@@ -5,13 +5,15 @@ talks to it with the SDK's own clients over stdio, streamable HTTP and legacy SS
 list the tools, call them, and check a success and an error result; then, with --allow-writes, a
 destructive write confirmed through the SDK's elicitation handling, over stdio and streamable
 HTTP, in both protocol eras (the 2025-11-25 initialize handshake with elicitation/create, and
-2026-07-28 with its input-required round trip). Prints one line per check and a closing
+2026-07-28 with its input-required round trip); and every message tool over stdio: reading,
+searching, posting, editing and deleting (typed message ID) in the demo's chats. Prints one line per check and a closing
 "N passed, N failed" line; exits non-zero on any failure.
 """
 
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,6 +38,8 @@ EXPECTED_TOOLS = [
     "im_chat_user_list",
     "im_user_list_get",
     "im_recent_list",
+    "im_dialog_messages_get",
+    "im_dialog_messages_search",
     "bitrix24_call",
 ]
 
@@ -203,6 +207,61 @@ async def writes_over_http(mode: str) -> None:
         stop(process, f"streamable-http with writes, {mode}")
 
 
+async def messages_over_stdio(mode: str) -> None:
+    """Each message tool, as a newcomer's assistant would call it, through the SDK over stdio."""
+    label = f"messages over stdio, {mode}"
+    params = StdioServerParameters(
+        command=BIN,
+        args=["--demo", "--allow-writes", "--write-chats", "2935"],
+        env={"RUST_LOG": "warn", "PATH": os.environ.get("PATH", "")},
+    )
+    asked: list[str] = []
+    typed: list[str] = []
+
+    async def callback(context, params):
+        asked.append(params.message)
+        # The server's first paragraph ends with the value to type.
+        found = re.search(r"To confirm, type the [a-z ]+: (\S+)", params.message.split("\n\n")[0])
+        value = found.group(1) if found else ""
+        typed.append(value)
+        return types.ElicitResult(action="accept", content={"confirm": value})
+
+    async with Client(params, mode=mode, elicitation_callback=callback) as client:
+        page = await client.call_tool("im_dialog_messages_get", {"CHAT_ID": 2937, "LIMIT": 5})
+        got = page.structured_content or {}
+        messages = got.get("messages", [])
+        check(f"{label}: deal 1663's chat has messages, oldest first", not page.is_error and len(messages) == 5 and [m["id"] for m in messages] == sorted(m["id"] for m in messages), json.dumps(got)[:400])
+        check(f"{label}: authors come with names", all(m.get("author_name") or m.get("system") for m in messages), json.dumps(messages)[:400])
+        older = await client.call_tool("im_dialog_messages_get", {"CHAT_ID": 2937, "LIMIT": 5, "LAST_ID": got.get("older_than")})
+        older_ids = [m["id"] for m in (older.structured_content or {}).get("messages", [])]
+        check(f"{label}: the next page is older, without overlap", older_ids and max(older_ids) < min(m["id"] for m in messages), str(older_ids))
+
+        found = await client.call_tool("im_dialog_messages_search", {"CHAT_ID": 2935, "SEARCH_MESSAGE": "invoice"})
+        hits = (found.structured_content or {}).get("messages", [])
+        check(f"{label}: search finds 'invoice' in the Marketing chat", not found.is_error and hits and all("invoice" in m["text"].lower() for m in hits), json.dumps(found.structured_content)[:400])
+        short = await client.call_tool("im_dialog_messages_search", {"CHAT_ID": 2935, "SEARCH_MESSAGE": "in"})
+        check(f"{label}: a 2-character search is refused", short.is_error is True and json.loads(short.content[-1].text).get("error") == "INVALID_ARGUMENT", short.content[-1].text if short.content else "")
+
+        posted = await client.call_tool("im_message_add", {"CHAT_ID": 2935, "MESSAGE": "Summary from the interop check"})
+        answer = posted.structured_content or {}
+        check(f"{label}: a post answers its message ID", not posted.is_error and answer.get("ok") is True and isinstance(answer.get("message_id"), int) and answer.get("chat_id") == 2935, json.dumps(answer))
+        message_id = answer.get("message_id", 0)
+        edited = await client.call_tool("im_message_update", {"CHAT_ID": 2935, "MESSAGE_ID": message_id, "MESSAGE": "Summary, edited"})
+        check(f"{label}: the post is edited", not edited.is_error and (edited.structured_content or {}).get("ok") is True, edited.content[-1].text if edited.content else "")
+        latest = await client.call_tool("im_dialog_messages_get", {"CHAT_ID": 2935, "LIMIT": 1})
+        last = ((latest.structured_content or {}).get("messages") or [{}])[-1]
+        check(f"{label}: the chat shows the edit", last.get("id") == message_id and last.get("text") == "Summary, edited" and last.get("edited") is True, json.dumps(last))
+        elsewhere = await client.call_tool("im_message_add", {"CHAT_ID": 2937, "MESSAGE": "Not here"})
+        check(f"{label}: a post outside --write-chats is CHAT_NOT_ALLOWED", elsewhere.is_error is True and json.loads(elsewhere.content[-1].text).get("error") == "CHAT_NOT_ALLOWED", elsewhere.content[-1].text if elsewhere.content else "")
+        check(f"{label}: no question was asked so far", asked == [], str(asked))
+        removed = await client.call_tool("im_message_delete", {"CHAT_ID": 2935, "MESSAGE_ID": message_id})
+        check(f"{label}: the delete is confirmed by typing the message ID", not removed.is_error and typed == [str(message_id)], f"{typed} {removed.content[-1].text if removed.content else ''}")
+        check(f"{label}: the question quotes the message as the portal's", len(asked) == 1 and "«Summary, edited»" in asked[0], str(asked))
+        gone = await client.call_tool("im_dialog_messages_get", {"CHAT_ID": 2935, "LIMIT": 1})
+        last = ((gone.structured_content or {}).get("messages") or [{}])[-1]
+        check(f"{label}: the message is shown as deleted", last.get("id") == message_id and last.get("deleted") is True, json.dumps(last))
+
+
 async def main() -> int:
     for name, run in [
         ("stdio", over_stdio),
@@ -213,6 +272,8 @@ async def main() -> int:
         ("writes over stdio, 2026-07-28", lambda: writes_over_stdio("2026-07-28")),
         ("writes over streamable HTTP, 2025-11-25", lambda: writes_over_http("legacy")),
         ("writes over streamable HTTP, 2026-07-28", lambda: writes_over_http("2026-07-28")),
+        ("messages over stdio, 2025-11-25", lambda: messages_over_stdio("legacy")),
+        ("messages over stdio, 2026-07-28", lambda: messages_over_stdio("2026-07-28")),
     ]:
         try:
             await asyncio.wait_for(run(), timeout=60)
