@@ -62,6 +62,10 @@ mod redis_server;
 #[path = "e2e/signin.rs"]
 mod signin;
 
+/// What the tools cost an assistant's context, in bytes.
+#[path = "e2e/messages.rs"]
+mod messages;
+
 /// A fresh directory for the Redis launcher's data.
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir =
@@ -113,6 +117,13 @@ async fn run(plan: Plan, committed: bool) {
     if std::env::var("BENCH_ONLY").as_deref() == Ok("memory") {
         let load_before = load_average();
         let rows = large_answer_memory().await;
+        println!("{}", render(&plan, &rows, (load_before, load_average())));
+        return;
+    }
+    // `BENCH_ONLY=messages` measures the size rows alone, printed and not written.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("messages") {
+        let load_before = load_average();
+        let rows = messages::rows();
         println!("{}", render(&plan, &rows, (load_before, load_average())));
         return;
     }
@@ -296,6 +307,7 @@ async fn run(plan: Plan, committed: bool) {
     ));
     rows.extend(signin_rows(&signin::measure(&plan).await));
     rows.extend(large_answer_memory().await);
+    rows.extend(messages::rows());
     let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
     rows.push(Row::new(
         "binary size (as built for the bench)",
@@ -1091,6 +1103,11 @@ const NOTES: &str = "
   throughput row signs in to a third server whose sign-ins, grants and rate bucket live in a real
   redis-server, and drives it with 64 concurrent callers for the load window.
   `BENCH_ONLY=signin cargo bench --bench e2e` prints these rows alone.
+- **Sizes**: what the tools cost an assistant's context, in bytes of compact JSON: `tools/list`
+  as `bitrix24-mcp tools` gives it (the default read tools, and with `--allow-writes`), and the
+  structured content of `im_dialog_messages_get` for the sample Marketing chat's 20 messages
+  before its newest 20 (ordinary one-line messages). Sizes do not depend on the machine.
+  `BENCH_ONLY=messages cargo bench --bench e2e` prints these rows alone.
 - **Binary size**: the bench builds the binary together with the test-only features of its
   dependencies (rmcp's client side among them); `cargo build --release` leaves those out and is
   smaller. To measure a binary as shipped, build it and pass it:
