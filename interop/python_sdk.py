@@ -221,7 +221,7 @@ async def messages_over_stdio(mode: str) -> None:
     async def callback(context, params):
         asked.append(params.message)
         # The server's first paragraph ends with the value to type.
-        found = re.search(r"To confirm, type the [a-z ]+: (\S+)", params.message.split("\n\n")[0])
+        found = re.search(r"To confirm, type the [A-Za-z ]+: (\S+)", params.message.split("\n\n")[0])
         value = found.group(1) if found else ""
         typed.append(value)
         return types.ElicitResult(action="accept", content={"confirm": value})

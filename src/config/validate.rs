@@ -80,11 +80,13 @@ impl Settings {
 
     /// The write switches, the chats writes may change and the footer of posted messages.
     fn writes(&self) -> Result<Writes, ConfigError> {
-        let chats = nonempty(&self.write_chats);
-        let chats = if chats.is_empty() {
+        // Given but naming no chat (`--write-chats " , "`) is refused, not read as "any chat": a
+        // list meant to limit writes must not lift the limit by being empty. An empty variable
+        // (`BITRIX24_WRITE_CHATS=`) is an unset one, as for every other setting.
+        let chats = if self.write_chats.iter().all(String::is_empty) {
             None
         } else {
-            Some(WriteChats::parse(&chats).map_err(ConfigError::Writes)?)
+            Some(WriteChats::parse(&self.write_chats).map_err(ConfigError::Writes)?)
         };
         let footer = match self.message_footer.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -254,6 +256,28 @@ mod tests {
         if std::env::var_os("BITRIX24_WEBHOOK_URL").is_none() {
             assert_eq!(config.portal, Portal::Unconfigured);
         }
+    }
+
+    #[test]
+    fn write_chats_and_the_footer_are_read_and_checked() {
+        let writes = |args: &[&str]| settings(args).validate().map(|c| c.tools.writes().clone());
+        let listed =
+            writes(&["--write-chats", "2935,sg17", "--message-footer", " By AI "]).unwrap();
+        assert_eq!(listed.chats.unwrap().to_string(), "chat2935,sg17");
+        assert_eq!(listed.footer.as_deref(), Some("By AI"));
+        let unset = writes(&["--write-chats", "", "--message-footer", ""]).unwrap();
+        assert_eq!((unset.chats, unset.footer), (None, None));
+        // A list that names no chat must not lift the limit it was meant to set.
+        let err = writes(&["--write-chats", " , "]).unwrap_err();
+        assert!(err.to_string().contains("names no chat"), "{err}");
+        let err = writes(&["--write-chats", "2935,general"]).unwrap_err();
+        assert!(
+            err.to_string().contains("\"general\" is not a chat"),
+            "{err}"
+        );
+        let long = "x".repeat(201);
+        let err = writes(&["--message-footer", &long]).unwrap_err();
+        assert!(err.to_string().contains("201 characters"), "{err}");
     }
 
     #[test]
