@@ -1,6 +1,6 @@
 //! What the three message writes share (`im_message_add`, `im_message_update`,
-//! `im_message_delete`): the text a caller gives (BBCode, checked before any request), whether it
-//! notifies everyone, the dialog a call names and how the question shows it, the check that a
+//! `im_message_delete`): the text a caller gives (BBCode, checked before any request) and how a
+//! question quotes it, whether it notifies everyone, the dialog a call names, the check that a
 //! message is in that dialog, and the answer.
 
 use schemars::JsonSchema;
