@@ -154,6 +154,7 @@ fn own_codes() -> BTreeSet<String> {
             ToolError::internal().error,
             ToolError::writes_disabled("x").error,
             ToolError::chat_not_allowed("x".into()).error,
+            ToolError::message_not_found(1, "chat1").error,
             ToolError::not_confirmed("x").error,
             ToolError::confirmation_unavailable("x").error,
             ToolError::result_too_large("x".into()).error,

@@ -88,6 +88,22 @@ impl ToolError {
         )
     }
 
+    /// A message to edit or delete is not in the chat the call named (or the acting user cannot
+    /// see it there). Nothing was changed.
+    pub fn message_not_found(message_id: i64, dialog: &str) -> Self {
+        Self::own(
+            "MESSAGE_NOT_FOUND",
+            format!(
+                "Message {message_id} is not in {} as the acting user sees it; nothing was changed.",
+                super::write_chats::shown(dialog)
+            ),
+            None,
+            InvalidInput,
+            false,
+            "Take the message ID from im_dialog_messages_get of that chat (or name the chat the message is in); do not retry with the same pair.",
+        )
+    }
+
     /// The user did not confirm a destructive write (declined, cancelled, typed something else, or
     /// the confirmation expired). Nothing was sent.
     pub fn not_confirmed(why: &str) -> Self {
@@ -430,6 +446,14 @@ mod tests {
         ("user_access_error", 403, Permission, false),
         ("PORTAL_DELETED", 500, Configuration, false),
         ("ERROR_METHOD_NOT_FOUND", 404, Configuration, false),
+        ("FIRST_ID_STRING", 400, InvalidInput, false),
+        ("LAST_ID_STRING", 400, InvalidInput, false),
+        ("MESSAGE_EMPTY", 400, InvalidInput, false),
+        ("MESSAGE_ID_ERROR", 400, InvalidInput, false),
+        ("CANT_EDIT_MESSAGE", 403, Permission, false),
+        ("REPLY_ACCESS_ERROR", 400, Permission, false),
+        ("REPLY_FROM_OTHER_CHAT_ERROR", 400, InvalidInput, false),
+        ("PARAMS_ERROR", 400, InvalidInput, false),
     ];
 
     #[test]

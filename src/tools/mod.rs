@@ -24,6 +24,7 @@ pub mod error;
 pub mod message_add;
 pub mod message_delete;
 pub mod message_update;
+pub mod message_write;
 pub mod messages;
 pub mod recent_list;
 pub mod registry;

@@ -4,11 +4,12 @@
 //! to a question ([`question`]) that names every write. A `batch` is classified command by
 //! command, exactly as the portal will read it.
 
+mod dialogs;
 mod plan;
 mod policy;
 mod query;
 mod question;
-mod quote;
+pub(super) mod quote;
 
 pub use policy::{INFORMATIONAL, MAX_METHOD_CHARS, READ_LOOKING_WRITERS, is_read, valid_method};
 
@@ -152,7 +153,7 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
         chat: None,
         user: None,
         message: None,
-        writes_to: plan::writes_to(&input.plan, &input.params),
+        writes_to: dialogs::writes_to(&input.plan, &input.params),
         confirm: Some(question::question(
             &input.method,
             &input.params,

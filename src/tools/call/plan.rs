@@ -46,15 +46,6 @@ impl Plan {
     }
 }
 
-/// The dialogs a call's writes change, in the portal's form (`chat2935`, `sg17`, `1269`), read
-/// from each write's `CHAT_ID` or `DIALOG_ID`; `None` when any write's target cannot be told so.
-/// For `--write-chats`: a write that may change anything else is refused while a list is set.
-pub fn writes_to(plan: &Plan, params: &Map<String, Value>) -> Option<Vec<String>> {
-    // Filled in with the message tools (issue 17): until then no write's target is known.
-    let _ = (plan, params);
-    None
-}
-
 /// Classifies a call whose method name is valid: refuses what the portal would read otherwise
 /// than the policy (names that collide once folded, a format suffix, a batch command that is not
 /// a plain `method?query` string), then names every method the call runs.

@@ -1,11 +1,13 @@
-//! The targets of a write, named for its question from two reads of the portal. A name is the
-//! portal's text, which anyone who can rename a chat or a user controls, so it enters the
-//! question only quoted and marked as the portal's: «…», on one line, without control, invisible
-//! or direction characters, with its own guillemets turned into single ones, and bounded.
+//! The targets of a write, named for its question from reads of the portal: the chat's name, the
+//! user's, and the first line of the message it changes. Each is the portal's text, which anyone
+//! who can rename a chat or a user, or post a message, controls, so it enters the question only
+//! quoted and marked as the portal's: «…», on one line, without control, invisible or direction
+//! characters, with its own guillemets turned into single ones, and bounded.
 
 use serde_json::Value;
 
 use super::super::acting::Acting;
+use super::super::messages::{self, text};
 use super::super::registry::Intent;
 use crate::bitrix::{Client, Observer, untrusted};
 
@@ -13,8 +15,9 @@ use crate::bitrix::{Client, Observer, untrusted};
 const MAX_NAME_CHARS: usize = 60;
 
 /// "For reference, chat 2935 is the chat the portal calls «Marketing team»; user 1269 is the
-/// user the portal calls «Alexander Smith»." Whatever cannot be read is left out (the IDs in the
-/// question still stand); `None` when nothing could be.
+/// user the portal calls «Alexander Smith»; message 84877 begins with the portal's text «Launch
+/// moves to March 3»." Whatever cannot be read is left out (the IDs in the question still
+/// stand); `None` when nothing could be.
 pub async fn describe(client: &Client, intent: &Intent) -> Option<String> {
     let quiet: Observer<'_> = &|_| {};
     let secrets = client.auth().secrets();
@@ -38,6 +41,17 @@ pub async fn describe(client: &Client, intent: &Intent) -> Option<String> {
             if let Some(name) = quoted(record.and_then(|r| r.get("name")), &secrets) {
                 parts.push(format!("user {user} is the user the portal calls {name}"));
             }
+        }
+    }
+    if let (Some(message), Some([dialog])) = (intent.message, intent.writes_to.as_deref())
+        && let Ok(Some(found)) = messages::find(client, dialog, message, quiet).await
+    {
+        // Cut well past what is shown, so that a longer line still shows that it goes on.
+        let line = text::first_line(&found.raw_text, 2 * MAX_NAME_CHARS, &secrets);
+        if let Some(line) = quoted(Some(&Value::String(line)), &secrets) {
+            parts.push(format!(
+                "message {message} begins with the portal's text {line}"
+            ));
         }
     }
     (!parts.is_empty()).then(|| format!("For reference, {}.", parts.join("; ")))

@@ -1,0 +1,260 @@
+//! Which dialogs a `bitrix24_call`'s writes change, for `--write-chats`: read from each write's
+//! `CHAT_ID` or `DIALOG_ID` as the portal will read them (names folded, a batch command's query
+//! decoded), and only where that is certain — anything else is "cannot be told", which a list
+//! refuses.
+
+use serde_json::{Map, Value};
+
+use super::plan::{Plan, fold};
+use crate::tools::args;
+
+/// The method families whose `CHAT_ID` or `DIALOG_ID` names the chat they change (reference
+/// §11–14, §22–24). Elsewhere such a parameter proves nothing: `crm.deal.delete` with a
+/// `CHAT_ID` beside its `ID` changes a deal, whatever chat it names.
+const CHAT_FAMILIES: [&str; 7] = [
+    "im.chat.",
+    "im.dialog.",
+    "im.message.",
+    "im.disk.",
+    "imbot.chat.",
+    "imbot.dialog.",
+    "imbot.message.",
+];
+
+/// The dialogs a call's writes change, in the portal's form (`chat2935`, `sg17`, `1269`), read
+/// from each write's `CHAT_ID` or `DIALOG_ID` (names folded as the portal folds them); `None`
+/// when any write's target cannot be told so. For `--write-chats`: a write that may change
+/// anything else is refused while a list is set.
+pub fn writes_to(plan: &Plan, params: &Map<String, Value>) -> Option<Vec<String>> {
+    let mut dialogs: Vec<String> = Vec::new();
+    let mut add = |dialog: String| {
+        if !dialogs.contains(&dialog) {
+            dialogs.push(dialog);
+        }
+    };
+    match plan {
+        Plan::Single { read: true, .. } => {}
+        Plan::Single { method, .. } => {
+            let given = params.iter().map(|(k, v)| (k.as_str(), Given::Json(v)));
+            add(target(method, given)?);
+        }
+        Plan::Batch(commands) => {
+            for command in commands.iter().filter(|c| !c.read) {
+                let given = command
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Given::Query(v)));
+                add(target(&command.method, given)?);
+            }
+        }
+    }
+    Some(dialogs)
+}
+
+/// A parameter's value as the call gives it: JSON (a single call) or a decoded query value (a
+/// batch command, where `$result[…]` is filled in by the portal).
+#[derive(Clone, Copy)]
+enum Given<'a> {
+    Json(&'a Value),
+    Query(&'a str),
+}
+
+/// The one dialog a write names, or `None`: a method outside [`CHAT_FAMILIES`], no `CHAT_ID` or
+/// `DIALOG_ID`, one that is not a literal dialog, two that disagree, or a `MESSAGE_ID` (the portal
+/// finds the message wherever it is and ignores a dialog beside it, so that proves nothing).
+fn target<'a>(method: &str, params: impl Iterator<Item = (&'a str, Given<'a>)>) -> Option<String> {
+    let method = method.to_ascii_lowercase();
+    if !CHAT_FAMILIES
+        .iter()
+        .any(|family| method.starts_with(family))
+    {
+        return None;
+    }
+    let mut found: Option<String> = None;
+    for (name, value) in params {
+        let folded = fold(name);
+        // `CHAT_ID[]` or `CHAT_ID[x]` (a batch query's list or map) is no single dialog.
+        let base = folded.split('[').next().unwrap_or_default();
+        let dialog = match base {
+            "MESSAGE_ID" => return None,
+            "CHAT_ID" | "DIALOG_ID" if base != folded => return None,
+            "CHAT_ID" => chat_param(value)?,
+            "DIALOG_ID" => dialog_param(value)?,
+            _ => continue,
+        };
+        match &found {
+            Some(earlier) if *earlier != dialog => return None,
+            _ => found = Some(dialog),
+        }
+    }
+    found
+}
+
+/// `CHAT_ID`: a chat by number (2935 or "2935") is `chat2935`.
+fn chat_param(value: Given<'_>) -> Option<String> {
+    number(value).map(|id| format!("chat{id}"))
+}
+
+/// `DIALOG_ID`: `chat2935` and `sg17` (any letter case) as they are, a user's ID (1269 or
+/// "1269") as the user's private dialog `1269`.
+fn dialog_param(value: Given<'_>) -> Option<String> {
+    if let Some(id) = number(value) {
+        return Some(id.to_string());
+    }
+    let text = match value {
+        Given::Json(Value::String(text)) => text.as_str(),
+        Given::Query(text) => text,
+        Given::Json(_) => return None,
+    };
+    let lower = text.to_ascii_lowercase();
+    ["chat", "sg"].into_iter().find_map(|prefix| {
+        let id = digits(lower.strip_prefix(prefix)?)?;
+        Some(format!("{prefix}{id}"))
+    })
+}
+
+/// A positive integer given literally: a JSON integer, or a string of digits alone. Anything
+/// else (white space, signs, `$result[…]`, an array, an object, a float) is not one.
+fn number(value: Given<'_>) -> Option<i64> {
+    match value {
+        Given::Json(Value::Number(n)) => n.as_i64().filter(|id| (1..=args::MAX_ID).contains(id)),
+        Given::Json(Value::String(text)) => digits(text),
+        Given::Query(text) => digits(text),
+        Given::Json(_) => None,
+    }
+}
+
+fn digits(text: &str) -> Option<i64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse()
+        .ok()
+        .filter(|id| (1..=args::MAX_ID).contains(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::classify;
+    use super::*;
+    use serde_json::json;
+
+    fn dialogs(method: &str, params: Value) -> Option<Vec<String>> {
+        let params = params.as_object().unwrap().clone();
+        let plan = classify(method, &params).unwrap();
+        writes_to(&plan, &params)
+    }
+
+    fn one(method: &str, params: Value) -> Option<String> {
+        dialogs(method, params).map(|d| d.join(","))
+    }
+
+    #[test]
+    fn a_single_writes_target_is_read_in_every_literal_form() {
+        for (params, expected) in [
+            (json!({"DIALOG_ID": "chat2935", "MESSAGE": "x"}), "chat2935"),
+            (json!({"dialog_id": "CHAT2935", "MESSAGE": "x"}), "chat2935"),
+            (json!({"Dialog.Id": "sg17", "MESSAGE": "x"}), "sg17"),
+            (json!({"DIALOG_ID": "chat02935"}), "chat2935"),
+            (json!({"DIALOG_ID": 1269}), "1269"),
+            (json!({"DIALOG_ID": "1269"}), "1269"),
+            (json!({"CHAT_ID": 2935}), "chat2935"),
+            (json!({"chat_id": "2935"}), "chat2935"),
+            (
+                json!({"CHAT_ID": 2935, "DIALOG_ID": "chat2935"}),
+                "chat2935",
+            ),
+        ] {
+            assert_eq!(
+                one("im.message.add", params.clone()).as_deref(),
+                Some(expected),
+                "{params}"
+            );
+        }
+        assert_eq!(
+            one("IM.CHAT.LEAVE", json!({"CHAT_ID": 42})).as_deref(),
+            Some("chat42")
+        );
+    }
+
+    #[test]
+    fn a_write_whose_target_is_not_certain_has_none() {
+        for params in [
+            json!({"MESSAGE": "x"}),
+            json!({"CHAT_ID": 1, "DIALOG_ID": "chat2935"}),
+            json!({"CHAT_ID": 1269, "DIALOG_ID": 1269}),
+            json!({"CHAT_ID": [2935]}),
+            json!({"CHAT_ID": {"0": 2935}}),
+            json!({"DIALOG_ID": ["chat2935"]}),
+            json!({"CHAT_ID": 2935.5}),
+            json!({"CHAT_ID": -2935}),
+            json!({"CHAT_ID": 0}),
+            json!({"CHAT_ID": null}),
+            json!({"CHAT_ID": true}),
+            json!({"CHAT_ID": " 2935"}),
+            json!({"CHAT_ID": "2935abc"}),
+            json!({"CHAT_ID": "chat2935"}),
+            json!({"DIALOG_ID": "chat"}),
+            json!({"DIALOG_ID": "chat-1"}),
+            json!({"DIALOG_ID": "crm|DEAL|1"}),
+            json!({"DIALOG_ID": "$result[a]"}),
+            json!({"DIALOG_ID": "chat2935", "MESSAGE_ID": 5}),
+        ] {
+            assert_eq!(one("im.message.add", params.clone()), None, "{params}");
+        }
+        assert_eq!(one("im.message.delete", json!({"MESSAGE_ID": 5})), None);
+        assert_eq!(
+            one(
+                "im.message.update",
+                json!({"message_id": 5, "CHAT_ID": 2935})
+            ),
+            None
+        );
+        // A chat named beside a write of something else proves nothing.
+        assert_eq!(
+            one("crm.deal.delete", json!({"ID": 5, "CHAT_ID": 2935})),
+            None
+        );
+        assert_eq!(
+            one(
+                "im.notify.personal.add",
+                json!({"USER_ID": 5, "CHAT_ID": 2935})
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_read_changes_no_dialog() {
+        assert_eq!(
+            dialogs("im.dialog.messages.get", json!({"DIALOG_ID": "chat1"})),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn a_batch_names_every_writes_target_from_its_query() {
+        let batch = |cmd: Value| dialogs("batch", json!({"cmd": cmd}));
+        assert_eq!(
+            batch(json!({
+                "a": "im.dialog.messages.get?DIALOG_ID=chat1",
+                "b": "im.message.add?DIALOG_ID=chat2935&MESSAGE=hi",
+                "c": "im.chat.user.add?chat%5Fid=2935&USERS[]=5",
+                "d": "im.message.add?DIALOG_ID=SG17&MESSAGE=hi",
+            })),
+            Some(vec!["chat2935".to_owned(), "sg17".to_owned()])
+        );
+        for cmd in [
+            json!({"a": "user.get?ID=1", "b": "im.message.add?MESSAGE=hi"}),
+            json!({"a": "im.message.add?DIALOG_ID=chat2935", "b": "crm.deal.add?CHAT_ID=2935"}),
+            json!({"a": "im.chat.add?TITLE=x", "b": "im.chat.user.add?CHAT_ID=$result[a]"}),
+            json!({"a": "im.chat.user.add?CHAT_ID[]=2935&USERS[]=5"}),
+            json!({"a": "im.chat.user.add?CHAT_ID[x]=2935&USERS[]=5"}),
+            json!({"a": "im.message.add?CHAT_ID=1&DIALOG_ID=chat2935"}),
+            json!({"a": "im.message.delete?MESSAGE_ID=5"}),
+            json!({"a": "im.message.add?DIALOG_ID=chat2935%20"}),
+        ] {
+            assert_eq!(batch(cmd.clone()), None, "{cmd}");
+        }
+    }
+}
