@@ -19,6 +19,10 @@ use super::{DemoPortal, PortalData, PortalState, chat, error, lock, now, php};
 /// The longest text the portal keeps; past it the text is cut and ` (...)` appended.
 pub const MAX_MESSAGE_CHARS: usize = 20_000;
 
+/// The most messages the portal holds: past it, `im.message.add` fails as the docs' "Error
+/// creating message" (`CHAT_ID`), so no caller can grow it without bound.
+pub const MAX_MESSAGES: usize = 100_000;
+
 /// The largest `ATTACH` or `KEYBOARD`, serialised.
 const MAX_ATTACH_CHARS: usize = 60_000;
 
@@ -112,6 +116,9 @@ pub(super) fn add(
         Err((status, code, text)) => return refuse(status, code, text),
     };
     let mut history = lock(&state.history);
+    if history.messages.len() >= MAX_MESSAGES {
+        return refuse(StatusCode::BAD_REQUEST, "CHAT_ID", "Error creating message");
+    }
     let reply = text_param(params, "REPLY_ID").filter(|r| !r.trim().is_empty() && r != "0");
     if let Some(reply) = reply {
         let id = php::intval(&json!(reply));

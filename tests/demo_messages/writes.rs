@@ -323,3 +323,25 @@ async fn writes_show_in_the_reads_and_refusals_change_nothing() {
         Vec::<i64>::new()
     );
 }
+
+#[tokio::test]
+async fn the_portal_stops_taking_messages_at_its_bound() {
+    let portal = portal().await;
+    let held: usize = [1, 2935, 2936, 2937, 2938, 2939, 2940, 5001, 5002]
+        .iter()
+        .map(|chat| portal.messages(*chat).len())
+        .sum();
+    for n in held..100_000 {
+        portal.post_as(1269, 5001, &n.to_string());
+    }
+    let before = portal.messages(2935).len();
+    let refused_add = call(
+        &portal,
+        "im.message.add",
+        json!({"DIALOG_ID": "chat2935", "MESSAGE": "one too many"}),
+    )
+    .await;
+    refused(&refused_add, StatusCode::BAD_REQUEST, "CHAT_ID");
+    assert_eq!(refused_add.1["error_description"], "Error creating message");
+    assert_eq!(portal.messages(2935).len(), before);
+}
