@@ -11,14 +11,14 @@ use super::rest::{success, success_page};
 use super::{PortalData, error, php};
 
 /// A refusal: status, code and description.
-type Refusal = (StatusCode, &'static str, &'static str);
+pub(super) type Refusal = (StatusCode, &'static str, &'static str);
 
 fn refuse((status, code, description): Refusal) -> Response {
     error(status, code, description)
 }
 
 /// A chat the caller is in, by `DIALOG_ID` (`chatN`, `sgN` or a user ID), or the refusal.
-fn dialog_chat(
+pub(super) fn dialog_chat(
     data: &PortalData,
     caller: i64,
     params: &Map<String, Value>,
@@ -123,7 +123,7 @@ fn chat_object(data: &PortalData, caller: i64, chat_id: i64) -> Value {
     })
 }
 
-fn user_object(data: &PortalData, id: i64) -> Option<Value> {
+pub(super) fn user_object(data: &PortalData, id: i64) -> Option<Value> {
     let user = data.users.get(&id)?;
     Some(json!({
         "id": id,

@@ -2,13 +2,17 @@
 //! reference — webhook and OAuth calls, each as its own user; people's sign-in to an installed app
 //! and the token server with single-use codes and rotating refresh tokens; optionally the
 //! request-rate bucket — so newcomers see the product work without an account and tests exercise
-//! real HTTP. It records every request. It depends on nothing else in this crate.
+//! real HTTP. Its chats have histories to read, search and post to. It records every request. It depends on nothing else in this crate.
 
 mod chat;
 mod data;
+mod dates;
+mod history;
+mod messages;
 mod oauth;
 pub mod people;
 mod php;
+mod posting;
 mod rest;
 mod signin;
 mod writes;
@@ -32,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use data::{PortalData, RequestObserver};
+pub use history::DemoMessage;
 pub use oauth::OAuthApp;
 use oauth::TokenBook;
 pub use people::{ChatInfo, DemoUser};
@@ -60,6 +65,8 @@ struct PortalState {
     data: PortalData,
     /// Chat ID → members, as the write methods change them (starting from `data.chats`).
     membership: Mutex<BTreeMap<i64, Vec<i64>>>,
+    /// The chats' messages, as the message methods change them.
+    history: Mutex<history::History>,
     /// Whether a write method has run (until then, reads use `data` as it is).
     written: std::sync::atomic::AtomicBool,
     rest_root: String,
@@ -108,6 +115,7 @@ impl DemoPortal {
             rest_root: format!("http://{addr}/rest/"),
             host: addr.to_string(),
             membership: Mutex::new(data.chats.clone()),
+            history: Mutex::new(history::History::sample()),
             written: std::sync::atomic::AtomicBool::new(false),
             data,
             requests: Mutex::new(Vec::new()),
@@ -277,10 +285,14 @@ async fn handle_rest(
         state.written.store(true, Ordering::SeqCst);
         return answer;
     }
-    if state.written.load(Ordering::SeqCst) {
-        // The reads see the members as the writes left them (a copy only once something changed).
-        let current = data.clone_with_members(&lock(&state.membership));
-        return rest::dispatch(&current, caller, rest_method, &params, started);
+    // The reads see the members as the writes left them (a copy only once something changed).
+    let current = state
+        .written
+        .load(Ordering::SeqCst)
+        .then(|| data.clone_with_members(&lock(&state.membership)));
+    let data = current.as_ref().unwrap_or(data);
+    if let Some(answer) = messages::dispatch(&state, data, caller, rest_method, &params, started) {
+        return answer;
     }
     rest::dispatch(data, caller, rest_method, &params, started)
 }
