@@ -652,13 +652,8 @@ async fn ten_concurrent_identical_dialog_gets_share_one_request() {
 async fn the_listing_stays_small() {
     let client = mcp_client(Bitrix24Tools::new(None)).await;
     let tools = client.list_all_tools().await.unwrap();
-    let listing = serde_json::to_string(&json!({"tools": tools})).unwrap();
-    eprintln!("tools/list: {} bytes", listing.len());
-    assert!(
-        listing.len() < 12 * 1024,
-        "tools/list is {} bytes",
-        listing.len()
-    );
+    // The whole listing's budget (14 KB) is held by tests/tool_sizes.rs; this keeps each
+    // description short.
     for tool in &tools {
         let description = tool.description.as_deref().unwrap_or_default();
         assert!(
