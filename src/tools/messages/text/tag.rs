@@ -120,10 +120,10 @@ pub fn parse(inner: &str) -> Option<Tag<'_>> {
     if !fits {
         return None;
     }
-    if kind == Kind::Url {
-        // A link's target runs to the `]` (it may hold `=`), and may be quoted.
-        let target = inner[name_len..].strip_prefix('=').map(str::trim);
-        let unquoted = target.map(|t| t.trim_matches(|c| c == '"' || c == '\''));
+    if matches!(kind, Kind::Url | Kind::Send | Kind::Put | Kind::Call) {
+        // A link or a command runs to the `]` (it may hold `=` and spaces), and may be quoted.
+        let whole = inner[name_len..].strip_prefix('=').map(str::trim);
+        let unquoted = whole.map(|t| t.trim_matches(|c| c == '"' || c == '\''));
         return Some(Tag::Open(kind, unquoted.filter(|t| !t.is_empty())));
     }
     Some(Tag::Open(kind, value))
@@ -174,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn a_link_target_runs_to_the_bracket() {
+    fn a_link_or_command_runs_to_the_bracket() {
         assert_eq!(
             parse("url=https://x.test/?a=b&c=d"),
             Some(Tag::Open(Kind::Url, Some("https://x.test/?a=b&c=d")))
@@ -185,6 +185,14 @@ mod tests {
         );
         assert_eq!(parse("url"), Some(Tag::Open(Kind::Url, None)));
         assert_eq!(parse("url="), Some(Tag::Open(Kind::Url, None)));
+        assert_eq!(
+            parse("SEND=/help topic two"),
+            Some(Tag::Open(Kind::Send, Some("/help topic two")))
+        );
+        assert_eq!(
+            parse("call=+49 30 123"),
+            Some(Tag::Open(Kind::Call, Some("+49 30 123")))
+        );
     }
 
     #[test]
