@@ -8,7 +8,7 @@ mod common;
 mod messages_fake;
 
 use common::*;
-use messages_fake::{Fake, Msg};
+use messages_fake::Fake;
 use serde_json::{Value, json};
 
 fn ids(answer: &Value) -> Vec<i64> {
@@ -337,6 +337,7 @@ async fn a_page_of_twenty_ordinary_messages_is_under_6_kb() {
     let text = answer["messages"][0]["text"].as_str().unwrap();
     assert!((50..70).contains(&text.len()), "{text}");
     let bytes = serde_json::to_vec(&answer).unwrap().len();
+    eprintln!("20 ordinary messages: {bytes} bytes of structuredContent");
     assert!(bytes < 6 * 1024, "{bytes} bytes");
 }
 
@@ -495,11 +496,4 @@ async fn malformed_answers_give_a_clear_error_or_a_bounded_page() {
     assert_eq!(ids(&answer), (9981..=10_000).collect::<Vec<_>>());
     assert_eq!(answer["has_more"], true);
     assert_eq!(answer["messages"][0]["author_name"], "N");
-}
-
-#[test]
-fn the_fake_is_a_message_list() {
-    // The fake's history is newest last and its IDs grow with gaps (one sequence portal-wide).
-    let history = Fake::history(3);
-    assert!(history.windows(2).all(|w: &[Msg]| w[1].id > w[0].id + 1));
 }
