@@ -63,7 +63,7 @@ struct Input {
     /// Or chat2935, sg17, a user ID.
     #[serde(rename = "DIALOG_ID")]
     #[schemars(extend("type" = "string"))]
-    dialog_id: String,
+    dialog_id: Option<String>,
     #[serde(rename = "LIMIT", default)]
     #[schemars(range(min = 1, max = MAX_LIMIT), transform = no_default)]
     limit: i64,
@@ -115,8 +115,8 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
             "FORMAT",
         ],
     )?;
-    // The dialog to send, from CHAT_ID or DIALOG_ID (exactly one is given).
-    let dialog_id = args::dialog(&args)?;
+    // The dialog to send, from CHAT_ID or DIALOG_ID (exactly one is given): always set here.
+    let dialog_id = Some(args::dialog(&args)?);
     let limit = args::integer(&args, "LIMIT", 1..=MAX_LIMIT, DEFAULT_LIMIT)?;
     let last_id = page::message_id(&args, "LAST_ID")?;
     let first_id = page::message_id(&args, "FIRST_ID")?;
@@ -144,7 +144,7 @@ fn run<'a>(
     Box::pin(async move {
         let input = parse(arguments)?;
         let cursor = input.cursor();
-        let dialog = input.dialog_id.clone();
+        let dialog = input.dialog_id.clone().unwrap_or_default();
         // One more than asked, so that a page that is not full says there is no more.
         let requested = (input.limit + 1).min(MAX_LIMIT);
         let mut params = json!({"DIALOG_ID": dialog, "LIMIT": requested});
