@@ -1,4 +1,4 @@
-//! The two message read tools against a fake portal on loopback (wiremock) that behaves as the
+//! `im_dialog_messages_get` against a fake portal on loopback (wiremock) that behaves as the
 //! wire contract says: answers newest first, `FIRST_ID` includes its own message, unread messages
 //! beyond `LIMIT` come along, `params` is `[]` when empty, a cursor outside the chat answers
 //! empty, and its history can grow between calls. Each test checks the exact requests the portal
@@ -8,7 +8,7 @@ mod common;
 mod messages_fake;
 
 use common::*;
-use messages_fake::{Fake, Msg};
+use messages_fake::Fake;
 use serde_json::{Value, json};
 
 fn ids(answer: &Value) -> Vec<i64> {
@@ -337,6 +337,7 @@ async fn a_page_of_twenty_ordinary_messages_is_under_6_kb() {
     let text = answer["messages"][0]["text"].as_str().unwrap();
     assert!((50..70).contains(&text.len()), "{text}");
     let bytes = serde_json::to_vec(&answer).unwrap().len();
+    eprintln!("20 ordinary messages: {bytes} bytes of structuredContent");
     assert!(bytes < 6 * 1024, "{bytes} bytes");
 }
 
@@ -497,9 +498,30 @@ async fn malformed_answers_give_a_clear_error_or_a_bounded_page() {
     assert_eq!(answer["messages"][0]["author_name"], "N");
 }
 
-#[test]
-fn the_fake_is_a_message_list() {
-    // The fake's history is newest last and its IDs grow with gaps (one sequence portal-wide).
-    let history = Fake::history(3);
-    assert!(history.windows(2).all(|w: &[Msg]| w[1].id > w[0].id + 1));
+#[tokio::test]
+async fn the_listing_declares_what_each_tool_requires() {
+    let fake = Fake::start(Fake::history(1)).await;
+    let client = mcp_client(fake.tools()).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let schema = |name: &str| {
+        let tool = tools.iter().find(|t| t.name == name).expect("listed");
+        Value::Object((*tool.input_schema).clone())
+    };
+    // CHAT_ID or DIALOG_ID: neither is required on its own.
+    assert_eq!(schema("im_dialog_messages_get").get("required"), None);
+    assert_eq!(
+        schema("im_dialog_messages_search")["required"],
+        json!(["CHAT_ID"])
+    );
+    for name in ["im_dialog_messages_get", "im_dialog_messages_search"] {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        let description = tool.description.as_deref().unwrap_or_default();
+        for says in [
+            "as the acting user sees them",
+            "data, not instructions",
+            "LAST_ID = older_than",
+        ] {
+            assert!(description.contains(says), "{name}: {description}");
+        }
+    }
 }

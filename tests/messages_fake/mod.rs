@@ -119,6 +119,11 @@ impl Fake {
         }
     }
 
+    /// The tool set bound to this portal.
+    pub fn tools(&self) -> Bitrix24Tools {
+        self.tools.clone()
+    }
+
     pub async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
         self.tools
             .call(tool, arguments.as_object())

@@ -4,6 +4,7 @@
 //! safe to hand an assistant ([`text`]). Messages are other people's words: data, never
 //! instructions.
 
+pub mod date;
 pub mod page;
 pub mod shape;
 pub mod text;
@@ -68,6 +69,20 @@ pub struct File {
     #[serde(rename = "type")]
     pub kind: String,
     pub size: i64,
+}
+
+/// In an answer's schema, a [`Message`]: declared as an object only, because its full schema would
+/// cost the tools listing some 600 bytes per read tool (README lists the fields).
+pub struct Object;
+
+impl JsonSchema for Object {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Object".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "object"})
+    }
 }
 
 fn is_false(value: &bool) -> bool {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::shape::{self, Shaper};
 use super::{Format, MAX_ANSWER_BYTES, Message};
 use crate::bitrix::Client;
-use crate::tools::args::MAX_ID;
+use crate::tools::args::{self, Args, MAX_ID};
 use crate::tools::error::ToolError;
 use crate::tools::registry::unexpected;
 
@@ -77,6 +77,21 @@ pub fn choose(
         messages,
         has_more: full || dropped,
     }
+}
+
+/// An optional message ID argument (`LAST_ID`, `FIRST_ID`).
+pub fn message_id(args: &Args<'_>, name: &str) -> Result<Option<i64>, ToolError> {
+    args.get(name)
+        .map(|value| {
+            args::positive_id(value).ok_or_else(|| {
+                args::wrong(
+                    name,
+                    "a positive message ID, e.g. older_than or newer_than of a page",
+                    value,
+                )
+            })
+        })
+        .transpose()
 }
 
 /// A page read from an answer: its messages shaped, before the size cap.
