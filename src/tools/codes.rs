@@ -84,6 +84,20 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         "Pass the chat as CHAT_ID (e.g. 2935) or DIALOG_ID (\"chat2935\", \"sg17\" or a user ID); im_search_chat_list finds a chat by name.",
     ),
     code(
+        "FIRST_ID_STRING",
+        InvalidInput,
+        false,
+        "First ID can't be string",
+        "Pass FIRST_ID as a message ID (a positive integer): newer_than of a page of im_dialog_messages_get.",
+    ),
+    code(
+        "LAST_ID_STRING",
+        InvalidInput,
+        false,
+        "Last ID can't be string",
+        "Pass LAST_ID as a message ID (a positive integer): older_than of a page of im_dialog_messages_get.",
+    ),
+    code(
         "FIND_SHORT",
         InvalidInput,
         false,

@@ -424,6 +424,8 @@ mod tests {
         ("USER_NOT_FOUND", 400, InvalidInput, false),
         ("USER_ID_EMPTY", 400, InvalidInput, false),
         ("DIALOG_ID_EMPTY", 400, InvalidInput, false),
+        ("FIRST_ID_STRING", 400, InvalidInput, false),
+        ("LAST_ID_STRING", 400, InvalidInput, false),
         ("FIND_SHORT", 400, InvalidInput, false),
         ("INVALID_FORMAT", 400, InvalidInput, false),
         ("ID_EMPTY", 400, InvalidInput, false),
