@@ -72,7 +72,7 @@ async fn the_demo_portal_checks_clean() {
     let (code, text, report) = run(None, &["--demo"]).await;
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("Ready: the 8 served tools can work."),
+        text.contains("Ready: the 10 served tools can work."),
         "{text}"
     );
     assert!(!text.contains("Problems"), "{text}");
@@ -116,12 +116,12 @@ async fn a_webhook_without_the_im_scope_in_its_list_is_not_ready() {
         "{text}"
     );
     assert!(
-        text.contains("tools           8 served, 1 allowed; not allowed: im_search_chat_list"),
+        text.contains("tools           10 served, 1 allowed; not allowed: im_search_chat_list"),
         "{text}"
     );
     assert!(text.contains("webhook code    set (hidden)"), "{text}");
     let tools = report["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 8);
+    assert_eq!(tools.len(), 10);
     // The chat tools need im; bitrix24_call's scope depends on the method it is given.
     for tool in tools {
         let general = tool["name"] == "bitrix24_call";

@@ -131,7 +131,7 @@ fn tools_prints_the_listed_definitions() {
     assert_eq!(code, 0);
     let listing: Value = serde_json::from_str(&stdout).unwrap();
     let tools = listing["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 8);
+    assert_eq!(tools.len(), 10);
     let chat_user_list = tools
         .iter()
         .find(|t| t["name"] == "im_chat_user_list")

@@ -64,6 +64,8 @@ async fn tools_and_exclude_tools_change_the_list_over_stdio() {
                 "im_dialog_get",
                 "im_dialog_users_list",
                 "im_user_list_get",
+                "im_dialog_messages_get",
+                "im_dialog_messages_search",
                 "bitrix24_call",
             ][..],
         ),

@@ -76,6 +76,8 @@ async fn every_tool_is_listed_read_only_with_plain_input_and_output_schemas() {
             "im_chat_user_list",
             "im_user_list_get",
             "im_recent_list",
+            "im_dialog_messages_get",
+            "im_dialog_messages_search",
             "bitrix24_call",
         ]
     );

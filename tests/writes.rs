@@ -160,7 +160,7 @@ async fn without_allow_writes_no_write_tool_is_listed_and_none_runs() {
     let client = mcp_client(Bitrix24Tools::new(Some(demo_client(&portal)))).await;
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
     assert!(
         !names
             .iter()

@@ -133,11 +133,11 @@ pub async fn expiry_cycles(
     }
 }
 
-/// What every transport must deliver: the eight tools (seven chat reads and bitrix24_call), a call to chat 2935 answered with the
+/// What every transport must deliver: the ten tools (nine chat reads and bitrix24_call), a call to chat 2935 answered with the
 /// IDs as structured content and as the same JSON text, and chat 1 answered with `ACCESS_ERROR`.
 pub async fn assert_lists_and_calls(client: &RunningService<RoleClient, ()>) {
     let tools = client.list_all_tools().await.expect("tools/list answers");
-    assert_eq!(tools.len(), 8);
+    assert_eq!(tools.len(), 10);
     assert!(tools.iter().any(|t| t.name == "im_chat_user_list"));
     let success = call(client, serde_json::json!({"CHAT_ID": 2935})).await;
     assert_eq!(
