@@ -22,8 +22,7 @@ const TITLE: &str = "Find the chat of an entity";
 const DESCRIPTION: &str = "\
 The ID of the chat linked to an entity (REST im.chat.get), as the acting user sees it: e.g. \
 ENTITY_TYPE CRM with ENTITY_ID DEAL|1663 gives the deal's discussion chat; SONET_GROUP with a \
-workgroup ID its chat. found is false when nothing is linked. For CRM only the discussion chat is \
-linked, not the item's open-line chats.";
+workgroup ID its chat. For CRM only the discussion chat is linked, not open-line chats.";
 
 /// The link types Bitrix24 documents for `im.chat.get`.
 pub const ENTITY_TYPES: [&str; 12] = [

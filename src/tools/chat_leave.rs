@@ -25,8 +25,7 @@ const ACCESS: Access = Access::Write {
 
 const DESCRIPTION: &str = "\
 The acting user leaves a chat (REST im.chat.leave); only another member can \
-add them back. Destructive: the user is asked to type the chat ID to confirm, and nothing is sent \
-otherwise.";
+add them back. Destructive: the user types the chat ID to confirm first.";
 
 pub const ENTRY: ToolEntry = ToolEntry {
     name: NAME,

@@ -24,8 +24,7 @@ const ACCESS: Access = Access::Write {
 
 const DESCRIPTION: &str = "\
 Adds users to a chat (REST im.chat.user.add), as the acting user, who needs the right to add \
-members. HIDE_HISTORY (default true, as the portal's) hides earlier messages from them. Changes \
-the portal.";
+members. HIDE_HISTORY (default true, as the portal's) hides earlier messages from them.";
 
 const MAX_USERS: usize = 100;
 

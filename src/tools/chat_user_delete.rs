@@ -24,8 +24,7 @@ const ACCESS: Access = Access::Write {
 
 const DESCRIPTION: &str = "\
 Removes one user from a chat (REST im.chat.user.delete), as the acting user, who needs the \
-right to remove members. Destructive: the user is asked to type the chat ID to confirm, and \
-nothing is sent otherwise.";
+right to remove members. Destructive: the user types the chat ID to confirm first.";
 
 pub const ENTRY: ToolEntry = ToolEntry {
     name: NAME,

@@ -18,10 +18,9 @@ pub const NAME: &str = "im_chat_user_list";
 const TITLE: &str = "List chat participant IDs";
 
 const DESCRIPTION: &str = "\
-Participant user IDs of a chat, in the portal's order (REST im.chat.user.list), as the acting \
-user sees them: that user must be in the chat. An empty list does not prove the chat is empty: \
-Bitrix24 answers one when the caller may not see the members or the chat does not exist. For \
-names, use im_dialog_users_list; for a chat's ID, im_search_chat_list or im_chat_get.";
+Participant user IDs of a chat (REST im.chat.user.list), as the acting user sees them: that \
+user must be in the chat. An empty list does not prove the chat is empty (the caller may not see \
+the members, or no such chat). Names: im_dialog_users_list; a chat's ID: im_chat_get.";
 
 const CHAT_ID_DESCRIPTION: &str = "The chat's ID, e.g. 2935 (\"chat2935\" is accepted too).";
 

@@ -24,8 +24,8 @@ const TITLE: &str = "List chat participants with names";
 
 const DESCRIPTION: &str = "\
 A chat's participants with names, positions and bot/extranet flags (REST im.dialog.users.list), as \
-the acting user sees them. Give CHAT_ID or DIALOG_ID. The tool pages by itself (one request per \
-200 members) up to MAX_USERS; truncated says more exist.";
+the acting user sees them. Give CHAT_ID or DIALOG_ID. Pages by itself (200 members a request) \
+up to MAX_USERS; truncated says more exist.";
 
 /// The method's largest page.
 pub const PAGE: i64 = 200;

@@ -21,9 +21,8 @@ const METHOD: &str = "im.recent.list";
 const TITLE: &str = "List my recent dialogs";
 
 const DESCRIPTION: &str = "\
-The acting user's recent chats and private dialogs, newest first (REST im.recent.list): that \
-user's own list, not the portal's. Page with OFFSET = next_offset while has_more; Bitrix24's \
-pages may repeat a dialog from an earlier page.";
+The acting user's own recent chats and private dialogs, newest first (REST im.recent.list). \
+Page with OFFSET = next_offset while has_more; a page may repeat a dialog of an earlier one.";
 
 const FLAGS: [&str; 3] = ["SKIP_CHAT", "SKIP_DIALOG", "SKIP_OPENLINES"];
 const MAX_OFFSET: i64 = 1_000_000;

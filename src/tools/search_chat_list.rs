@@ -19,8 +19,8 @@ const METHOD: &str = "im.search.chat.list";
 const TITLE: &str = "Find chats by name";
 
 const DESCRIPTION: &str = "\
-Chats found by name (REST im.search.chat.list) among those the acting user can access; there \
-is no way to list every chat of a portal. Matching is by word prefix (\"Market\" finds \"Marketing \
+Chats found by name (REST im.search.chat.list) among those the acting user can access. Matching \
+is by word prefix (\"Market\" finds \"Marketing \
 team\", \"arket\" does not) on chat titles and members' names. Newest chats first; page with \
 OFFSET = next.";
 

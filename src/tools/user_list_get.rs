@@ -23,8 +23,8 @@ const TITLE: &str = "Names of users by ID";
 
 const DESCRIPTION: &str = "\
 Names, positions and bot/extranet flags of users by ID (REST im.user.list.get), bots included, as \
-the acting user may see them. Up to 500 IDs, sent 50 per request; missing lists IDs the portal \
-did not return (unknown, or hidden from an extranet user).";
+the acting user may see them. Up to 500 IDs, 50 per request; missing lists IDs the portal did \
+not return.";
 
 const MAX_IDS: usize = 500;
 /// IDs per request.

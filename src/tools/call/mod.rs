@@ -29,14 +29,13 @@ const NAME: &str = "bitrix24_call";
 const TITLE: &str = "Call any Bitrix24 REST method";
 
 const DESCRIPTION: &str = "\
-Calls any Bitrix24 REST method (e.g. crm.deal.fields, user.get) as the acting user, with the \
-server's limits and errors; prefer a typed im_* tool where one fits. Reads (last segment get, \
-list, fields, search, count, getXxx; scope, methods, user.current, app.info, server.time, \
-profile) always work, except known writers named like reads (event.offline.get, \
-disk.file.getExternalLink, disk.folder.getExternalLink, im.v2.Event.get, imbot.v2.Event.get). \
-Other methods change data: refused \
-unless the server allows writes, then the user types the method name to confirm. batch is \
-classified command by command; its commands are \"method?query\" strings.";
+Calls any Bitrix24 REST method (e.g. crm.deal.fields) as the acting user, with the server's \
+limits and errors; prefer an im_* tool where one fits. Reads (last segment get, list, fields, \
+search, count, getXxx; scope, methods, user.current, app.info, server.time, profile) always \
+work, except writers named like reads (event.offline.get, disk.file.getExternalLink, \
+disk.folder.getExternalLink, im.v2.Event.get, imbot.v2.Event.get). Other methods write: refused \
+unless the server allows writes, then the user types the method name. batch is classified per \
+command (\"method?query\" strings).";
 
 const MAX_PARAMS_BYTES: usize = 64 * 1024;
 /// The largest result passed on, as JSON.
@@ -97,7 +96,7 @@ struct Answer {
 struct Input {
     /// As the docs write it: crm.deal.fields, catalog.product.getFieldsByFilter.
     method: String,
-    /// The method's parameters, at most 64 KiB as JSON, each name once whatever its letter case (Bitrix24 ignores case). For batch: {"cmd": {"a": "user.get?ID=1"}, "halt": 0}.
+    /// At most 64 KiB of JSON; each name once, in any case (Bitrix24 ignores case). batch: {"cmd": {"a": "user.get?ID=1"}, "halt": 0}.
     #[serde(default)]
     #[schemars(transform = any_object)]
     params: Map<String, Value>,
