@@ -3,15 +3,23 @@
 
 use super::readme;
 
-/// The demo commands README shows, each with the line it says the command prints.
-fn demo_examples() -> Vec<(String, String, String)> {
+/// The demo commands README shows (with `--allow-writes` or not), each with the line it says the
+/// command prints.
+fn demo_examples() -> Vec<(bool, String, String, String)> {
     let text = readme();
     let lines: Vec<&str> = text.lines().collect();
     let mut examples = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let Some(rest) = line.strip_prefix("cargo run --release -- --demo call ") else {
-            continue;
-        };
+        let (writes, rest) =
+            if let Some(rest) = line.strip_prefix("cargo run --release -- --demo call ") {
+                (false, rest)
+            } else if let Some(rest) =
+                line.strip_prefix("cargo run --release -- --demo --allow-writes call ")
+            {
+                (true, rest)
+            } else {
+                continue;
+            };
         let (tool, arguments) = rest.split_once(' ').unwrap();
         let arguments = arguments.trim_matches('\'').to_owned();
         let json_start = lines[i..]
@@ -24,7 +32,12 @@ fn demo_examples() -> Vec<(String, String, String)> {
             "```",
             "{tool} {arguments}: README shows the output as one line"
         );
-        examples.push((tool.to_owned(), arguments, lines[json_start].to_owned()));
+        examples.push((
+            writes,
+            tool.to_owned(),
+            arguments,
+            lines[json_start].to_owned(),
+        ));
     }
     examples
 }
@@ -35,13 +48,25 @@ fn demo_examples() -> Vec<(String, String, String)> {
 fn every_demo_command_in_the_readme_prints_what_the_readme_says() {
     let examples = demo_examples();
     assert!(examples.len() >= 4, "README's walkthrough is missing");
-    // Only the read tools are shown with --demo alone.
-    for (tool, arguments, expected) in examples {
+    assert!(
+        examples.iter().any(|(writes, ..)| *writes),
+        "README's walkthrough shows no write"
+    );
+    // Each command starts its own sample portal, as a newcomer's would.
+    for (writes, tool, arguments, expected) in examples {
+        let flags: &[&str] = if writes {
+            &["--demo", "--allow-writes", "call"]
+        } else {
+            &["--demo", "call"]
+        };
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_bitrix24-mcp"))
-            .args(["--demo", "call", &tool, &arguments])
+            .args(flags)
+            .args([&tool, &arguments])
             .env_remove("BITRIX24_WEBHOOK_URL")
             .env_remove("BITRIX24_TOOLS")
             .env_remove("BITRIX24_EXCLUDE_TOOLS")
+            .env_remove("BITRIX24_WRITE_CHATS")
+            .env_remove("BITRIX24_MESSAGE_FOOTER")
             .output()
             .unwrap();
         assert!(output.status.success(), "{tool} {arguments}");
@@ -55,7 +80,7 @@ fn every_demo_command_in_the_readme_prints_what_the_readme_says() {
 #[test]
 fn the_walkthrough_asks_about_the_chat_it_just_found() {
     let mut latest: Option<serde_json::Value> = None;
-    for (tool, arguments, printed) in demo_examples() {
+    for (_, tool, arguments, printed) in demo_examples() {
         let arguments: serde_json::Value = serde_json::from_str(&arguments).unwrap();
         if let Some(chat) = arguments.get("CHAT_ID") {
             assert_eq!(
