@@ -1,7 +1,7 @@
 //! What the tools cost an assistant's context, in bytes, as the binary gives them: `tools/list`
 //! for the default read tools and with writes on (`bitrix24-mcp tools`, compacted as on the
 //! wire), and a page of 20 ordinary messages (`--demo call im_dialog_messages_get`: the Marketing
-//! chat's 20 messages before its newest 20).
+//! chat's third page of 20 from its newest).
 
 use serde_json::{Value, json};
 
@@ -30,19 +30,23 @@ fn kb(bytes: usize) -> String {
 pub fn rows() -> Vec<Row> {
     let reads = bytes(&json_of(&["tools"]));
     let writes = bytes(&json_of(&["tools", "--allow-writes"]));
-    let newest = json_of(&[
+    // Two pages back from the newest: each call starts its own sample portal, whose history is
+    // the same every time.
+    let mut page = json_of(&[
         "--demo",
         "call",
         "im_dialog_messages_get",
         r#"{"CHAT_ID":2935,"LIMIT":20}"#,
     ]);
-    let arguments = json!({"CHAT_ID": 2935, "LIMIT": 20, "LAST_ID": newest["older_than"]});
-    let page = json_of(&[
-        "--demo",
-        "call",
-        "im_dialog_messages_get",
-        &arguments.to_string(),
-    ]);
+    for _ in 0..2 {
+        let arguments = json!({"CHAT_ID": 2935, "LIMIT": 20, "LAST_ID": page["older_than"]});
+        page = json_of(&[
+            "--demo",
+            "call",
+            "im_dialog_messages_get",
+            &arguments.to_string(),
+        ]);
+    }
     let count = page["messages"].as_array().map_or(0, Vec::len);
     let page_bytes = bytes(&page);
     vec![

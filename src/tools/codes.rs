@@ -252,20 +252,6 @@ pub const BITRIX_CODES: &[CodeInfo] = &[
         "The portal does not offer this method (its Chat module may be off, or the portal is too old): the portal administrator can enable it; do not retry.",
     ),
     code(
-        "FIRST_ID_STRING",
-        InvalidInput,
-        false,
-        "FIRST_ID must be a number",
-        "Pass FIRST_ID as a message ID from a previous answer's newer_than, e.g. {\"FIRST_ID\": 84877}.",
-    ),
-    code(
-        "LAST_ID_STRING",
-        InvalidInput,
-        false,
-        "LAST_ID must be a number",
-        "Pass LAST_ID as a message ID from a previous answer's older_than, e.g. {\"LAST_ID\": 84877}.",
-    ),
-    code(
         "MESSAGE_EMPTY",
         InvalidInput,
         false,

@@ -448,8 +448,6 @@ mod tests {
         ("user_access_error", 403, Permission, false),
         ("PORTAL_DELETED", 500, Configuration, false),
         ("ERROR_METHOD_NOT_FOUND", 404, Configuration, false),
-        ("FIRST_ID_STRING", 400, InvalidInput, false),
-        ("LAST_ID_STRING", 400, InvalidInput, false),
         ("MESSAGE_EMPTY", 400, InvalidInput, false),
         ("MESSAGE_ID_ERROR", 400, InvalidInput, false),
         ("CANT_EDIT_MESSAGE", 403, Permission, false),
