@@ -40,6 +40,8 @@ EXPECTED_TOOLS = [
     "im_chat_user_list",
     "im_user_list_get",
     "im_recent_list",
+    "im_dialog_messages_get",
+    "im_dialog_messages_search",
     "bitrix24_call",
 ]
 INSTALL_TIMEOUT = 600
