@@ -118,9 +118,18 @@ pub fn read(
         // PHP sends a list whose keys are not 0, 1, 2, … as an object.
         Some(Value::Object(map)) => map.values().collect(),
         _ => {
+            // Named by its shape only: the answer of a message method holds people's words,
+            // which never reach an error message.
+            let kind = match result {
+                Value::Object(_) => "an object",
+                Value::Array(_) => "a list",
+                Value::String(_) => "a string",
+                Value::Null => "null",
+                _ => "a scalar",
+            };
             return Err(unexpected(
                 client,
-                format!("{method} answered without a messages list: {result}"),
+                format!("{method} answered {kind} without a messages list"),
             ));
         }
     };
