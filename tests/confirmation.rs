@@ -569,6 +569,9 @@ async fn a_write_cancelled_while_the_portal_is_slow_is_logged_with_outcome_unkno
     assert_eq!(write["tool"], "im_chat_leave");
     assert_eq!(write["change"], "the acting user leaves chat 42");
     assert_eq!(write["confirmed"], "typed confirmation (elicitation)");
+    // The webhook's user, as its URL names them (the name would cost a request).
+    assert_eq!(write["user_id"], 1);
+    assert!(write.get("user_name").is_none(), "{write}");
     assert!(
         write["outcome"].as_str().unwrap().starts_with("unknown ("),
         "{write}"

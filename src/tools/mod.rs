@@ -307,6 +307,7 @@ impl Bitrix24Tools {
                 .map_or_else(String::new, |i| i.summary);
             write_log::WriteLog::start(name, change, confirmed, self.transport, session)
                 .as_user(acting)
+                .or_webhook_user(client)
         });
         // A bug in a tool must cost one call, not the session: the panic becomes an error result
         // and every lock and gate on the way uses poison-free access.

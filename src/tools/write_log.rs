@@ -1,12 +1,13 @@
 //! The write log: one info line per write, with the tool, what changes, the outcome, how it was
-//! confirmed, the transport and the session, and the Bitrix24 user it ran as when each person
-//! signs in — never a secret. A write under way is logged even
+//! confirmed, the transport and the session, and the Bitrix24 user it ran as (the person signed
+//! in, with their name, or the webhook's user) — never a secret. A write under way is logged even
 //! when its caller goes away (a cancelled call, a closed connection): its outcome is then
 //! unknown, since the request may already have reached the portal.
 
 use tracing::info;
 
 use super::acting::Acting;
+use crate::bitrix::{Auth, Client};
 use super::error::ToolError;
 
 /// A write that has started. [`WriteLog::finished`] logs its outcome; dropped before that, it
@@ -50,6 +51,18 @@ impl WriteLog {
         self
     }
 
+    /// Names the webhook's user when no signed-in person is named: the webhook URL says who it
+    /// acts as (by ID; the name would cost a request). An OAuth application's user is not known
+    /// without asking the portal, so such a write is logged without one.
+    pub fn or_webhook_user(mut self, client: &Client) -> Self {
+        if self.user.is_none()
+            && let Auth::Webhook(webhook) = client.auth()
+        {
+            self.user = Some((webhook.user_id(), String::new()));
+        }
+        self
+    }
+
     /// Logs how the write ended.
     pub fn finished<T>(mut self, outcome: &Result<T, ToolError>) {
         let outcome = match outcome {
@@ -63,7 +76,7 @@ impl WriteLog {
     fn log(&mut self, outcome: &str) {
         self.logged = true;
         let (user_id, user_name) = match &self.user {
-            Some((id, name)) => (Some(*id), Some(name.as_str())),
+            Some((id, name)) => (Some(*id), Some(name.as_str()).filter(|n| !n.is_empty())),
             None => (None, None),
         };
         info!(tool = self.tool.as_str(), change = %self.change, outcome = %outcome, confirmed = self.confirmed, transport = self.transport, session = %self.session, user_id, user_name, "write");
