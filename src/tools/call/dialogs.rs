@@ -21,6 +21,16 @@ const CHAT_FAMILIES: [&str; 7] = [
     "imbot.message.",
 ];
 
+/// Methods of those families that do not change the chat their `CHAT_ID` or `DIALOG_ID` names:
+/// they create a chat (`USERS`, `MESSAGE` go to the new one) or act on every dialog, and ignore
+/// a stray chat parameter, so one beside them proves nothing.
+const NOT_CHAT_TARGETED: [&str; 4] = [
+    "im.chat.add",
+    "imbot.chat.add",
+    "im.dialog.read.all",
+    "im.dialog.unread.all",
+];
+
 /// The dialogs a call's writes change, in the portal's form (`chat2935`, `sg17`, `1269`), read
 /// from each write's `CHAT_ID` or `DIALOG_ID` (names folded as the portal folds them); `None`
 /// when any write's target cannot be told so. For `--write-chats`: a write that may change
@@ -67,12 +77,22 @@ fn target<'a>(method: &str, params: impl Iterator<Item = (&'a str, Given<'a>)>) 
     if !CHAT_FAMILIES
         .iter()
         .any(|family| method.starts_with(family))
+        || NOT_CHAT_TARGETED.contains(&method.as_str())
     {
         return None;
     }
     let mut found: Option<String> = None;
     for (name, value) in params {
         let folded = fold(name);
+        // The portal upper-cases names byte by byte (ASCII only): `chat_ıd` (dotless i) folds to
+        // `CHAT_ID` here but is an unknown name there, so it names no chat the portal will use.
+        if !name.is_ascii()
+            && ["CHAT_ID", "DIALOG_ID", "MESSAGE_ID"]
+                .iter()
+                .any(|n| folded.starts_with(n))
+        {
+            return None;
+        }
         // `CHAT_ID[]` or `CHAT_ID[x]` (a batch query's list or map) is no single dialog.
         let base = folded.split('[').next().unwrap_or_default();
         let dialog = match base {
@@ -222,6 +242,45 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_chat_named_beside_a_method_that_ignores_it_proves_nothing() {
+        // im.chat.add creates a new chat (with its USERS and first MESSAGE) whatever CHAT_ID says.
+        for (method, params) in [
+            (
+                "im.chat.add",
+                json!({"CHAT_ID": 2935, "TITLE": "x", "USERS": [5], "MESSAGE": "hi"}),
+            ),
+            (
+                "IM.CHAT.ADD",
+                json!({"DIALOG_ID": "chat2935", "TITLE": "x"}),
+            ),
+            (
+                "imbot.chat.add",
+                json!({"CHAT_ID": 2935, "BOT_ID": 1, "USERS": [5]}),
+            ),
+            ("im.dialog.read.all", json!({"DIALOG_ID": "chat2935"})),
+        ] {
+            assert_eq!(one(method, params.clone()), None, "{method} {params}");
+        }
+        let batch = json!({"cmd": {"a": "im.chat.add?CHAT_ID=2935&TITLE=x&USERS[]=5&MESSAGE=hi"}});
+        assert_eq!(dialogs("batch", batch), None);
+    }
+
+    #[test]
+    fn a_name_the_portal_does_not_fold_to_a_chat_names_none() {
+        // PHP upper-cases ASCII only: the portal sees `CHAT_ıD` as an unknown name and takes the
+        // dialog from USER_ID, while Unicode upper-casing read it as CHAT_ID 2935.
+        for params in [
+            json!({"chat_\u{131}d": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"d\u{131}alog_id": "chat2935", "USER_ID": 1269, "MESSAGE": "x"}),
+        ] {
+            assert_eq!(one("im.message.add", params.clone()), None, "{params}");
+        }
+        let batch =
+            json!({"cmd": {"a": "im.message.add?CHAT_%C4%B1D=2935&USER_ID=1269&MESSAGE=x"}});
+        assert_eq!(dialogs("batch", batch), None);
     }
 
     #[test]
