@@ -60,6 +60,16 @@ fn disguised() -> Vec<(&'static str, Value)> {
             "batch",
             json!({"cmd": ["im.message.add?CHAT_%C4%B1D=2935&USER_ID=1269&MESSAGE=x"]}),
         ),
+        // A JSON body's names reach the portal as written (upper-cased): ` CHAT_ID` and `CHAT.ID`
+        // are not CHAT_ID there.
+        call(
+            "im.message.add",
+            json!({" CHAT_ID": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+        ),
+        call(
+            "im.message.add",
+            json!({"chat.id": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+        ),
         // Forms that are not literally one dialog (these held before; kept as a fence).
         call(
             "im.message.add",

@@ -1,6 +1,6 @@
 //! Which dialogs a `bitrix24_call`'s writes change, for `--write-chats`: read from each write's
-//! `CHAT_ID` or `DIALOG_ID` as the portal will read them (names folded, a batch command's query
-//! decoded), and only where that is certain — anything else is "cannot be told", which a list
+//! `CHAT_ID` or `DIALOG_ID` as the portal will read them (names in any ASCII letter case, a batch
+//! command's query decoded), and only where that is certain — anything else is "cannot be told", which a list
 //! refuses.
 
 use serde_json::{Map, Value};
@@ -84,9 +84,11 @@ fn target<'a>(method: &str, params: impl Iterator<Item = (&'a str, Given<'a>)>) 
     let mut found: Option<String> = None;
     for (name, value) in params {
         let folded = fold(name);
-        // The portal upper-cases names byte by byte (ASCII only): `chat_ıd` (dotless i) folds to
-        // `CHAT_ID` here but is an unknown name there, so it names no chat the portal will use.
-        if !name.is_ascii()
+        // The portal upper-cases a name byte by byte (ASCII only) and, in a JSON body, changes
+        // nothing else: `chat_ıd` (dotless i), ` chat_id` or `chat.id` fold to `CHAT_ID` here but
+        // are unknown names there, so they name no chat the portal will use (it may take the
+        // dialog from another parameter, e.g. a legacy `USER_ID`).
+        if folded != name.to_ascii_uppercase()
             && ["CHAT_ID", "DIALOG_ID", "MESSAGE_ID"]
                 .iter()
                 .any(|n| folded.starts_with(n))
@@ -174,7 +176,7 @@ mod tests {
         for (params, expected) in [
             (json!({"DIALOG_ID": "chat2935", "MESSAGE": "x"}), "chat2935"),
             (json!({"dialog_id": "CHAT2935", "MESSAGE": "x"}), "chat2935"),
-            (json!({"Dialog.Id": "sg17", "MESSAGE": "x"}), "sg17"),
+            (json!({"Dialog_Id": "sg17", "MESSAGE": "x"}), "sg17"),
             (json!({"DIALOG_ID": "chat02935"}), "chat2935"),
             (json!({"DIALOG_ID": 1269}), "1269"),
             (json!({"DIALOG_ID": "1269"}), "1269"),
@@ -275,6 +277,10 @@ mod tests {
         for params in [
             json!({"chat_\u{131}d": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
             json!({"d\u{131}alog_id": "chat2935", "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({" CHAT_ID": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"chat.id": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"DIALOG ID": "chat2935", "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"Dialog.Id": "sg17", "MESSAGE": "x"}),
         ] {
             assert_eq!(one("im.message.add", params.clone()), None, "{params}");
         }
