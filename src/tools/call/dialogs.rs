@@ -1,7 +1,7 @@
 //! Which dialogs a `bitrix24_call`'s writes change, for `--write-chats`: read from each write's
 //! `CHAT_ID` or `DIALOG_ID` as the portal will read them (names in any ASCII letter case, a batch
-//! command's query decoded), and only where that is certain — anything else is "cannot be told", which a list
-//! refuses.
+//! command's query decoded), and only where that is certain — anything else is "cannot be told",
+//! which a list refuses.
 
 use serde_json::{Map, Value};
 
