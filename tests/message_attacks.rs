@@ -60,6 +60,23 @@ fn disguised() -> Vec<(&'static str, Value)> {
             "batch",
             json!({"cmd": ["im.message.add?CHAT_%C4%B1D=2935&USER_ID=1269&MESSAGE=x"]}),
         ),
+        // The portal's precedence: USER_ID wins over DIALOG_ID in im.message.add.
+        call(
+            "im.message.add",
+            json!({"DIALOG_ID": "chat2935", "USER_ID": 1269, "MESSAGE": "x"}),
+        ),
+        call(
+            "batch",
+            json!({"cmd": ["im.message.add?CHAT_ID=2935&USER_ID=1269&MESSAGE=x"]}),
+        ),
+        // `ID` is the portal's alias of MESSAGE_ID: the message may be in any chat.
+        call("im.message.delete", json!({"ID": 84895, "CHAT_ID": 2935})),
+        call(
+            "im.message.update",
+            json!({"ID": 84895, "DIALOG_ID": "chat2935", "MESSAGE": "x"}),
+        ),
+        // im.chat.url.delete removes the link LINK_ID wherever it is.
+        call("im.chat.url.delete", json!({"LINK_ID": 5, "CHAT_ID": 2935})),
         // A JSON body's names reach the portal as written (upper-cased): ` CHAT_ID` and `CHAT.ID`
         // are not CHAT_ID there.
         call(
