@@ -126,7 +126,8 @@ pub fn with_footer(text: &str, writes: &Writes) -> String {
 }
 
 /// Whether a text mentions everyone (`[user=all]`, in any letter case, with white space allowed
-/// inside the brackets): the portal then notifies every member of the chat.
+/// inside the brackets, and with words after `all` as in `[USER=all REPLACE]`): the portal then
+/// notifies every member of the chat.
 pub fn notifies_everyone(text: &str) -> bool {
     let lower = text.to_lowercase();
     lower.match_indices('[').any(|(at, _)| {
@@ -140,7 +141,9 @@ pub fn notifies_everyone(text: &str) -> bool {
         let Some(rest) = rest.trim_start().strip_prefix("all") else {
             return false;
         };
-        rest.trim_start().starts_with(']')
+        // `[USER=all REPLACE]`, the system form, or any other word after `all` before `]`: the
+        // portal's mention may still notify everyone, so it is asked about like `[user=all]`.
+        rest.starts_with(char::is_whitespace) || rest.starts_with(']')
     })
 }
 
@@ -201,6 +204,8 @@ mod tests {
             "[User = All]",
             "x [ user\t=\nall ] y",
             "[[user=all]",
+            "[USER=all REPLACE]Everyone[/USER]",
+            "[user=all replace]",
         ] {
             assert!(notifies_everyone(text), "{text:?}");
         }

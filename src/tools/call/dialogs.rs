@@ -1,25 +1,53 @@
 //! Which dialogs a `bitrix24_call`'s writes change, for `--write-chats`: read from each write's
-//! `CHAT_ID` or `DIALOG_ID` as the portal will read them (names folded, a batch command's query
-//! decoded), and only where that is certain — anything else is "cannot be told", which a list
-//! refuses.
+//! `CHAT_ID` or `DIALOG_ID` as the portal will read them (names in any ASCII letter case, a batch
+//! command's query decoded), and only where that is certain — anything else is "cannot be told",
+//! which a list refuses.
 
 use serde_json::{Map, Value};
 
 use super::plan::{Plan, fold};
 use crate::tools::args;
 
-/// The method families whose `CHAT_ID` or `DIALOG_ID` names the chat they change (reference
-/// §11–14, §22–24). Elsewhere such a parameter proves nothing: `crm.deal.delete` with a
-/// `CHAT_ID` beside its `ID` changes a deal, whatever chat it names.
-const CHAT_FAMILIES: [&str; 7] = [
-    "im.chat.",
-    "im.dialog.",
-    "im.message.",
-    "im.disk.",
-    "imbot.chat.",
-    "imbot.dialog.",
-    "imbot.message.",
+/// The writes whose `CHAT_ID` or `DIALOG_ID` is the one chat they change (reference §11–14,
+/// §22–24, and the im module's REST handlers), in lower case. Any other method proves nothing by
+/// naming a chat: `im.chat.add` creates a new one whatever `CHAT_ID` says, `im.chat.url.delete`
+/// removes the link `LINK_ID` wherever it is, `im.message.delete` takes the message's `ID`, and
+/// `crm.deal.delete` changes a deal.
+const CHAT_TARGETED: [&str; 23] = [
+    "im.chat.leave",
+    "im.chat.mute",
+    "im.chat.setmanager",
+    "im.chat.setowner",
+    "im.chat.updateavatar",
+    "im.chat.updatecolor",
+    "im.chat.updatetitle",
+    "im.chat.user.add",
+    "im.chat.user.delete",
+    "im.dialog.read",
+    "im.dialog.unread",
+    "im.dialog.writing",
+    "im.disk.file.commit",
+    "im.message.add",
+    "imbot.chat.leave",
+    "imbot.chat.setmanager",
+    "imbot.chat.setowner",
+    "imbot.chat.updateavatar",
+    "imbot.chat.updatecolor",
+    "imbot.chat.updatetitle",
+    "imbot.chat.user.add",
+    "imbot.chat.user.delete",
+    "imbot.message.add",
 ];
+
+/// Parameters that make the portal look past `CHAT_ID` and `DIALOG_ID`: a message's ID (the
+/// portal finds the message wherever it is), and in `im.message.add` a `USER_ID`, which wins
+/// over both (a private message to that user).
+const RETARGETING: [&str; 5] = ["MESSAGE_ID", "ID", "USER_ID", "TO_USER_ID", "FROM_USER_ID"];
+
+/// The methods where a user parameter names a member of the chat, not another dialog.
+fn names_members(method: &str) -> bool {
+    method.contains(".chat.")
+}
 
 /// The dialogs a call's writes change, in the portal's form (`chat2935`, `sg17`, `1269`), read
 /// from each write's `CHAT_ID` or `DIALOG_ID` (names folded as the portal folds them); `None`
@@ -59,24 +87,34 @@ enum Given<'a> {
     Query(&'a str),
 }
 
-/// The one dialog a write names, or `None`: a method outside [`CHAT_FAMILIES`], no `CHAT_ID` or
-/// `DIALOG_ID`, one that is not a literal dialog, two that disagree, or a `MESSAGE_ID` (the portal
-/// finds the message wherever it is and ignores a dialog beside it, so that proves nothing).
+/// The one dialog a write names, or `None`: a method outside [`CHAT_TARGETED`], no `CHAT_ID` or
+/// `DIALOG_ID`, one that is not a literal dialog, two that disagree, or a [`RETARGETING`]
+/// parameter (the portal then looks past the dialog named, so that proves nothing).
 fn target<'a>(method: &str, params: impl Iterator<Item = (&'a str, Given<'a>)>) -> Option<String> {
     let method = method.to_ascii_lowercase();
-    if !CHAT_FAMILIES
-        .iter()
-        .any(|family| method.starts_with(family))
-    {
+    if !CHAT_TARGETED.contains(&method.as_str()) {
         return None;
     }
     let mut found: Option<String> = None;
     for (name, value) in params {
         let folded = fold(name);
+        // The portal upper-cases a name byte by byte (ASCII only) and, in a JSON body, changes
+        // nothing else: `chat_ıd` (dotless i), ` chat_id` or `chat.id` fold to `CHAT_ID` here but
+        // are unknown names there, so they name no chat the portal will use (it may take the
+        // dialog from another parameter, e.g. a legacy `USER_ID`).
+        if folded != name.to_ascii_uppercase()
+            && ["CHAT_ID", "DIALOG_ID"]
+                .iter()
+                .chain(RETARGETING.iter())
+                .any(|n| folded.starts_with(n))
+        {
+            return None;
+        }
         // `CHAT_ID[]` or `CHAT_ID[x]` (a batch query's list or map) is no single dialog.
         let base = folded.split('[').next().unwrap_or_default();
         let dialog = match base {
-            "MESSAGE_ID" => return None,
+            "USER_ID" if names_members(&method) => continue,
+            name if RETARGETING.contains(&name) => return None,
             "CHAT_ID" | "DIALOG_ID" if base != folded => return None,
             "CHAT_ID" => chat_param(value)?,
             "DIALOG_ID" => dialog_param(value)?,
@@ -154,7 +192,7 @@ mod tests {
         for (params, expected) in [
             (json!({"DIALOG_ID": "chat2935", "MESSAGE": "x"}), "chat2935"),
             (json!({"dialog_id": "CHAT2935", "MESSAGE": "x"}), "chat2935"),
-            (json!({"Dialog.Id": "sg17", "MESSAGE": "x"}), "sg17"),
+            (json!({"Dialog_Id": "sg17", "MESSAGE": "x"}), "sg17"),
             (json!({"DIALOG_ID": "chat02935"}), "chat2935"),
             (json!({"DIALOG_ID": 1269}), "1269"),
             (json!({"DIALOG_ID": "1269"}), "1269"),
@@ -210,6 +248,51 @@ mod tests {
             ),
             None
         );
+        // The portal's own aliases and precedence: `ID` is the message's ID, `USER_ID` wins over
+        // CHAT_ID and DIALOG_ID in im.message.add (a private message to that user).
+        for (method, params) in [
+            (
+                "im.message.add",
+                json!({"DIALOG_ID": "chat2935", "USER_ID": 1269, "MESSAGE": "x"}),
+            ),
+            (
+                "im.message.add",
+                json!({"CHAT_ID": 2935, "user_id": "1269", "MESSAGE": "x"}),
+            ),
+            (
+                "imbot.message.add",
+                json!({"DIALOG_ID": "chat2935", "TO_USER_ID": 1269}),
+            ),
+            ("im.message.delete", json!({"ID": 84895, "CHAT_ID": 2935})),
+            (
+                "im.message.update",
+                json!({"id": 84895, "DIALOG_ID": "chat2935", "MESSAGE": "x"}),
+            ),
+            (
+                "im.message.like",
+                json!({"ID": 84895, "DIALOG_ID": "chat2935"}),
+            ),
+            ("im.chat.url.delete", json!({"LINK_ID": 5, "CHAT_ID": 2935})),
+            (
+                "im.chat.favorite.add",
+                json!({"MESSAGE_ID": 5, "CHAT_ID": 2935}),
+            ),
+            (
+                "im.disk.file.delete",
+                json!({"DISK_ID": 5, "CHAT_ID": 2935}),
+            ),
+        ] {
+            assert_eq!(one(method, params.clone()), None, "{method} {params}");
+        }
+        // A member named beside the chat it joins or leaves is no other target.
+        assert_eq!(
+            one(
+                "im.chat.user.delete",
+                json!({"CHAT_ID": 2935, "USER_ID": 1269})
+            )
+            .as_deref(),
+            Some("chat2935")
+        );
         // A chat named beside a write of something else proves nothing.
         assert_eq!(
             one("crm.deal.delete", json!({"ID": 5, "CHAT_ID": 2935})),
@@ -222,6 +305,49 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_chat_named_beside_a_method_that_ignores_it_proves_nothing() {
+        // im.chat.add creates a new chat (with its USERS and first MESSAGE) whatever CHAT_ID says.
+        for (method, params) in [
+            (
+                "im.chat.add",
+                json!({"CHAT_ID": 2935, "TITLE": "x", "USERS": [5], "MESSAGE": "hi"}),
+            ),
+            (
+                "IM.CHAT.ADD",
+                json!({"DIALOG_ID": "chat2935", "TITLE": "x"}),
+            ),
+            (
+                "imbot.chat.add",
+                json!({"CHAT_ID": 2935, "BOT_ID": 1, "USERS": [5]}),
+            ),
+            ("im.dialog.read.all", json!({"DIALOG_ID": "chat2935"})),
+        ] {
+            assert_eq!(one(method, params.clone()), None, "{method} {params}");
+        }
+        let batch = json!({"cmd": {"a": "im.chat.add?CHAT_ID=2935&TITLE=x&USERS[]=5&MESSAGE=hi"}});
+        assert_eq!(dialogs("batch", batch), None);
+    }
+
+    #[test]
+    fn a_name_the_portal_does_not_fold_to_a_chat_names_none() {
+        // PHP upper-cases ASCII only: the portal sees `CHAT_ıD` as an unknown name and takes the
+        // dialog from USER_ID, while Unicode upper-casing read it as CHAT_ID 2935.
+        for params in [
+            json!({"chat_\u{131}d": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"d\u{131}alog_id": "chat2935", "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({" CHAT_ID": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"chat.id": 2935, "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"DIALOG ID": "chat2935", "USER_ID": 1269, "MESSAGE": "x"}),
+            json!({"Dialog.Id": "sg17", "MESSAGE": "x"}),
+        ] {
+            assert_eq!(one("im.message.add", params.clone()), None, "{params}");
+        }
+        let batch =
+            json!({"cmd": {"a": "im.message.add?CHAT_%C4%B1D=2935&USER_ID=1269&MESSAGE=x"}});
+        assert_eq!(dialogs("batch", batch), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Characters a message must not carry into an assistant's context (§26's list: zero-width,
-//! tag, bidi and variation-selector characters, plus C0/C1 controls but line feed and tab), and
+//! tag, bidi and variation-selector characters, plus other blank-looking ones and C0/C1 controls
+//! but line feed and tab; line separators become line feeds), and
 //! the HTML entities the portal may send, decoded once so that what they hide meets the same strip.
 
 /// Whether `c` is invisible or changes direction: the runes `github/github-mcp-server` strips
@@ -19,6 +20,25 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{2066}'..='\u{2069}'
         | '\u{fe00}'..='\u{fe0f}'
         | '\u{e0100}'..='\u{e01ef}')
+        || beyond_the_list(c)
+}
+
+/// Characters outside §26's list that show nothing either, the set the confirmation questions
+/// drop (`confirm::targets`): the combining grapheme joiner, the Hangul and Khmer fillers, the
+/// other Mongolian variation selectors, interlinear annotation marks, musical formatting
+/// characters and the rest of the tag plane. A text made of them reads as blank to a person.
+fn beyond_the_list(c: char) -> bool {
+    matches!(c,
+        '\u{034f}'
+        | '\u{115f}'..='\u{1160}'
+        | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180d}'
+        | '\u{180f}'
+        | '\u{3164}'
+        | '\u{ffa0}'
+        | '\u{fff9}'..='\u{fffb}'
+        | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// `text` without invisible characters and without control characters other than `\n` and `\t`
@@ -34,6 +54,9 @@ pub fn strip(text: &str, removed: &mut bool) -> String {
                     out.push('\n');
                 }
             }
+            // Line and paragraph separators break the line as a reader sees it: so they do here,
+            // where quote marks and first lines are found.
+            '\u{2028}' | '\u{2029}' => out.push('\n'),
             c if c.is_control() || is_invisible(c) => *removed = true,
             c => out.push(c),
         }
@@ -129,10 +152,34 @@ mod tests {
             }
             for neighbour in [first - 1, last + 1] {
                 let c = char::from_u32(neighbour).unwrap();
-                assert!(!is_invisible(c), "{neighbour:x}");
+                assert!(!is_invisible(c) || beyond_the_list(c), "{neighbour:x}");
             }
         }
         assert!(!is_invisible('a') && !is_invisible('ж') && !is_invisible('😀'));
+    }
+
+    #[test]
+    fn blank_looking_characters_beyond_the_list_go_too_and_separators_break_lines() {
+        let mut removed = false;
+        let out = strip(
+            "a\u{34f}b\u{115f}\u{1160}\u{3164}\u{ffa0}c\u{180b}\u{180f}\u{17b4}d\u{fff9}e\u{1d173}f\u{e0000}\u{e0fff}g",
+            &mut removed,
+        );
+        assert_eq!(out, "abcdefg");
+        assert!(removed);
+        for visible in [
+            '\u{3163}',
+            '\u{3165}',
+            '\u{ff9f}',
+            '\u{ffa1}',
+            '\u{1d172}',
+            '\u{1d17b}',
+        ] {
+            assert!(!is_invisible(visible), "{visible:?}");
+        }
+        let mut removed = false;
+        assert_eq!(strip("a\u{2028}b\u{2029}c", &mut removed), "a\nb\nc");
+        assert!(!removed, "a line break is not a removal");
     }
 
     #[test]
