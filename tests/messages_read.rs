@@ -459,7 +459,10 @@ async fn malformed_answers_give_a_clear_error_or_a_bounded_page() {
             "{error}"
         );
         let shown = error.to_string();
-        assert!(!shown.contains("Ignore") && !shown.contains("Eve"), "{error}");
+        assert!(
+            !shown.contains("Ignore") && !shown.contains("Eve"),
+            "{error}"
+        );
     }
     // Wrong types everywhere: what cannot be read is left out or given its stated default.
     let odd = json!({"result": {"chat_id": "x", "messages": [

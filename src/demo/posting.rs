@@ -20,8 +20,9 @@ use super::{DemoPortal, PortalData, PortalState, chat, error, lock, now, php};
 pub const MAX_MESSAGE_CHARS: usize = 20_000;
 
 /// The most messages the portal holds: past it, `im.message.add` fails as the docs' "Error
-/// creating message" (`CHAT_ID`), so no caller can grow it without bound.
-pub const MAX_MESSAGES: usize = 100_000;
+/// creating message" (`CHAT_ID`), so no caller can grow it without bound (at most 10,000 texts of
+/// 20,000 characters).
+pub const MAX_MESSAGES: usize = 10_000;
 
 /// The largest `ATTACH` or `KEYBOARD`, serialised.
 const MAX_ATTACH_CHARS: usize = 60_000;

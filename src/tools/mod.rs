@@ -281,8 +281,12 @@ impl Bitrix24Tools {
                         how,
                         arguments: sealed,
                     } => {
-                        // The sealed arguments are what runs: held to the list as they are now.
-                        let sealed_intent = (tool.intent)(&sealed).ok().flatten();
+                        // The sealed arguments are what runs: checked and held to the list as they
+                        // are now (this server sealed them, but its list may have changed since).
+                        let sealed_intent = match (tool.intent)(&sealed) {
+                            Ok(intent) => intent,
+                            Err(invalid) => return done(invalid),
+                        };
                         if let Err(refused) = admit_chats(writes, name, sealed_intent.as_ref()) {
                             return done(refused);
                         }

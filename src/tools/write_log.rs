@@ -7,8 +7,8 @@
 use tracing::info;
 
 use super::acting::Acting;
-use crate::bitrix::{Auth, Client};
 use super::error::ToolError;
+use crate::bitrix::{Auth, Client};
 
 /// A write that has started. [`WriteLog::finished`] logs its outcome; dropped before that, it
 /// logs the outcome as unknown.
