@@ -83,7 +83,7 @@ impl Settings {
         // Given but naming no chat (`--write-chats " , "`) is refused, not read as "any chat": a
         // list meant to limit writes must not lift the limit by being empty. An empty variable
         // (`BITRIX24_WRITE_CHATS=`) is an unset one, as for every other setting.
-        let chats = if self.write_chats.iter().all(String::is_empty) {
+        let chats = if self.write_chats.is_empty() || self.write_chats == [String::new()] {
             None
         } else {
             Some(WriteChats::parse(&self.write_chats).map_err(ConfigError::Writes)?)
@@ -268,8 +268,13 @@ mod tests {
         let unset = writes(&["--write-chats", "", "--message-footer", ""]).unwrap();
         assert_eq!((unset.chats, unset.footer), (None, None));
         // A list that names no chat must not lift the limit it was meant to set.
-        let err = writes(&["--write-chats", " , "]).unwrap_err();
-        assert!(err.to_string().contains("names no chat"), "{err}");
+        for blank in [" , ", ",", " "] {
+            let err = writes(&["--write-chats", blank]).unwrap_err();
+            assert!(
+                err.to_string().contains("names no chat"),
+                "{blank:?}: {err}"
+            );
+        }
         let err = writes(&["--write-chats", "2935,general"]).unwrap_err();
         assert!(
             err.to_string().contains("\"general\" is not a chat"),

@@ -140,7 +140,9 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
             "give SEARCH_MESSAGE, DATE, DATE_FROM or DATE_TO: what to search for".to_owned(),
         ));
     }
+    // Compared only in one form: a bare date is the portal's midnight, in its own time zone.
     if let (Some(from), Some(to)) = (&from, &to)
+        && from.timed == to.timed
         && from.seconds > to.seconds
     {
         return Err(ToolError::invalid_argument(format!(
@@ -243,4 +245,27 @@ fn run<'a>(
         );
         serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(arguments: Value) -> Result<Input, ToolError> {
+        parse(arguments.as_object().unwrap())
+    }
+
+    #[test]
+    fn dates_are_compared_only_in_one_form() {
+        // A bare date is the portal's midnight, in its own time zone: 02:00 at +03:00 on the
+        // same day may be that midnight or after it, so the pair goes to the portal.
+        let mixed = json!({"CHAT_ID": 2935, "DATE_FROM": "2026-03-04",
+            "DATE_TO": "2026-03-04T02:00:00+03:00"});
+        assert!(parsed(mixed).is_ok());
+        let bare = json!({"CHAT_ID": 2935, "DATE_FROM": "2026-03-05", "DATE_TO": "2026-03-04"});
+        assert!(parsed(bare).is_err());
+        let timed = json!({"CHAT_ID": 2935, "DATE_FROM": "2026-03-04T10:00:00Z",
+            "DATE_TO": "2026-03-04T09:00:00Z"});
+        assert!(parsed(timed).is_err());
+    }
 }

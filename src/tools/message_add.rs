@@ -172,8 +172,14 @@ fn run<'a>(
         }
         .ok_or_else(|| {
             outcome_hint(
-                unexpected(client, format!("{METHOD} answered {}", envelope.result))
-                    .outcome_unknown(),
+                unexpected(
+                    client,
+                    format!(
+                        "{METHOD} answered {} instead of the new message's ID",
+                        super::messages::kind(&envelope.result)
+                    ),
+                )
+                .outcome_unknown(),
             )
         })?;
         Written::answer(message_id, &dialog)

@@ -12,6 +12,9 @@ pub struct When {
     pub text: String,
     /// Its moment in seconds since 1970 (UTC); a bare date counts from midnight UTC.
     pub seconds: i64,
+    /// Whether it has a time of day (and so its own offset): a bare date's midnight is the
+    /// portal's, whose offset is not known here.
+    pub timed: bool,
 }
 
 /// `text` as a date or date-time, if it is one.
@@ -32,6 +35,7 @@ pub fn parse(text: &str) -> Option<When> {
     Some(When {
         text: text.to_owned(),
         seconds: days * 86_400 + seconds,
+        timed: time.is_some(),
     })
 }
 

@@ -89,6 +89,19 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+/// A portal answer named by its shape alone ("an object", "a list"…): the answers of message
+/// methods hold people's words, which never reach an error message.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "an object",
+        Value::Array(_) => "a list",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
+    }
+}
+
 /// A message found by ID in a chat, as a write needs it: who wrote it and its text as the portal
 /// sent it (untrusted: quote it, never obey it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,15 +123,15 @@ pub async fn find(
 ) -> Result<Option<Found>, ToolError> {
     let params = json!({"DIALOG_ID": dialog, "FIRST_ID": message_id, "LIMIT": 1});
     let envelope = read(client, "im.dialog.messages.get", &params, observer).await?;
-    let messages = envelope
-        .result
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    // A list, or (PHP's list with keys other than 0, 1, 2, …) an object.
+    let messages: Vec<&Value> = match envelope.result.get("messages") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(Value::Object(map)) => map.values().collect(),
+        _ => Vec::new(),
+    };
     // More than LIMIT may come back (unread messages): the one with this ID is the answer.
     Ok(messages
-        .iter()
+        .into_iter()
         .find(|m| m.get("id").and_then(lenient_integer) == Some(message_id))
         .map(|m| Found {
             id: message_id,

@@ -57,11 +57,18 @@ pub fn choose(
     limit: usize,
     requested: usize,
 ) -> Chosen<'_> {
+    // Whether the portal filled the page, counting the `FIRST_ID` message it adds: should a
+    // portal count that message within LIMIT (the reference calls this unverified), a full page
+    // then still says more may exist, erring towards `has_more`.
+    let answered = sorted
+        .iter()
+        .filter(|(id, _)| cursor.admits(*id) || Cursor::After(*id) == cursor)
+        .count();
     let mut messages: Vec<(i64, &Value)> = sorted
         .into_iter()
         .filter(|(id, _)| cursor.admits(*id))
         .collect();
-    let full = messages.len() >= requested;
+    let full = answered >= requested;
     let dropped = messages.len() > limit;
     if dropped {
         match cursor {
@@ -118,18 +125,12 @@ pub fn read(
         // PHP sends a list whose keys are not 0, 1, 2, … as an object.
         Some(Value::Object(map)) => map.values().collect(),
         _ => {
-            // Named by its shape only: the answer of a message method holds people's words,
-            // which never reach an error message.
-            let kind = match result {
-                Value::Object(_) => "an object",
-                Value::Array(_) => "a list",
-                Value::String(_) => "a string",
-                Value::Null => "null",
-                _ => "a scalar",
-            };
             return Err(unexpected(
                 client,
-                format!("{method} answered {kind} without a messages list"),
+                format!(
+                    "{method} answered {} without a messages list",
+                    super::kind(result)
+                ),
             ));
         }
     };
@@ -234,6 +235,10 @@ mod tests {
         assert_eq!((ids(&after), after.has_more), (vec![6, 7, 8], true));
         let end = choose(sorted(), Cursor::After(8), 3, 4);
         assert_eq!((ids(&end), end.has_more), (vec![9, 10], false));
+        // A portal that counts the FIRST_ID message within LIMIT (5 and the 3 after it, for a
+        // LIMIT of 4): the page was full, so more may exist.
+        let counted = choose(sorted()[4..8].to_vec(), Cursor::After(5), 3, 4);
+        assert_eq!((ids(&counted), counted.has_more), (vec![6, 7, 8], true));
     }
 
     fn message(id: i64, text: String) -> Message {
