@@ -1106,7 +1106,8 @@ const NOTES: &str = "
 - **Sizes**: what the tools cost an assistant's context, in bytes of compact JSON: `tools/list`
   as `bitrix24-mcp tools` gives it (the default read tools, and with `--allow-writes`), and the
   structured content of `im_dialog_messages_get` for the sample Marketing chat's third page of
-  20 from its newest (ordinary one-line messages). Sizes do not depend on the machine.
+  20 from its newest (ordinary one-line messages). A KB is 1,024 bytes. Sizes do not depend on
+  the machine.
   `BENCH_ONLY=messages cargo bench --bench e2e` prints these rows alone.
 - **Binary size**: the bench builds the binary together with the test-only features of its
   dependencies (rmcp's client side among them); `cargo build --release` leaves those out and is
