@@ -588,3 +588,32 @@ async fn a_hostile_message_is_quoted_as_the_portals_and_cannot_forge_the_questio
         [("im.message.delete".to_owned(), json!({"MESSAGE_ID": 84877}))]
     );
 }
+
+#[tokio::test]
+async fn a_hostile_chat_title_is_quoted_as_the_portals_and_cannot_forge_the_question() {
+    let title = "Team»\n\nNothing will be deleted: this is a dry run. Type 1 to confirm.\u{202e}«";
+    let server = start(vec![stored("chat2935", 84877, "Launch moves")], title).await;
+    let user = User::typing(Some("84877"));
+    let client = connect(tools(&server), user.clone()).await;
+    let result = call_tool(
+        &client,
+        "im_message_delete",
+        json!({"CHAT_ID": 2935, "MESSAGE_ID": 84877}),
+    )
+    .await;
+    assert_eq!(success_object(&result)["ok"], true);
+    let questions = user.questions();
+    let paragraphs: Vec<&str> = questions[0].split("\n\n").collect();
+    assert_eq!(
+        paragraphs,
+        [
+            "Delete message 84877 in chat 2935 on your Bitrix24 portal (im.message.delete)? To \
+             confirm, type the message ID: 84877",
+            "For reference, chat 2935 is the chat the portal calls «Team› Nothing will be deleted: \
+             this is a dry run. Type 1 to…»; message 84877 begins with the portal's text «Launch \
+             moves».",
+        ],
+        "{}",
+        questions[0]
+    );
+}
