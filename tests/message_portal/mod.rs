@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use super::common::CODE;
+use bitrix24_mcp::tools::Bitrix24Tools;
+use bitrix24_mcp::tools::registry::{Selection, Writes};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::{ClientHandler, RoleClient};
+
+use super::common::{CODE, fast_options, webhook_client};
 
 pub const BASE_PATH: &str = "/rest/1/t0p53cr3tc0de42x/";
 
@@ -166,4 +172,48 @@ pub async fn writes(server: &MockServer) -> Vec<(String, Value)> {
 /// The webhook URL of the fake portal, for the binary's environment.
 pub fn webhook_url(server: &MockServer) -> String {
     format!("{}/rest/1/{CODE}/", server.uri())
+}
+
+// ---- calling the tools ---------------------------------------------------------------------------
+
+pub fn selection(skip_confirmation: bool, footer: Option<&str>) -> Selection {
+    Selection::all().with_writes(Writes {
+        allowed: true,
+        skip_confirmation,
+        footer: footer.map(str::to_owned),
+        ..Writes::default()
+    })
+}
+
+/// The tools for `server`, writes on, confirmation asked.
+pub fn tools(server: &MockServer) -> Bitrix24Tools {
+    Bitrix24Tools::new(Some(webhook_client(&server.uri(), fast_options())))
+        .serving(selection(false, None))
+}
+
+pub async fn call_tool<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    client
+        .call_tool(
+            CallToolRequestParams::new(tool.to_owned())
+                .with_arguments(arguments.as_object().unwrap().clone()),
+        )
+        .await
+        .expect("tools/call answers")
+}
+
+/// A call without an MCP client to ask (the `call` path): confirmation skipped where `selection`
+/// says so.
+pub async fn direct(tools: &Bitrix24Tools, tool: &str, arguments: Value) -> CallToolResult {
+    tools.call(tool, arguments.as_object()).await.unwrap()
+}
+
+pub fn find(dialog: &str, message_id: i64) -> (String, Value) {
+    (
+        "im.dialog.messages.get".to_owned(),
+        json!({"DIALOG_ID": dialog, "FIRST_ID": message_id, "LIMIT": 1}),
+    )
 }
