@@ -26,15 +26,22 @@ member list.";
 /// The most managers passed on.
 const MAX_MANAGERS: usize = 200;
 
-/// A chat as the tools that take one as `CHAT_ID` or `DIALOG_ID` read it (exactly one is set);
-/// flattened into their inputs, whose schemas are derived from them.
-#[derive(JsonSchema)]
+/// A chat as every tool that takes one reads it: `CHAT_ID` or `DIALOG_ID` (exactly one), held in
+/// the portal's dialog form (`chat2935`, `sg17`, `1269`). Flattened into the tools' inputs, with
+/// the schema of [`ChatRefSchema`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatRef {
-    /// The chat's ID, e.g. 2935. Or give DIALOG_ID.
+    dialog: String,
+}
+
+/// The schema of a [`ChatRef`]: the two names a caller may give. Only its schema is used.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct ChatRefSchema {
     #[serde(rename = "CHAT_ID")]
     #[schemars(range(min = 1), extend("type" = "integer"))]
     chat_id: Option<i64>,
-    /// chat2935, sg17 (a workgroup's chat) or a user ID (a private dialog).
+    /// chat2935, sg17 (a workgroup) or a user ID (private).
     #[serde(rename = "DIALOG_ID")]
     #[schemars(extend("type" = "string"))]
     dialog_id: Option<String>,
@@ -43,26 +50,29 @@ pub struct ChatRef {
 impl ChatRef {
     /// Reads `CHAT_ID` or `DIALOG_ID` leniently (`"chat2935"` and `"2935"` as a CHAT_ID too).
     pub fn parse(args: &Args<'_>) -> Result<Self, ToolError> {
-        let dialog = args::dialog(args)?;
-        Ok(match args.get("CHAT_ID").and_then(args::chat_id) {
-            Some(id) => Self {
-                chat_id: Some(id),
-                dialog_id: None,
-            },
-            None => Self {
-                chat_id: None,
-                dialog_id: Some(dialog),
-            },
+        Ok(Self {
+            dialog: args::dialog(args)?,
         })
     }
 
-    /// The dialog ID to send: `chat<CHAT_ID>`, or DIALOG_ID as given.
+    /// The dialog ID to send: `chat2935`, `sg17` or a user ID.
     pub fn dialog(&self) -> String {
-        match (&self.dialog_id, self.chat_id) {
-            (Some(dialog), _) => dialog.clone(),
-            // `parse` sets one of the two.
-            (None, id) => format!("chat{}", id.unwrap_or_default()),
-        }
+        self.dialog.clone()
+    }
+
+    /// The chat, when the dialog is one by number: 2935 for `chat2935`; `None` for `sg17` or a
+    /// user.
+    pub fn chat(&self) -> Option<i64> {
+        self.dialog.strip_prefix("chat")?.parse().ok()
+    }
+
+    /// The user of a private dialog: 1269 for `1269`; `None` for a chat.
+    pub fn user(&self) -> Option<i64> {
+        self.dialog
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| self.dialog.parse().ok())
+            .flatten()
     }
 }
 
@@ -81,7 +91,7 @@ pub const ENTRY: ToolEntry = ToolEntry {
 };
 
 fn input() -> Value {
-    schema::of::<ChatRef>()
+    schema::of::<ChatRefSchema>()
 }
 
 fn output() -> Value {
@@ -164,4 +174,36 @@ fn run<'a>(
         };
         serde_json::to_value(answer).map_err(|_| ToolError::internal())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chat(arguments: Value) -> ChatRef {
+        let map = arguments.as_object().unwrap().clone();
+        ChatRef::parse(&Args::new(&map, &["CHAT_ID", "DIALOG_ID"]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_chat_names_its_dialog_its_chat_or_its_user() {
+        let by_id = chat(json!({"CHAT_ID": "chat2935"}));
+        assert_eq!(
+            (by_id.dialog(), by_id.chat(), by_id.user()),
+            ("chat2935".into(), Some(2935), None)
+        );
+        let as_dialog = chat(json!({"DIALOG_ID": "CHAT2935"}));
+        assert_eq!(as_dialog, by_id);
+        let group = chat(json!({"DIALOG_ID": "sg17"}));
+        assert_eq!(
+            (group.dialog(), group.chat(), group.user()),
+            ("sg17".into(), None, None)
+        );
+        let private = chat(json!({"DIALOG_ID": 1269}));
+        assert_eq!(
+            (private.dialog(), private.chat(), private.user()),
+            ("1269".into(), None, Some(1269))
+        );
+    }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
+use super::dialog_get::{ChatRef, ChatRefSchema};
 use super::error::ToolError;
 use super::messages::page::{self, Cursor};
 use super::messages::{self, Format, Message, shape};
@@ -56,14 +57,9 @@ fn output() -> Value {
 /// The arguments as [`parse`] reads them; the input schema is derived from it.
 #[derive(JsonSchema)]
 struct Input {
-    /// From im_chat_get or im_search_chat_list.
-    #[serde(rename = "CHAT_ID")]
-    #[schemars(range(min = 1), extend("type" = "integer"))]
-    chat_id: Option<i64>,
-    /// Or chat2935, sg17, a user ID.
-    #[serde(rename = "DIALOG_ID")]
-    #[schemars(extend("type" = "string"))]
-    dialog_id: Option<String>,
+    #[serde(flatten)]
+    #[schemars(with = "ChatRefSchema")]
+    chat: ChatRef,
     #[serde(rename = "LIMIT", default)]
     #[schemars(range(min = 1, max = MAX_LIMIT), transform = no_default)]
     limit: i64,
@@ -115,8 +111,7 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
             "FORMAT",
         ],
     )?;
-    // The dialog to send, from CHAT_ID or DIALOG_ID (exactly one is given): always set here.
-    let dialog_id = Some(args::dialog(&args)?);
+    let chat = ChatRef::parse(&args)?;
     let limit = args::integer(&args, "LIMIT", 1..=MAX_LIMIT, DEFAULT_LIMIT)?;
     let last_id = page::message_id(&args, "LAST_ID")?;
     let first_id = page::message_id(&args, "FIRST_ID")?;
@@ -126,8 +121,7 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
         ));
     }
     Ok(Input {
-        chat_id: args.get("CHAT_ID").and_then(args::chat_id),
-        dialog_id,
+        chat,
         limit,
         last_id,
         first_id,
@@ -144,7 +138,7 @@ fn run<'a>(
     Box::pin(async move {
         let input = parse(arguments)?;
         let cursor = input.cursor();
-        let dialog = input.dialog_id.clone().unwrap_or_default();
+        let dialog = input.chat.dialog();
         // One more than asked, so that a page that is not full says there is no more.
         let requested = (input.limit + 1).min(MAX_LIMIT);
         let mut params = json!({"DIALOG_ID": dialog, "LIMIT": requested});
@@ -169,8 +163,7 @@ fn run<'a>(
             .get("chat_id")
             .and_then(lenient_integer)
             .filter(|id| (1..=args::MAX_ID).contains(id))
-            .or(input.chat_id)
-            .or_else(|| dialog.strip_prefix("chat").and_then(|id| id.parse().ok()))
+            .or_else(|| input.chat.chat())
             .unwrap_or(0);
         let mut list = page.messages;
         let build = |messages: Vec<Message>| Answer {

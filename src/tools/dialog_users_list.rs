@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
-use super::dialog_get::ChatRef;
+use super::dialog_get::{ChatRef, ChatRefSchema};
 use super::error::ToolError;
 use super::registry::{Access, ToolEntry, Writes, read, reads_only, unexpected};
 use super::schema::{self, no_default};
@@ -58,6 +58,7 @@ fn output() -> Value {
 #[derive(JsonSchema)]
 struct Input {
     #[serde(flatten)]
+    #[schemars(with = "ChatRefSchema")]
     chat: ChatRef,
     /// Leave out system users (bots, connectors).
     #[serde(rename = "SKIP_EXTERNAL")]

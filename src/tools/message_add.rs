@@ -10,10 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::args::{self, Args};
 use super::confirm::Question;
+use super::dialog_get::{ChatRef, ChatRefSchema};
 use super::error::ToolError;
-use super::message_write::{
-    self, DialogRef, MAX_MESSAGE_CHARS, Written, notifies_everyone, outcome_hint,
-};
+use super::message_write::{self, MAX_MESSAGE_CHARS, Written, notifies_everyone, outcome_hint};
 use super::registry::{Access, Intent, ToolEntry, Writes, unexpected, write};
 use super::schema;
 use super::write_chats::shown;
@@ -57,7 +56,8 @@ fn output() -> Value {
 #[derive(JsonSchema)]
 struct Input {
     #[serde(flatten)]
-    chat: DialogRef,
+    #[schemars(with = "ChatRefSchema")]
+    chat: ChatRef,
     #[serde(rename = "MESSAGE")]
     #[schemars(length(max = MAX_MESSAGE_CHARS))]
     message: String,
@@ -84,7 +84,7 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
             "SYSTEM",
         ],
     )?;
-    let chat = DialogRef::parse(&args)?;
+    let chat = ChatRef::parse(&args)?;
     let message = message_write::text(&args, "give the text to post")?;
     let reply_id = match args.get("REPLY_ID") {
         Some(_) => Some(args::id_arg(&args, "REPLY_ID", 84877)?),
@@ -182,6 +182,6 @@ fn run<'a>(
                 .outcome_unknown(),
             )
         })?;
-        Written::answer(message_id, &dialog)
+        Written::answer(message_id, &post.chat)
     })
 }

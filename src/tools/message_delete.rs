@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::args::{self, Args};
 use super::confirm::Question;
+use super::dialog_get::{ChatRef, ChatRefSchema};
 use super::error::ToolError;
-use super::message_write::{self, DialogRef, Written, outcome_hint};
+use super::message_write::{self, Written, outcome_hint};
 use super::registry::{Access, Intent, ToolEntry, Writes, write_true};
 use super::schema;
 use super::write_chats::shown;
@@ -59,14 +60,15 @@ struct Input {
     #[schemars(range(min = 1))]
     message_id: i64,
     #[serde(flatten)]
-    chat: DialogRef,
+    #[schemars(with = "ChatRefSchema")]
+    chat: ChatRef,
 }
 
 fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
     let args = Args::new(arguments, &["MESSAGE_ID", "CHAT_ID", "DIALOG_ID"])?;
     Ok(Input {
         message_id: args::id_arg(&args, "MESSAGE_ID", 84877)?,
-        chat: DialogRef::parse(&args)?,
+        chat: ChatRef::parse(&args)?,
     })
 }
 
@@ -103,6 +105,6 @@ fn run<'a>(
         write_true(client, METHOD, &json!({"MESSAGE_ID": message_id}), observer)
             .await
             .map_err(outcome_hint)?;
-        Written::answer(message_id, &dialog)
+        Written::answer(message_id, &chat)
     })
 }

@@ -11,10 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::args::{self, Args};
 use super::confirm::Question;
+use super::dialog_get::{ChatRef, ChatRefSchema};
 use super::error::ToolError;
-use super::message_write::{
-    self, DialogRef, MAX_MESSAGE_CHARS, Written, notifies_everyone, outcome_hint,
-};
+use super::message_write::{self, MAX_MESSAGE_CHARS, Written, notifies_everyone, outcome_hint};
 use super::registry::{Access, Intent, ToolEntry, Writes, write_true};
 use super::schema;
 use super::write_chats::shown;
@@ -61,7 +60,8 @@ struct Input {
     #[schemars(range(min = 1))]
     message_id: i64,
     #[serde(flatten)]
-    chat: DialogRef,
+    #[schemars(with = "ChatRefSchema")]
+    chat: ChatRef,
     #[serde(rename = "MESSAGE")]
     #[schemars(length(max = MAX_MESSAGE_CHARS))]
     message: String,
@@ -83,7 +83,7 @@ fn parse(arguments: &JsonObject) -> Result<Input, ToolError> {
     )?;
     Ok(Input {
         message_id: args::id_arg(&args, "MESSAGE_ID", 84877)?,
-        chat: DialogRef::parse(&args)?,
+        chat: ChatRef::parse(&args)?,
         message: message_write::text(
             &args,
             "Bitrix24 would delete the message: use im_message_delete to delete it",
@@ -136,6 +136,6 @@ fn run<'a>(
         write_true(client, METHOD, &Value::Object(params), observer)
             .await
             .map_err(outcome_hint)?;
-        Written::answer(edit.message_id, &dialog)
+        Written::answer(edit.message_id, &edit.chat)
     })
 }

@@ -1,7 +1,7 @@
 //! What the three message writes share (`im_message_add`, `im_message_update`,
 //! `im_message_delete`): the text a caller gives (BBCode, checked before any request) and how a
-//! question quotes it, whether it notifies everyone, the dialog a call names, the check that a
-//! message is in that dialog, and the answer.
+//! question quotes it, whether it notifies everyone, the check that a message is in the dialog
+//! named, and the answer.
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::args::{self, Args};
 use super::call::quote::quote_bounded;
+use super::dialog_get::ChatRef;
 use super::error::ToolError;
 use super::messages;
 use super::registry::Writes;
@@ -35,51 +36,13 @@ pub struct Written {
     pub dialog_id: String,
 }
 
-/// The dialog a message write names, `CHAT_ID` or `DIALOG_ID` (exactly one), as [`args::dialog`]
-/// reads it; flattened into the tools' inputs, whose schemas are derived from them (kept short:
-/// the tools' descriptions say the rest).
-#[derive(JsonSchema)]
-pub struct DialogRef {
-    #[serde(rename = "CHAT_ID")]
-    #[schemars(range(min = 1), extend("type" = "integer"))]
-    chat_id: Option<i64>,
-    #[serde(rename = "DIALOG_ID")]
-    #[schemars(extend("type" = "string"))]
-    dialog_id: Option<String>,
-}
-
-impl DialogRef {
-    pub fn parse(args: &Args<'_>) -> Result<Self, ToolError> {
-        let dialog = args::dialog(args)?;
-        Ok(Self {
-            chat_id: chat_of(&dialog),
-            dialog_id: Some(dialog),
-        })
-    }
-
-    /// In the portal's form: `chat2935`, `sg17`, `1269`.
-    pub fn dialog(&self) -> String {
-        self.dialog_id.clone().unwrap_or_default()
-    }
-
-    /// The chat, when the dialog is one by number (`chat2935`).
-    pub fn chat(&self) -> Option<i64> {
-        self.chat_id
-    }
-
-    /// The user, when the dialog is a private one.
-    pub fn user(&self) -> Option<i64> {
-        user_of(&self.dialog())
-    }
-}
-
 impl Written {
-    pub fn answer(message_id: i64, dialog: &str) -> Result<Value, ToolError> {
+    pub fn answer(message_id: i64, chat: &ChatRef) -> Result<Value, ToolError> {
         let written = Self {
             ok: true,
             message_id,
-            chat_id: chat_of(dialog),
-            dialog_id: dialog.to_owned(),
+            chat_id: chat.chat(),
+            dialog_id: chat.dialog(),
         };
         serde_json::to_value(written).map_err(|_| ToolError::internal())
     }
@@ -147,20 +110,6 @@ pub fn notifies_everyone(text: &str) -> bool {
     })
 }
 
-/// The chat of a dialog in the portal's form: 2935 for `chat2935`; `None` for `sg17` or a user.
-pub fn chat_of(dialog: &str) -> Option<i64> {
-    dialog.strip_prefix("chat")?.parse().ok()
-}
-
-/// The user of a private dialog: 1269 for `1269`; `None` for a chat.
-pub fn user_of(dialog: &str) -> Option<i64> {
-    dialog
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| dialog.parse().ok())
-        .flatten()
-}
-
 /// The caller's text as a question quotes it: escaped onto one line, shortened with its length.
 pub fn quoted(text: &str) -> String {
     quote_bounded(text, MAX_QUOTED_CHARS)
@@ -220,16 +169,6 @@ mod tests {
         ] {
             assert!(!notifies_everyone(text), "{text:?}");
         }
-    }
-
-    #[test]
-    fn dialogs_name_their_chat_or_user() {
-        assert_eq!(chat_of("chat2935"), Some(2935));
-        assert_eq!(chat_of("sg17"), None);
-        assert_eq!(chat_of("1269"), None);
-        assert_eq!(user_of("1269"), Some(1269));
-        assert_eq!(user_of("chat2935"), None);
-        assert_eq!(user_of(""), None);
     }
 
     #[test]
