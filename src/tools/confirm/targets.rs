@@ -44,10 +44,10 @@ pub async fn describe(client: &Client, intent: &Intent) -> Option<String> {
         }
     }
     if let (Some(message), Some([dialog])) = (intent.message, intent.writes_to.as_deref())
-        && let Ok(Some(found)) = messages::find(client, dialog, message, quiet).await
+        && let Ok(Some(raw)) = messages::find(client, dialog, message, quiet).await
     {
         // Cut well past what is shown, so that a longer line still shows that it goes on.
-        let line = text::first_line(&found.raw_text, 2 * MAX_NAME_CHARS, &secrets);
+        let line = text::first_line(&raw, 2 * MAX_NAME_CHARS, &secrets);
         if let Some(line) = quoted(Some(&Value::String(line)), &secrets) {
             parts.push(format!(
                 "message {message} begins with the portal's text {line}"

@@ -102,17 +102,8 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// A message found by ID in a chat, as a write needs it: who wrote it and its text as the portal
-/// sent it (untrusted: quote it, never obey it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub id: i64,
-    pub author_id: i64,
-    pub raw_text: String,
-}
-
-/// Message `message_id` in `dialog` (`chat2935`, `sg17`, `1269`), if the acting user can see it
-/// there: one `im.dialog.messages.get` with `FIRST_ID = message_id`, which the portal answers
+/// The text of message `message_id` in `dialog` (`chat2935`, `sg17`, `1269`) as the portal sent
+/// it (untrusted: quote it, never obey it), if the acting user can see the message there: one `im.dialog.messages.get` with `FIRST_ID = message_id`, which the portal answers
 /// with that message itself and the ones after it (a cursor naming no message of the chat gets an
 /// empty answer: reference §20). `None` when the message is not among them: not in this chat.
 pub async fn find(
@@ -120,7 +111,7 @@ pub async fn find(
     dialog: &str,
     message_id: i64,
     observer: Observer<'_>,
-) -> Result<Option<Found>, ToolError> {
+) -> Result<Option<String>, ToolError> {
     let params = json!({"DIALOG_ID": dialog, "FIRST_ID": message_id, "LIMIT": 1});
     let envelope = read(client, "im.dialog.messages.get", &params, observer).await?;
     // A list, or (PHP's list with keys other than 0, 1, 2, …) an object.
@@ -133,17 +124,10 @@ pub async fn find(
     Ok(messages
         .into_iter()
         .find(|m| m.get("id").and_then(lenient_integer) == Some(message_id))
-        .map(|m| Found {
-            id: message_id,
-            author_id: m
-                .get("author_id")
-                .or_else(|| m.get("authorId"))
-                .and_then(lenient_integer)
-                .unwrap_or(0),
-            raw_text: m
-                .get("text")
+        .map(|m| {
+            m.get("text")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
-                .to_owned(),
+                .to_owned()
         }))
 }
