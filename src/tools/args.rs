@@ -82,7 +82,7 @@ pub fn positive_id(value: &Value) -> Option<i64> {
 }
 
 /// A non-empty run of ASCII digits as a number.
-fn digits(text: &str) -> Option<i64> {
+pub fn digits(text: &str) -> Option<i64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

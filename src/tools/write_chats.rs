@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use super::args;
 use super::error::ToolError;
 
 /// The most entries taken: a list is for a handful of chats a team writes to.
@@ -104,10 +105,7 @@ fn canonical(entry: &str) -> Option<String> {
     } else {
         ("chat", lower.as_str())
     };
-    let id: i64 = digits
-        .parse()
-        .ok()
-        .filter(|id| *id > 0 && digits.bytes().all(|b| b.is_ascii_digit()))?;
+    let id = args::digits(digits).filter(|id| (1..=args::MAX_ID).contains(id))?;
     Some(format!("{prefix}{id}"))
 }
 

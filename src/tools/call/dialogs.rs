@@ -162,13 +162,9 @@ fn number(value: Given<'_>) -> Option<i64> {
     }
 }
 
+/// Digits alone, as an ID.
 fn digits(text: &str) -> Option<i64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse()
-        .ok()
-        .filter(|id| (1..=args::MAX_ID).contains(id))
+    args::digits(text).filter(|id| (1..=args::MAX_ID).contains(id))
 }
 
 #[cfg(test)]
