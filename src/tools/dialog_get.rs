@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::{self, Args};
+use super::confirm::Question;
 use super::error::ToolError;
-use super::registry::{Access, ToolEntry, Writes, read, reads_only, unexpected};
+use super::registry::{Access, Intent, ToolEntry, Writes, read, reads_only, unexpected};
 use super::schema;
 use super::shape::{self, Shaper};
 use crate::bitrix::{Client, Observer};
@@ -64,6 +65,23 @@ impl ChatRef {
     /// user.
     pub fn chat(&self) -> Option<i64> {
         self.dialog.strip_prefix("chat")?.parse().ok()
+    }
+
+    /// A write to this chat: named in its confirmation and held to `--write-chats`.
+    pub fn intent(
+        &self,
+        summary: String,
+        confirm: Option<Question>,
+        message: Option<i64>,
+    ) -> Intent {
+        Intent {
+            summary,
+            confirm,
+            chat: self.chat(),
+            user: self.user(),
+            message,
+            writes_to: Some(vec![self.dialog()]),
+        }
     }
 
     /// The user of a private dialog: 1269 for `1269`; `None` for a chat.

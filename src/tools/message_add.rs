@@ -127,14 +127,7 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
             expected: dialog.clone(),
         }
     });
-    Ok(Some(Intent {
-        summary,
-        confirm,
-        chat: post.chat.chat(),
-        user: post.chat.user(),
-        message: None,
-        writes_to: Some(vec![dialog]),
-    }))
+    Ok(Some(post.chat.intent(summary, confirm, None)))
 }
 
 fn run<'a>(

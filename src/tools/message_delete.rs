@@ -76,20 +76,18 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
     let Input { message_id, chat } = parse(arguments)?;
     let dialog = chat.dialog();
     let place = shown(&dialog);
-    Ok(Some(Intent {
-        summary: format!("delete message {message_id} in {place}"),
-        confirm: Some(Question {
-            message: format!(
-                "Delete message {message_id} in {place} on your Bitrix24 portal \
-                 (im.message.delete)? To confirm, type the message ID: {message_id}"
-            ),
-            expected: message_id.to_string(),
-        }),
-        chat: chat.chat(),
-        user: chat.user(),
-        message: Some(message_id),
-        writes_to: Some(vec![dialog]),
-    }))
+    let question = Question {
+        message: format!(
+            "Delete message {message_id} in {place} on your Bitrix24 portal (im.message.delete)? \
+             To confirm, type the message ID: {message_id}"
+        ),
+        expected: message_id.to_string(),
+    };
+    Ok(Some(chat.intent(
+        format!("delete message {message_id} in {place}"),
+        Some(question),
+        Some(message_id),
+    )))
 }
 
 fn run<'a>(

@@ -107,14 +107,11 @@ fn intent(arguments: &JsonObject) -> Result<Option<Intent>, ToolError> {
         ),
         expected: dialog.clone(),
     });
-    Ok(Some(Intent {
-        summary: format!("edit message {message_id} in {place}"),
+    Ok(Some(edit.chat.intent(
+        format!("edit message {message_id} in {place}"),
         confirm,
-        chat: edit.chat.chat(),
-        user: edit.chat.user(),
-        message: Some(message_id),
-        writes_to: Some(vec![dialog]),
-    }))
+        Some(message_id),
+    )))
 }
 
 fn run<'a>(
